@@ -1,0 +1,92 @@
+import { mkdirSync } from "node:fs"
+import { createServer } from "node:net"
+import { resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { NodeContext } from "@effect/platform-node"
+import { PgClient, PgMigrator } from "@effect/sql-pg"
+import { PGlite } from "@electric-sql/pglite"
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
+import { Data, Duration, Effect, Layer, Option, String as Str } from "effect"
+import { Settings } from "./Settings.ts"
+
+export class DatabaseStartError extends Data.TaggedError("DatabaseStartError")<{ readonly message: string }> {}
+
+const POOL_SIZE = 10
+const EMBEDDED_POOL_SIZE = 4
+
+const clientOptions = {
+  connectTimeout: Duration.seconds(5),
+  transformResultNames: Str.snakeToCamel,
+  transformQueryNames: Str.camelToSnake
+} as const
+
+const freePort = Effect.async<number, DatabaseStartError>((resume) => {
+  const server = createServer()
+  server.once("error", (cause) => resume(Effect.fail(new DatabaseStartError({ message: String(cause) }))))
+  server.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/**
+ * PGlite (Postgres compiled to WASM) with its data in DATA_DIR/pglite, served on a loopback port
+ * by pglite-socket so the same PgClient as in production talks to it. Single node only.
+ */
+const embedded = Effect.gen(function* () {
+  const dir = resolve(yield* Settings.dataDir, "pglite")
+  mkdirSync(dir, { recursive: true })
+  const db = yield* Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => PGlite.create(dir),
+      catch: (cause) => new DatabaseStartError({ message: `cannot open embedded database in ${dir}: ${cause}` })
+    }),
+    (db) => Effect.promise(() => db.close()).pipe(Effect.ignore)
+  )
+  const port = yield* freePort
+  yield* Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port, maxConnections: EMBEDDED_POOL_SIZE + 1 })
+        await server.start()
+        return server
+      },
+      catch: (cause) => new DatabaseStartError({ message: `cannot serve embedded database: ${cause}` })
+    }),
+    (server) => Effect.promise(() => server.stop()).pipe(Effect.ignore)
+  )
+  yield* Effect.logInfo(`database: embedded PGlite in ${dir}`)
+  return PgClient.layer({
+    ...clientOptions,
+    host: "127.0.0.1",
+    port,
+    username: "postgres",
+    database: "postgres",
+    maxConnections: EMBEDDED_POOL_SIZE
+  })
+})
+
+/** Postgres from DATABASE_URL, or the embedded PGlite when it is not set. */
+export const DatabaseLive = Layer.unwrapScoped(
+  Effect.gen(function* () {
+    const url = yield* Settings.databaseUrl
+    if (Option.isNone(url)) return yield* embedded
+    yield* Effect.logInfo("database: postgres from DATABASE_URL")
+    return PgClient.layer({ ...clientOptions, url: url.value, maxConnections: POOL_SIZE })
+  })
+)
+
+export const migrationsDirectory = fileURLToPath(new URL("../../migrations", import.meta.url))
+
+/** Applies pending migrations in order; a no-op when all are applied. */
+export const runMigrations = PgMigrator.run({ loader: PgMigrator.fromFileSystem(migrationsDirectory) }).pipe(
+  Effect.tap((applied) =>
+    applied.length === 0
+      ? Effect.logInfo("migrations: up to date")
+      : Effect.logInfo(`migrations: applied ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
+  ),
+  Effect.provide(NodeContext.layer)
+)
+
+export const MigrationsLive = Layer.effectDiscard(runMigrations)

@@ -1,0 +1,89 @@
+/**
+ * Every setting the server reads, as Effect Config descriptors. Each layer reads the ones it
+ * needs; `validateAll` reads them all at start so a bad value stops the server before anything
+ * is opened. `.env.example` documents each of them (a test keeps the two in step).
+ */
+import { Config, ConfigError, Duration, Either, LogLevel, Redacted } from "effect"
+
+const port = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be a port number between 1 and 65535", validation: (n) => n >= 1 && n <= 65535 }),
+    Config.withDefault(fallback)
+  )
+
+const url = (name: string, protocols: ReadonlyArray<string>) =>
+  Config.redacted(name).pipe(
+    Config.mapOrFail((value) => {
+      const parsed = parseUrl(Redacted.value(value))
+      return parsed !== undefined && protocols.includes(parsed.protocol)
+        ? Either.right(value)
+        : Either.left(ConfigError.InvalidData([name], `must be a URL starting with ${protocols.join(" or ")}//`))
+    })
+  )
+
+const parseUrl = (value: string): URL | undefined => {
+  try {
+    return new URL(value)
+  } catch {
+    return undefined
+  }
+}
+
+const origin = (value: string): Either.Either<string, string> => {
+  const parsed = parseUrl(value)
+  if (parsed === undefined || !["http:", "https:"].includes(parsed.protocol) || parsed.origin !== value) {
+    return Either.left(`"${value}" is not an origin like https://app.example.com (scheme, host, optional port)`)
+  }
+  return Either.right(value)
+}
+
+export const Settings = {
+  host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
+  port: port("PORT", 3000),
+  wsPort: port("WS_PORT", 3001),
+  publicUrl: Config.string("PUBLIC_URL").pipe(
+    Config.mapOrFail((value) =>
+      parseUrl(value) !== undefined && /^https?:$/.test(parseUrl(value)!.protocol)
+        ? Either.right(value.replace(/\/+$/, ""))
+        : Either.left(ConfigError.InvalidData(["PUBLIC_URL"], "must be an http(s) URL such as https://api.example.com"))
+    ),
+    Config.withDefault("http://localhost:3000")
+  ),
+  databaseUrl: Config.option(url("DATABASE_URL", ["postgres:", "postgresql:"])),
+  redisUrl: Config.option(url("REDIS_URL", ["redis:", "rediss:"])),
+  redisKeyPrefix: Config.string("REDIS_KEY_PREFIX").pipe(Config.withDefault("lps:")),
+  dataDir: Config.string("DATA_DIR").pipe(Config.withDefault("./.data")),
+  allowedOrigins: Config.string("ALLOWED_ORIGINS").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((raw) => {
+      const origins = raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0)
+      const parsed = Either.all(origins.map(origin))
+      return Either.mapLeft(parsed, (message) => ConfigError.InvalidData(["ALLOWED_ORIGINS"], message))
+    })
+  ),
+  trustProxy: Config.string("TRUST_PROXY").pipe(
+    Config.withDefault("false"),
+    Config.mapOrFail((raw) => {
+      const value = raw.trim().toLowerCase()
+      if (value === "false" || value === "0") return Either.right(0)
+      if (value === "true") return Either.right(1)
+      const hops = Number(value)
+      return Number.isInteger(hops) && hops > 0 && hops < 32
+        ? Either.right(hops)
+        : Either.left(ConfigError.InvalidData(["TRUST_PROXY"], "must be false, true or the number of proxy hops"))
+    })
+  ),
+  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),
+  maxBodySize: Config.integer("MAX_BODY_SIZE").pipe(
+    Config.validate({ message: "must be a positive number of bytes", validation: (n) => n > 0 }),
+    Config.withDefault(1024 * 1024)
+  ),
+  shutdownTimeout: Config.duration("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(8)))
+}
+
+/** Reads every setting once; fails with the first bad one. */
+export const validateAll = Config.all(Settings)

@@ -1,0 +1,9 @@
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { MainLive } from "./layers/Main.ts"
+import { startupFailureLine } from "./layers/Startup.ts"
+
+Layer.launch(MainLive).pipe(
+  Effect.tapErrorCause((cause) => Effect.sync(() => console.error(startupFailureLine(cause)))),
+  NodeRuntime.runMain({ disableErrorReporting: true })
+)

@@ -1,0 +1,14 @@
+/** The REST API: every group, documented at /openapi.json and /docs. */
+import { HttpApi, OpenApi } from "@effect/platform"
+import { HealthApi } from "./Health.ts"
+
+export class Api extends HttpApi.make("api")
+  .add(HealthApi)
+  .annotate(OpenApi.Title, "Live Permission Server")
+  .annotate(OpenApi.Version, "0.1.0")
+  .annotate(
+    OpenApi.Description,
+    "Authentication, multi-tenant RBAC and live permissions. Every operation here is also an RPC at " +
+      "`POST /rpc` (NDJSON, @effect/rpc) with the same schemas and errors. Errors are JSON " +
+      "`{ _tag, code, message }` with a stable `code`."
+  ) {}

@@ -1,0 +1,29 @@
+/** Liveness and readiness: the same contract as REST endpoints and as RPCs. */
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Rpc, RpcGroup } from "@effect/rpc"
+import { Schema } from "effect"
+import { HealthChecks, NotReady } from "./Errors.ts"
+
+export class Liveness extends Schema.Class<Liveness>("Liveness")({ status: Schema.Literal("ok") }) {}
+
+export class HealthReport extends Schema.Class<HealthReport>("HealthReport")({
+  status: Schema.Literal("ready"),
+  checks: HealthChecks
+}) {}
+
+export class HealthApi extends HttpApiGroup.make("health")
+  .add(
+    HttpApiEndpoint.get("live", "/health/live").addSuccess(Liveness).annotate(OpenApi.Summary, "The process is running")
+  )
+  .add(
+    HttpApiEndpoint.get("ready", "/health/ready")
+      .addSuccess(HealthReport)
+      .addError(NotReady)
+      .annotate(OpenApi.Summary, "This node can serve traffic: its database and event stream answer")
+  )
+  .annotate(OpenApi.Title, "Health") {}
+
+export class HealthRpcs extends RpcGroup.make(
+  Rpc.make("health.live", { success: Liveness }),
+  Rpc.make("health.ready", { success: HealthReport, error: NotReady })
+) {}
