@@ -1,16 +1,9 @@
 import { randomBytes } from "node:crypto"
-import { createRequire } from "node:module"
 import { inject } from "vitest"
 
-interface PgClient {
-  connect(): Promise<void>
-  query(text: string, values?: ReadonlyArray<unknown>): Promise<{ rows: Array<Record<string, unknown>> }>
-  end(): Promise<void>
-}
+import pg from "pg"
 
-const { Client } = createRequire(import.meta.url)("pg") as {
-  Client: new (config: { connectionString: string }) => PgClient
-}
+const { Client } = pg
 
 export interface TestDatabase {
   readonly url: string
@@ -25,7 +18,7 @@ export const query = async (
   const client = new Client({ connectionString: url })
   await client.connect()
   try {
-    return (await client.query(text, values)).rows
+    return (await client.query(text, values as Array<unknown>)).rows
   } finally {
     await client.end()
   }
