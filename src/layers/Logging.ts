@@ -6,9 +6,6 @@ export const LoggingLive = Layer.unwrapEffect(
   Effect.gen(function* () {
     const format = yield* Settings.logFormat
     const level = yield* Settings.logLevel
-    return Layer.merge(
-      Logger.replace(Logger.defaultLogger, format === "json" ? Logger.jsonLogger : Logger.prettyLoggerDefault),
-      Logger.minimumLogLevel(level)
-    )
+    return Layer.merge(format === "json" ? Logger.json : Logger.pretty, Logger.minimumLogLevel(level))
   })
 )

@@ -1,6 +1,7 @@
 /**
  * The one composition root. Infra picks real Postgres/Redis or the embedded defaults from the
- * settings; Transport serves HTTP and WebSockets on top of it.
+ * settings; Transport serves HTTP and WebSockets on top of it. `LoggingLive` (Logging.ts) is
+ * provided around the whole program by main.ts, so every layer logs in the configured format.
  */
 import { Effect, Layer, Option } from "effect"
 import { DatabaseLive, MigrationsLive } from "./Database.ts"
@@ -10,7 +11,6 @@ import { HttpServerLive } from "./HttpServer.ts"
 import { KeyValueStoreMemory } from "./KeyValueStoreMemory.ts"
 import { KeyValueStoreRedis } from "./KeyValueStoreRedis.ts"
 import { LiveSocketServerLive } from "./LiveSocketServer.ts"
-import { LoggingLive } from "./Logging.ts"
 import { RateLimiterMemory } from "./RateLimiterMemory.ts"
 import { RateLimiterRedis } from "./RateLimiterRedis.ts"
 import { ReadinessLive } from "./ReadinessLive.ts"
@@ -45,6 +45,5 @@ const SettingsChecked = Layer.effectDiscard(validateAll)
 export const MainLive = TransportLive.pipe(
   Layer.provide(ReadinessLive),
   Layer.provide(InfraLive),
-  Layer.provide(SettingsChecked),
-  Layer.provide(LoggingLive)
+  Layer.provide(SettingsChecked)
 )

@@ -2,7 +2,7 @@
  * A typed client for the RPC API, for TypeScript consumers:
  *
  *   const client = yield* ApiClient.make("http://localhost:3000/rpc")
- *   const report = yield* client["health.ready"]()
+ *   const report = yield* client.health.ready()
  *
  * or provide `ApiClient.layer(url)` and `yield* ApiClient`.
  */

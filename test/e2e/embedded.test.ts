@@ -1,0 +1,107 @@
+import { Effect } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import WebSocket from "ws"
+import { ApiClient } from "../../src/rpc/client.ts"
+import { type ServerProcess, startServer } from "../support/ServerProcess.ts"
+
+const portIsFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const server = createServer()
+    server.once("error", () => resolve(false))
+    server.listen(port, "0.0.0.0", () => server.close(() => resolve(true)))
+  })
+
+const openSocket = (url: string, headers: Record<string, string> = {}) =>
+  new Promise<WebSocket>((resolve, reject) => {
+    const ws = new WebSocket(url, { headers })
+    ws.once("open", () => resolve(ws))
+    ws.once("unexpected-response", (_request, response) => reject(new Error(`HTTP ${response.statusCode}`)))
+    ws.once("error", reject)
+  })
+
+const nextMessage = (ws: WebSocket) =>
+  new Promise<unknown>((resolve) => ws.once("message", (data) => resolve(JSON.parse(String(data)))))
+
+// The README's promise: `yarn start` on a fresh machine, nothing configured. So no environment at all
+// (not even PATH), the default ports 3000/3001, and DATA_DIR defaulting to ./.data in a fresh directory.
+describe("the server started with no environment at all (embedded default)", () => {
+  let server: ServerProcess
+  let cwd: string
+
+  beforeAll(async () => {
+    for (const port of [3000, 3001]) {
+      if (!(await portIsFree(port))) throw new Error(`port ${port} is in use; this test needs the default ports`)
+    }
+    cwd = mkdtempSync(join(tmpdir(), "lps-embedded-"))
+    server = await startServer({}, { cwd, port: 3000, wsPort: 3001, timeoutMs: 90_000 })
+  }, 120_000)
+
+  afterAll(async () => {
+    await server?.stop("SIGKILL")
+    rmSync(cwd, { recursive: true, force: true })
+  })
+
+  it("says it runs embedded and single-node, with its data under ./.data", () => {
+    expect(server.output()).toMatch(/mode: embedded PGlite \+ in-process .*single node only/)
+    expect(server.output()).toContain(join(cwd, ".data", "pglite"))
+  })
+
+  it("is ready, with the database and the event stream up", async () => {
+    const response = await fetch("http://127.0.0.1:3000/health/ready")
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({ status: "ready", checks: { database: "up", events: "up" } })
+  })
+
+  it("serves an OpenAPI 3.1 document generated from the API", async () => {
+    const response = await fetch("http://127.0.0.1:3000/openapi.json")
+    expect(response.status).toBe(200)
+    const spec = (await response.json()) as { openapi: string; paths: Record<string, unknown> }
+    expect(spec.openapi).toBe("3.1.0")
+    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(["/health/live", "/health/ready"]))
+  })
+
+  it("serves the API docs page", async () => {
+    const response = await fetch("http://127.0.0.1:3000/docs")
+    expect(response.status).toBe(200)
+    expect(response.headers.get("content-type")).toContain("text/html")
+    expect(await response.text()).toContain("Live Permission Server")
+  })
+
+  it("answers the typed RPC client", async () => {
+    const result = await Effect.gen(function* () {
+      const client = yield* ApiClient.make("http://127.0.0.1:3000/rpc")
+      return { live: yield* client.health.live(), ready: yield* client.health.ready() }
+    }).pipe(Effect.scoped, Effect.runPromise)
+    expect(result.live.status).toBe("ok")
+    expect(result.ready.checks).toEqual({ database: "up", events: "up" })
+  })
+
+  it("answers a WebSocket ping with pong, and a malformed frame with an error", async () => {
+    const ws = await openSocket("ws://127.0.0.1:3001/ws")
+    ws.send(JSON.stringify({ type: "ping" }))
+    expect(await nextMessage(ws)).toEqual({ type: "pong" })
+    ws.send("{not json")
+    expect(await nextMessage(ws)).toMatchObject({ type: "error", code: "invalid_message" })
+    ws.send(JSON.stringify({ type: "ping" }))
+    expect(await nextMessage(ws)).toEqual({ type: "pong" })
+    ws.close()
+  })
+
+  it("refuses a WebSocket from an Origin that is not allowed (none is, by default)", async () => {
+    await expect(openSocket("ws://127.0.0.1:3001/ws", { origin: "https://evil.example" })).rejects.toThrow("HTTP 403")
+  })
+
+  it("on SIGTERM closes live sockets with 1001 and exits 0 within 10 s", async () => {
+    const ws = await openSocket("ws://127.0.0.1:3001/ws")
+    const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)))
+    const started = Date.now()
+    const code = await server.stop("SIGTERM")
+    expect(await closed).toBe(1001)
+    expect(code).toBe(0)
+    expect(Date.now() - started).toBeLessThan(10_000)
+  })
+})

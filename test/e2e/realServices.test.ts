@@ -1,0 +1,84 @@
+import { Effect, Either } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { NotReady } from "../../src/rpc/Errors.ts"
+import { ApiClient } from "../../src/rpc/client.ts"
+import { type ServerProcess, startServer } from "../support/ServerProcess.ts"
+import { type RedisServer, startRedis } from "../support/Servers.ts"
+import { createTestDatabase, type TestDatabase, testRedisPrefix } from "../support/TestDatabase.ts"
+
+const ready = async (url: string) => {
+  const response = await fetch(`${url}/health/ready`)
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> }
+}
+
+const eventually = async <A>(f: () => Promise<A>, check: (a: A) => boolean, timeoutMs = 15_000) => {
+  const deadline = Date.now() + timeoutMs
+  let last = await f()
+  while (!check(last) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    last = await f()
+  }
+  return last
+}
+
+const rpcReady = (url: string) =>
+  Effect.gen(function* () {
+    const client = yield* ApiClient.make(`${url}/rpc`)
+    return yield* Effect.either(client.health.ready())
+  }).pipe(Effect.scoped, Effect.runPromise)
+
+// A node on real Postgres and its own Redis, which the test stops and starts again.
+describe("the server on Postgres and Redis", () => {
+  let database: TestDatabase
+  let redis: RedisServer
+  let server: ServerProcess
+
+  beforeAll(async () => {
+    database = await createTestDatabase()
+    redis = await startRedis()
+    server = await startServer({
+      DATABASE_URL: database.url,
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: testRedisPrefix(),
+      LOG_FORMAT: "json"
+    })
+  }, 60_000)
+
+  afterAll(async () => {
+    await server?.stop("SIGKILL")
+    await redis?.stop()
+    await database?.drop()
+  })
+
+  it("says it runs on postgres + redis, multi-node, and logs JSON lines", () => {
+    const lines = server
+      .output()
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { message: unknown; logLevel: string })
+    expect(lines.map((line) => line.message)).toContainEqual("mode: postgres + redis (multi-node)")
+  })
+
+  it("goes 503 naming the event stream when Redis stops, and back to 200 when it returns", async () => {
+    expect(await ready(server.url)).toEqual({
+      status: 200,
+      body: { status: "ready", checks: { database: "up", events: "up" } }
+    })
+
+    await redis.stop()
+    const down = await eventually(() => ready(server.url), (r) => r.status === 503)
+    expect(down.status).toBe(503)
+    expect(down.body).toMatchObject({
+      _tag: "NotReady",
+      code: "not_ready",
+      message: "down: events",
+      checks: { database: "up", events: "down" }
+    })
+    const viaRpc = await rpcReady(server.url)
+    expect(Either.isLeft(viaRpc) && viaRpc.left).toBeInstanceOf(NotReady)
+
+    await redis.start()
+    const up = await eventually(() => ready(server.url), (r) => r.status === 200)
+    expect(up.body).toEqual({ status: "ready", checks: { database: "up", events: "up" } })
+  }, 60_000)
+})
