@@ -1,12 +1,12 @@
 import { mkdirSync } from "node:fs"
 import { createServer } from "node:net"
 import { resolve } from "node:path"
-import { fileURLToPath } from "node:url"
 import { NodeContext } from "@effect/platform-node"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import { Data, Duration, Effect, Layer, Option, String as Str } from "effect"
+import { migrations } from "../../migrations/index.ts"
 import { Settings } from "./Settings.ts"
 
 export class DatabaseStartError extends Data.TaggedError("DatabaseStartError")<{ readonly message: string }> {}
@@ -77,10 +77,8 @@ export const DatabaseLive = Layer.unwrapScoped(
   })
 )
 
-export const migrationsDirectory = fileURLToPath(new URL("../../migrations", import.meta.url))
-
 /** Applies pending migrations in order; a no-op when all are applied. */
-export const runMigrations = PgMigrator.run({ loader: PgMigrator.fromFileSystem(migrationsDirectory) }).pipe(
+export const runMigrations = PgMigrator.run({ loader: PgMigrator.fromRecord(migrations) }).pipe(
   Effect.tap((applied) =>
     applied.length === 0
       ? Effect.logInfo("migrations: up to date")

@@ -12,12 +12,12 @@ const port = (name: string, fallback: number) =>
   )
 
 const url = (name: string, protocols: ReadonlyArray<string>) =>
-  Config.redacted(name).pipe(
+  Config.string(name).pipe(
     Config.mapOrFail((value) => {
-      const parsed = parseUrl(Redacted.value(value))
+      const parsed = parseUrl(value)
       return parsed !== undefined && protocols.includes(parsed.protocol)
-        ? Either.right(value)
-        : Either.left(ConfigError.InvalidData([name], `must be a URL starting with ${protocols.join(" or ")}//`))
+        ? Either.right(Redacted.make(value))
+        : Either.left(ConfigError.InvalidData([], `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`))
     })
   )
 
@@ -45,7 +45,7 @@ export const Settings = {
     Config.mapOrFail((value) =>
       parseUrl(value) !== undefined && /^https?:$/.test(parseUrl(value)!.protocol)
         ? Either.right(value.replace(/\/+$/, ""))
-        : Either.left(ConfigError.InvalidData(["PUBLIC_URL"], "must be an http(s) URL such as https://api.example.com"))
+        : Either.left(ConfigError.InvalidData([], "must be an http(s) URL such as https://api.example.com"))
     ),
     Config.withDefault("http://localhost:3000")
   ),
@@ -54,18 +54,17 @@ export const Settings = {
   redisKeyPrefix: Config.string("REDIS_KEY_PREFIX").pipe(Config.withDefault("lps:")),
   dataDir: Config.string("DATA_DIR").pipe(Config.withDefault("./.data")),
   allowedOrigins: Config.string("ALLOWED_ORIGINS").pipe(
-    Config.withDefault(""),
     Config.mapOrFail((raw) => {
       const origins = raw
         .split(",")
         .map((s) => s.trim())
         .filter((s) => s.length > 0)
       const parsed = Either.all(origins.map(origin))
-      return Either.mapLeft(parsed, (message) => ConfigError.InvalidData(["ALLOWED_ORIGINS"], message))
-    })
+      return Either.mapLeft(parsed, (message) => ConfigError.InvalidData([], message))
+    }),
+    Config.withDefault([] as ReadonlyArray<string>)
   ),
   trustProxy: Config.string("TRUST_PROXY").pipe(
-    Config.withDefault("false"),
     Config.mapOrFail((raw) => {
       const value = raw.trim().toLowerCase()
       if (value === "false" || value === "0") return Either.right(0)
@@ -73,8 +72,9 @@ export const Settings = {
       const hops = Number(value)
       return Number.isInteger(hops) && hops > 0 && hops < 32
         ? Either.right(hops)
-        : Either.left(ConfigError.InvalidData(["TRUST_PROXY"], "must be false, true or the number of proxy hops"))
-    })
+        : Either.left(ConfigError.InvalidData([], "must be false, true or the number of proxy hops"))
+    }),
+    Config.withDefault(0)
   ),
   logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),

@@ -1,7 +1,7 @@
 import { Effect, Either } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { NotReady } from "../../src/rpc/Errors.ts"
 import { ApiClient } from "../../src/rpc/client.ts"
+import { NotReady } from "../../src/rpc/Errors.ts"
 import { type ServerProcess, startServer } from "../support/ServerProcess.ts"
 import { type RedisServer, startRedis } from "../support/Servers.ts"
 import { createTestDatabase, type TestDatabase, testRedisPrefix } from "../support/TestDatabase.ts"
@@ -66,7 +66,10 @@ describe("the server on Postgres and Redis", () => {
     })
 
     await redis.stop()
-    const down = await eventually(() => ready(server.url), (r) => r.status === 503)
+    const down = await eventually(
+      () => ready(server.url),
+      (r) => r.status === 503
+    )
     expect(down.status).toBe(503)
     expect(down.body).toMatchObject({
       _tag: "NotReady",
@@ -78,7 +81,10 @@ describe("the server on Postgres and Redis", () => {
     expect(Either.isLeft(viaRpc) && viaRpc.left).toBeInstanceOf(NotReady)
 
     await redis.start()
-    const up = await eventually(() => ready(server.url), (r) => r.status === 200)
+    const up = await eventually(
+      () => ready(server.url),
+      (r) => r.status === 200
+    )
     expect(up.body).toEqual({ status: "ready", checks: { database: "up", events: "up" } })
   }, 60_000)
 })

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto"
-import { inject } from "vitest"
-
 import pg from "pg"
+import { inject } from "vitest"
 
 const { Client } = pg
 

@@ -1,0 +1,6 @@
+/** Every migration, in order. Add new ones here as `NNNN_name`. */
+import core from "./0001_core.ts"
+
+export const migrations = {
+  "0001_core": core
+}

@@ -1,0 +1,8 @@
+import { Layer } from "effect"
+import { RateLimiterMemory } from "../../src/layers/RateLimiterMemory.ts"
+import { RateLimiterRedis } from "../../src/layers/RateLimiterRedis.ts"
+import { rateLimiterContract } from "./rateLimiterContract.ts"
+import { TestRedisClient } from "./TestRedisClient.ts"
+
+rateLimiterContract("memory", RateLimiterMemory)
+rateLimiterContract("redis", RateLimiterRedis.pipe(Layer.provide(TestRedisClient)))
