@@ -1,6 +1,9 @@
-import { readFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { spawnServer } from "./support/ServerProcess.ts"
+import { spawnServer, startServer } from "./support/ServerProcess.ts"
+import { freePort } from "./support/Servers.ts"
 
 const run = async (env: Record<string, string>) => {
   const server = spawnServer(env)
@@ -42,4 +45,26 @@ describe(".env.example", () => {
     const documented = [...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]+)=/gm)].map((match) => match[1])
     expect(documented).toEqual(expect.arrayContaining(names))
   })
+})
+
+describe("the server refuses to start on a platform it cannot serve well", () => {
+  it("refuses the pure-JS fallback of uWebSockets.js, naming the reason", async () => {
+    const { code, lines } = await run({ UWS_USE_FALLBACK: "1" })
+    expect(code).toBe(1)
+    expect(lines.at(-1)).toMatch(/^cannot start: .*pure-JS fallback, not the native binary/)
+  })
+
+  it("refuses an embedded data directory that another running server holds", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "lps-lock-"))
+    const first = await startServer({ DATA_DIR: dataDir }, { timeoutMs: 90_000 })
+    try {
+      const [port, wsPort] = [await freePort(), await freePort()]
+      const { code, lines } = await run({ DATA_DIR: dataDir, PORT: String(port), WS_PORT: String(wsPort) })
+      expect(code).toBe(1)
+      expect(lines.at(-1)).toMatch(/^cannot start: .*pglite is in use by process \d+/)
+    } finally {
+      expect(await first.stop()).toBe(0)
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }, 120_000)
 })

@@ -1,6 +1,6 @@
-import { mkdirSync } from "node:fs"
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
-import { resolve } from "node:path"
+import { join, resolve } from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { PGlite } from "@electric-sql/pglite"
@@ -30,6 +30,38 @@ const freePort = Effect.async<number, DatabaseStartError>((resume) => {
   })
 })
 
+const isRunning = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/** PGlite has no lock of its own: two processes on one data directory would corrupt it. */
+const lockDirectory = (dir: string) => {
+  const path = join(dir, "..", "pglite.lock")
+  return Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        try {
+          writeFileSync(path, String(process.pid), { flag: "wx" })
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+          const holder = Number(readFileSync(path, "utf8"))
+          if (Number.isInteger(holder) && holder !== process.pid && isRunning(holder)) {
+            throw new Error(`${dir} is in use by process ${holder}; stop it or use another DATA_DIR`)
+          }
+          writeFileSync(path, String(process.pid))
+        }
+      },
+      catch: (cause) => new DatabaseStartError({ message: cause instanceof Error ? cause.message : String(cause) })
+    }),
+    () => Effect.sync(() => rmSync(path, { force: true }))
+  )
+}
+
 /**
  * PGlite (Postgres compiled to WASM) with its data in DATA_DIR/pglite, served on a loopback port
  * by pglite-socket so the same PgClient as in production talks to it. Single node only.
@@ -37,6 +69,7 @@ const freePort = Effect.async<number, DatabaseStartError>((resume) => {
 const embedded = Effect.gen(function* () {
   const dir = resolve(yield* Settings.dataDir, "pglite")
   mkdirSync(dir, { recursive: true })
+  yield* lockDirectory(dir)
   const db = yield* Effect.acquireRelease(
     Effect.tryPromise({
       try: () => PGlite.create(dir),

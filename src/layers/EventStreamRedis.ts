@@ -63,18 +63,31 @@ export const make = Effect.gen(function* () {
         ),
     read: (stream, cursor, options) => {
       const count = options?.count ?? 100
-      if (options?.block === undefined) return readWith(redis.client, redis.key(stream), cursor, count)
+      const current = readWith(redis.client, redis.key(stream), cursor, count)
+      if (options?.block === undefined) return current
       const blockMs = Math.max(1, Duration.toMillis(options.block))
-      return Effect.scoped(
+      const wait = Effect.scoped(
         Effect.gen(function* () {
           const connection = yield* Pool.get(blocking).pipe(
             Effect.mapError((e) => new EventStreamError({ operation: "read", cause: e.cause }))
           )
-          // An interrupted blocking read leaves the connection busy: drop it rather than reuse it.
+          // An interrupted blocking read leaves the connection blocked (QUIT would wait for it):
+          // cut the socket and drop the connection from the pool.
           return yield* readWith(connection, redis.key(stream), cursor, count, blockMs).pipe(
-            Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : Pool.invalidate(blocking, connection)))
+            Effect.onExit((exit) =>
+              exit._tag === "Success"
+                ? Effect.void
+                : Effect.zipRight(
+                    Effect.sync(() => connection.disconnect()),
+                    Pool.invalidate(blocking, connection)
+                  )
+            )
           )
         })
+      )
+      // Block only when there is nothing to read and nothing lost, so a gap is reported at once.
+      return Effect.flatMap(current, (result) =>
+        result.entries.length > 0 || result.gap ? Effect.succeed(result) : wait
       )
     },
     last: (stream) =>

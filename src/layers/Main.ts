@@ -16,6 +16,7 @@ import { RateLimiterRedis } from "./RateLimiterRedis.ts"
 import { ReadinessLive } from "./ReadinessLive.ts"
 import * as RedisClient from "./RedisClient.ts"
 import { Settings, validateAll } from "./Settings.ts"
+import { loadUws } from "./Uws.ts"
 
 /** Event stream, key-value store and rate limiter: Redis when REDIS_URL is set, in-process otherwise. */
 export const EphemeralLive = Layer.unwrapEffect(
@@ -39,11 +40,11 @@ export const InfraLive = Layer.mergeAll(EphemeralLive, MigrationsLive.pipe(Layer
 
 export const TransportLive = Layer.mergeAll(HttpServerLive, LiveSocketServerLive)
 
-/** A bad setting stops the server before anything is opened. */
-const SettingsChecked = Layer.effectDiscard(validateAll)
+/** A bad setting or a missing native binary stops the server before anything is opened. */
+const Preflight = Layer.effectDiscard(Effect.zipRight(validateAll, loadUws))
 
 export const MainLive = TransportLive.pipe(
   Layer.provide(ReadinessLive),
   Layer.provide(InfraLive),
-  Layer.provide(SettingsChecked)
+  Layer.provide(Preflight)
 )

@@ -17,7 +17,9 @@ const url = (name: string, protocols: ReadonlyArray<string>) =>
       const parsed = parseUrl(value)
       return parsed !== undefined && protocols.includes(parsed.protocol)
         ? Either.right(Redacted.make(value))
-        : Either.left(ConfigError.InvalidData([], `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`))
+        : Either.left(
+            ConfigError.InvalidData([], `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`)
+          )
     })
   )
 

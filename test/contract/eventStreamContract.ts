@@ -10,26 +10,10 @@ const millis = Duration.toMillis
 const appendAll = (stream: string, values: ReadonlyArray<string>, options?: { readonly maxLength?: number }) =>
   Effect.flatMap(EventStream, (events) => Effect.forEach(values, (value) => events.append(stream, value, options)))
 
-export interface ContractOptions {
-  /**
-   * Cases this implementation is known to break, title → reason. They still run, as expected
-   * failures, so fixing the bug turns them red until the entry is removed.
-   */
-  readonly knownBugs?: Readonly<Record<string, string>>
-}
-
 /** What every EventStream implementation promises its callers; runs on the real clock. */
-export const eventStreamContract = (
-  name: string,
-  implementation: Layer.Layer<EventStream, unknown>,
-  options: ContractOptions = {}
-) =>
+export const eventStreamContract = (name: string, implementation: Layer.Layer<EventStream, unknown>) =>
   layer(implementation, { excludeTestServices: true })(`EventStream contract (${name})`, (it) => {
-    const test = (title: string, body: () => Effect.Effect<void, unknown, EventStream>) => {
-      const bug = options.knownBugs?.[title]
-      if (bug === undefined) it.effect(title, body)
-      else it.effect.fails(`${title} [known bug: ${bug}]`, body)
-    }
+    const test = (title: string, body: () => Effect.Effect<void, unknown, EventStream>) => it.effect(title, body)
 
     test("append returns strictly increasing ids", () =>
       Effect.gen(function* () {
