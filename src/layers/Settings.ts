@@ -39,6 +39,18 @@ const origin = (value: string): Either.Either<string, string> => {
   return Either.right(value)
 }
 
+const logLevels: Record<string, LogLevel.LogLevel> = {
+  all: LogLevel.All,
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warn: LogLevel.Warning,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None
+}
+
 export const Settings = {
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
   port: port("PORT", 3000),
@@ -78,7 +90,15 @@ export const Settings = {
     }),
     Config.withDefault(0)
   ),
-  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  logLevel: Config.string("LOG_LEVEL").pipe(
+    Config.mapOrFail((raw) => {
+      const level = logLevels[raw.trim().toLowerCase()]
+      return level === undefined
+        ? Either.left(ConfigError.InvalidData([], `must be one of ${Object.keys(logLevels).join(", ")}`))
+        : Either.right(level)
+    }),
+    Config.withDefault(LogLevel.Info)
+  ),
   logFormat: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),
   maxBodySize: Config.integer("MAX_BODY_SIZE").pipe(
     Config.validate({ message: "must be a positive number of bytes", validation: (n) => n > 0 }),
