@@ -63,3 +63,42 @@ export class NotReady extends Schema.TaggedError<NotReady>()(
   },
   HttpApiSchema.annotations({ status: 503, description: "A dependency of this node is down" })
 ) {}
+
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  {
+    code: Schema.Literal("unauthorized", "invalid_credentials", "invalid_token"),
+    message: Schema.String
+  },
+  HttpApiSchema.annotations({ status: 401, description: "Not signed in, or the credentials or token are not valid" })
+) {}
+
+export class Forbidden extends Schema.TaggedError<Forbidden>()(
+  "Forbidden",
+  { code: code("forbidden"), message: Schema.String },
+  HttpApiSchema.annotations({ status: 403 })
+) {}
+
+export class Conflict extends Schema.TaggedError<Conflict>()(
+  "Conflict",
+  { code: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
+  "TooManyRequests",
+  {
+    code: code("too_many_requests"),
+    message: Schema.String,
+    /** Seconds until a retry can succeed; also sent as the Retry-After header. */
+    retryAfter: Schema.Int
+  },
+  HttpApiSchema.annotations({ status: 429 })
+) {}
+
+/** A payload that decoded but breaks a rule the schema cannot express (e.g. a common password). */
+export class InvalidInput extends Schema.TaggedError<InvalidInput>()(
+  "InvalidInput",
+  { code: Schema.Literal("weak_password", "invalid_code"), message: Schema.String, field: Schema.String },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
