@@ -1,6 +1,8 @@
 /** Every migration, in order. Add new ones here as `NNNN_name`. */
 import core from "./0001_core.ts"
+import auth from "./0002_auth.ts"
 
 export const migrations = {
-  "0001_core": core
+  "0001_core": core,
+  "0002_auth": auth
 }

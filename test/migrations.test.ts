@@ -2,7 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import core from "../migrations/0001_core.ts"
+import { migrations } from "../migrations/index.ts"
 import { runMigrations } from "../src/layers/Database.ts"
 import { createTestDatabase, type TestDatabase } from "./support/TestDatabase.ts"
 
@@ -28,10 +28,12 @@ describe("migrations", () => {
       const afterFirst = yield* schema
       const second = yield* runMigrations
       // The migration bodies are idempotent too, should one be run by hand.
-      yield* core
+      for (const migration of Object.values(migrations)) yield* migration
       const afterSecond = yield* schema
       const sql = yield* SqlClient.SqlClient
-      const recorded = yield* sql<{ migrationId: number }>`SELECT migration_id FROM effect_sql_migrations`
+      const recorded = yield* sql<{
+        migrationId: number
+      }>`SELECT migration_id FROM effect_sql_migrations ORDER BY migration_id`
       return { first, second, afterFirst, afterSecond, recorded }
     }).pipe(
       Effect.provide(
@@ -42,10 +44,10 @@ describe("migrations", () => {
       ),
       Effect.runPromise
     )
-    expect(result.first.map(([id, name]) => `${id}_${name}`)).toEqual(["1_core"])
+    expect(result.first.map(([id, name]) => `${id}_${name}`)).toEqual(["1_core", "2_auth"])
     expect(result.second).toEqual([])
     expect(result.afterSecond).toEqual(result.afterFirst)
-    expect(result.recorded).toEqual([{ migrationId: 1 }])
+    expect(result.recorded).toEqual([{ migrationId: 1 }, { migrationId: 2 }])
     const tables = new Set(result.afterFirst.map((column) => column.tableName))
     expect([...tables]).toEqual(
       expect.arrayContaining(["users", "organizations", "memberships", "outbox", "audit_log"])

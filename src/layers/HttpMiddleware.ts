@@ -5,7 +5,14 @@
  */
 
 import { randomUUID } from "node:crypto"
-import { HttpApi, HttpIncomingMessage, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import {
+  Headers,
+  HttpApi,
+  HttpIncomingMessage,
+  HttpLayerRouter,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
 import { RouteNotFound } from "@effect/platform/HttpServerError"
 import { Cause, Clock, Effect, Layer, Option, Schema } from "effect"
 import { Api } from "../rpc/Api.ts"
@@ -17,6 +24,7 @@ import {
   NotFound,
   PayloadTooLarge
 } from "../rpc/Errors.ts"
+import { CLIENT_IP_HEADER } from "../rpc/RequestMeta.ts"
 import { clientIp } from "./ClientIp.ts"
 import { Settings } from "./Settings.ts"
 
@@ -86,6 +94,19 @@ const withDecodeErrorCode = (response: HttpServerResponse.HttpServerResponse) =>
   }
 }
 
+/** A 429 body carries `retryAfter` seconds; say it in the standard header too. */
+const withRetryAfter = (response: HttpServerResponse.HttpServerResponse) => {
+  if (response.status !== 429 || response.body._tag !== "Uint8Array") return response
+  try {
+    const body = JSON.parse(new TextDecoder().decode(response.body.body))
+    return typeof body?.retryAfter === "number"
+      ? HttpServerResponse.setHeader(response, "retry-after", String(body.retryAfter))
+      : response
+  } catch {
+    return response
+  }
+}
+
 const isDecodeDefect = (cause: Cause.Cause<unknown>) =>
   Option.match(Cause.dieOption(cause), {
     onNone: () => false,
@@ -144,6 +165,7 @@ export const GlobalMiddleware = Layer.unwrapEffect(
           httpApp.pipe(
             HttpIncomingMessage.withMaxBodySize(Option.some(maxBodySize)),
             Effect.map(withDecodeErrorCode),
+            Effect.map(withRetryAfter),
             Effect.catchIf(
               (e): e is RouteNotFound => e instanceof RouteNotFound,
               () => Effect.succeed(notFound(request))
@@ -181,7 +203,16 @@ export const GlobalMiddleware = Layer.unwrapEffect(
             request.headers["x-forwarded-for"],
             trustProxy
           )
-          const response = yield* handle(httpApp, request).pipe(Effect.annotateLogs({ requestId }))
+          const forwarded = request.modify({
+            headers: Headers.merge(
+              request.headers,
+              Headers.fromInput({ [CLIENT_IP_HEADER]: ip, "x-request-id": requestId })
+            )
+          })
+          const response = yield* handle(httpApp, forwarded).pipe(
+            Effect.provideService(HttpServerRequest.HttpServerRequest, forwarded),
+            Effect.annotateLogs({ requestId })
+          )
           const durationMs = (yield* Clock.currentTimeMillis) - started
           const log = path.startsWith("/health/") ? Effect.logDebug : Effect.logInfo
           yield* log("http request").pipe(

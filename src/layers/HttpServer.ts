@@ -10,17 +10,30 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Duration, Effect, Layer } from "effect"
 import { Api } from "../rpc/Api.ts"
+import {
+  AuthenticationLive,
+  AuthHttpLive,
+  AuthRpcLive,
+  JwksHttpLive,
+  MeHttpLive,
+  RpcAuthenticationLive,
+  SessionHttpLive,
+  SessionRpcLive
+} from "../rpc/AuthHandlers.ts"
 import { HealthHttpLive, HealthRpcLive } from "../rpc/HealthHandlers.ts"
 import { Rpcs } from "../rpc/Rpcs.ts"
 import { CorsMiddleware, GlobalMiddleware } from "./HttpMiddleware.ts"
 import { Settings } from "./Settings.ts"
 
-const ApiRoutes = HttpLayerRouter.addHttpApi(Api, { openapiPath: "/openapi.json" }).pipe(Layer.provide(HealthHttpLive))
+const ApiRoutes = HttpLayerRouter.addHttpApi(Api, { openapiPath: "/openapi.json" }).pipe(
+  Layer.provide([HealthHttpLive, AuthHttpLive, SessionHttpLive, MeHttpLive, JwksHttpLive]),
+  Layer.provide(AuthenticationLive)
+)
 
 const DocsRoute = HttpApiScalar.layerHttpLayerRouter({ api: Api, path: "/docs" })
 
 const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol: "http" }).pipe(
-  Layer.provide(HealthRpcLive),
+  Layer.provide([HealthRpcLive, AuthRpcLive, SessionRpcLive, RpcAuthenticationLive]),
   Layer.provide(RpcSerialization.layerNdjson)
 )
 

@@ -4,17 +4,24 @@
  * provided around the whole program by main.ts, so every layer logs in the configured format.
  */
 import { Effect, Layer, Option } from "effect"
+import { AccessTokensLive } from "./AccessTokensLive.ts"
+import { AuditLogLive } from "./AuditLogLive.ts"
+import { AuthLive } from "./AuthLive.ts"
 import { DatabaseLive, MigrationsLive } from "./Database.ts"
 import { EventStreamMemory } from "./EventStreamMemory.ts"
 import { EventStreamRedis } from "./EventStreamRedis.ts"
 import { HttpServerLive } from "./HttpServer.ts"
+import { KeysLive } from "./Keys.ts"
 import { KeyValueStoreMemory } from "./KeyValueStoreMemory.ts"
 import { KeyValueStoreRedis } from "./KeyValueStoreRedis.ts"
 import { LiveSocketServerLive } from "./LiveSocketServer.ts"
+import { MailerLive } from "./MailerPlaceholder.ts"
+import { PasswordHasherLive } from "./PasswordHasherLive.ts"
 import { RateLimiterMemory } from "./RateLimiterMemory.ts"
 import { RateLimiterRedis } from "./RateLimiterRedis.ts"
 import { ReadinessLive } from "./ReadinessLive.ts"
 import * as RedisClient from "./RedisClient.ts"
+import { RevocationsLive } from "./RevocationsLive.ts"
 import { Settings, validateAll } from "./Settings.ts"
 import { loadUws } from "./Uws.ts"
 
@@ -38,13 +45,20 @@ export const EphemeralLive = Layer.unwrapEffect(
 
 export const InfraLive = Layer.mergeAll(EphemeralLive, MigrationsLive.pipe(Layer.provideMerge(DatabaseLive)))
 
+/** Keys, tokens, hashing, revocation, audit, mail and the Auth service itself. */
+export const DomainLive = AuthLive.pipe(
+  Layer.provideMerge(Layer.mergeAll(RevocationsLive, PasswordHasherLive, AuditLogLive, MailerLive)),
+  Layer.provideMerge(AccessTokensLive),
+  Layer.provideMerge(KeysLive)
+)
+
 export const TransportLive = Layer.mergeAll(HttpServerLive, LiveSocketServerLive)
 
 /** A bad setting or a missing native binary stops the server before anything is opened. */
 const Preflight = Layer.effectDiscard(Effect.zipRight(validateAll, loadUws))
 
 export const MainLive = TransportLive.pipe(
-  Layer.provide(ReadinessLive),
+  Layer.provide(Layer.merge(ReadinessLive, DomainLive)),
   Layer.provide(InfraLive),
   Layer.provide(Preflight)
 )

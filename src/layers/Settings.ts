@@ -104,7 +104,26 @@ export const Settings = {
     Config.validate({ message: "must be a positive number of bytes", validation: (n) => n > 0 }),
     Config.withDefault(1024 * 1024)
   ),
-  shutdownTimeout: Config.duration("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(8)))
+  shutdownTimeout: Config.duration("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(8))),
+  jwtPrivateKeys: Config.option(Config.redacted("JWT_PRIVATE_KEYS")),
+  mfaEncryptionKey: Config.option(Config.redacted("MFA_ENCRYPTION_KEY")),
+  jwtIssuer: Config.option(Config.string("JWT_ISSUER")),
+  jwtAudience: Config.string("JWT_AUDIENCE").pipe(Config.withDefault("live-permission-server")),
+  accessTokenTtl: Config.duration("ACCESS_TOKEN_TTL").pipe(
+    Config.validate({
+      message: "must be between 30 seconds and 15 minutes",
+      validation: (d) => Duration.between(d, { minimum: Duration.seconds(30), maximum: Duration.minutes(15) })
+    }),
+    Config.withDefault(Duration.minutes(15))
+  ),
+  refreshIdleTtl: Config.duration("REFRESH_IDLE_TTL").pipe(Config.withDefault(Duration.days(7))),
+  refreshAbsoluteTtl: Config.duration("REFRESH_ABSOLUTE_TTL").pipe(Config.withDefault(Duration.days(30))),
+  authIpRateLimit: Config.integer("AUTH_IP_RATE_LIMIT").pipe(
+    Config.validate({ message: "must be a positive number of requests per minute", validation: (n) => n > 0 }),
+    Config.withDefault(30)
+  ),
+  adminEmail: Config.option(Config.string("ADMIN_EMAIL")),
+  adminPassword: Config.option(Config.redacted("ADMIN_PASSWORD"))
 }
 
 /** Reads every setting once; fails with the first bad one. */

@@ -1,9 +1,14 @@
 /** The REST API: every group, documented at /openapi.json and /docs. */
 import { HttpApi, OpenApi } from "@effect/platform"
+import { AuthApi, JwksApi, MeApi, SessionApi } from "./Auth.ts"
 import { HealthApi } from "./Health.ts"
 
 export class Api extends HttpApi.make("api")
   .add(HealthApi)
+  .add(AuthApi)
+  .add(SessionApi)
+  .add(MeApi)
+  .add(JwksApi)
   .annotate(OpenApi.Title, "Live Permission Server")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(

@@ -99,6 +99,16 @@ export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
 /** A payload that decoded but breaks a rule the schema cannot express (e.g. a common password). */
 export class InvalidInput extends Schema.TaggedError<InvalidInput>()(
   "InvalidInput",
-  { code: Schema.Literal("weak_password", "invalid_code"), message: Schema.String, field: Schema.String },
+  {
+    code: Schema.Literal("weak_password", "invalid_code", "wrong_password"),
+    message: Schema.String,
+    field: Schema.String
+  },
   HttpApiSchema.annotations({ status: 400 })
+) {}
+
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
+  "ServiceUnavailable",
+  { code: code("unavailable"), message: Schema.String },
+  HttpApiSchema.annotations({ status: 503, description: "A dependency is down; the request was refused to stay safe" })
 ) {}

@@ -1,20 +1,39 @@
 /**
  * A typed client for the RPC API, for TypeScript consumers:
  *
- *   const client = yield* ApiClient.make("http://localhost:3000/rpc")
- *   const report = yield* client.health.ready()
+ *   const client = yield* ApiClient.make("http://localhost:3000/rpc", { accessToken: () => token })
+ *   const tokens = yield* client.auth.login({ email, password: Redacted.make(password) })
+ *   const me = yield* client.me()
  *
- * or provide `ApiClient.layer(url)` and `yield* ApiClient`.
+ * or provide `ApiClient.layer(url, options)` and `yield* ApiClient`. Typed failures arrive as the
+ * same error classes the server uses (`Unauthorized`, `TooManyRequests`, …).
  */
-import { FetchHttpClient } from "@effect/platform"
-import { RpcClient, RpcSerialization } from "@effect/rpc"
+import { FetchHttpClient, Headers } from "@effect/platform"
+import { RpcClient, RpcMiddleware, RpcSerialization } from "@effect/rpc"
 import { Context, Effect, Layer } from "effect"
 import { Rpcs } from "./Rpcs.ts"
+import { RpcAuthentication } from "./Security.ts"
+
+export interface ClientOptions {
+  /** The current access token, read before each call; none means an anonymous call. */
+  readonly accessToken?: () => string | undefined
+}
 
 const protocol = (url: string) =>
   RpcClient.layerProtocolHttp({ url }).pipe(Layer.provide([FetchHttpClient.layer, RpcSerialization.layerNdjson]))
 
-const makeClient = (url: string) => RpcClient.make(Rpcs).pipe(Effect.provide(protocol(url)))
+const bearer = (options: ClientOptions) =>
+  RpcMiddleware.layerClient(RpcAuthentication, ({ request }) => {
+    const token = options.accessToken?.()
+    return Effect.succeed(
+      token === undefined
+        ? request
+        : { ...request, headers: Headers.set(request.headers, "authorization", `Bearer ${token}`) }
+    )
+  })
+
+const makeClient = (url: string, options: ClientOptions = {}) =>
+  RpcClient.make(Rpcs).pipe(Effect.provide(Layer.merge(protocol(url), bearer(options))))
 
 export class ApiClient extends Context.Tag("app/ApiClient")<
   ApiClient,
@@ -22,5 +41,5 @@ export class ApiClient extends Context.Tag("app/ApiClient")<
 >() {
   /** A client bound to the enclosing scope. */
   static readonly make = makeClient
-  static readonly layer = (url: string) => Layer.scoped(ApiClient, makeClient(url))
+  static readonly layer = (url: string, options?: ClientOptions) => Layer.scoped(ApiClient, makeClient(url, options))
 }

@@ -4,6 +4,8 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { ConfigProvider, Effect, HashMap, Layer, Logger, ManagedRuntime, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Routes } from "../../src/layers/HttpServer.ts"
+import { AccessTokens } from "../../src/services/AccessTokens.ts"
+import { Auth } from "../../src/services/Auth.ts"
 import { Readiness } from "../../src/services/Readiness.ts"
 
 // A payload endpoint and a crashing one, served next to the real routes and middleware.
@@ -38,6 +40,9 @@ const CaptureLogs = Logger.replace(
   })
 )
 
+/** The auth routes are not called here: any use of these services is a test failure. */
+const unused = new Proxy({}, { get: () => () => Effect.die("not used in this test") })
+
 const config = ConfigProvider.fromMap(
   new Map([
     ["PUBLIC_URL", "https://api.example.com"],
@@ -47,6 +52,8 @@ const config = ConfigProvider.fromMap(
 )
 
 const ServerLive = HttpLayerRouter.serve(Layer.mergeAll(Routes, TestRoutes), { disableLogger: true }).pipe(
+  Layer.provide(Layer.succeed(Auth, unused as never)),
+  Layer.provide(Layer.succeed(AccessTokens, unused as never)),
   Layer.provide(
     Layer.succeed(Readiness, {
       check: Effect.succeed({ ready: true, checks: { database: "up" as const, events: "up" as const } })

@@ -1,0 +1,583 @@
+import { SqlClient } from "@effect/sql"
+import { Clock, DateTime, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { Accepted, Me, MfaChallenge, RecoveryCodes, SessionInfo, TokenPair, TotpEnrollment } from "../rpc/Auth.ts"
+import { Conflict, InvalidInput, NotFound, TooManyRequests, Unauthorized } from "../rpc/Errors.ts"
+import type { SignedIn } from "../rpc/Security.ts"
+import { AccessTokens } from "../services/AccessTokens.ts"
+import { AuditLog, type RequestMeta } from "../services/AuditLog.ts"
+import { Auth } from "../services/Auth.ts"
+import { KeyValueStore } from "../services/KeyValueStore.ts"
+import { Mailer } from "../services/Mailer.ts"
+import { PasswordHasher } from "../services/PasswordHasher.ts"
+import { type RateLimit, RateLimiter } from "../services/RateLimiter.ts"
+import { Revocations } from "../services/Revocations.ts"
+import { Keys } from "./Keys.ts"
+import { isCommonPassword } from "./PasswordPolicy.ts"
+import { Settings } from "./Settings.ts"
+import * as Totp from "./Totp.ts"
+
+const LOCK_AFTER_FAILURES = 5
+const MAX_LOCK_MINUTES = 15
+const MFA_GUESSES: RateLimit = { limit: 5, window: "5 minutes" }
+const PASSWORD_GUESSES: RateLimit = { limit: 5, window: "15 minutes" }
+const TTL = {
+  passwordReset: Duration.minutes(30),
+  emailVerification: Duration.hours(24),
+  mfaLogin: Duration.minutes(5)
+}
+
+type Purpose = "password_reset" | "email_verification" | "mfa_login"
+
+interface UserRow {
+  readonly id: string
+  readonly email: string
+  readonly name: string
+  readonly passwordHash: string | null
+  readonly disabledAt: Date | null
+  readonly emailVerifiedAt: Date | null
+  readonly createdAt: Date
+}
+
+const invalidCredentials = new Unauthorized({
+  code: "invalid_credentials",
+  message: "The email or password is not correct"
+})
+const invalidToken = new Unauthorized({ code: "invalid_token", message: "The token is not valid or has expired" })
+const seconds = (d: Duration.Duration) => Math.max(1, Math.ceil(Duration.toSeconds(d)))
+const tooMany = (retryAfter: Duration.Duration) =>
+  new TooManyRequests({ message: "Too many attempts; try again later", retryAfter: seconds(retryAfter) })
+const normalizeEmail = (email: string) => email.trim().toLowerCase()
+const utc = (date: Date) => DateTime.unsafeFromDate(date)
+
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const hasher = yield* PasswordHasher
+  const tokens = yield* AccessTokens
+  const revocations = yield* Revocations
+  const kv = yield* KeyValueStore
+  const limiter = yield* RateLimiter
+  const mailer = yield* Mailer
+  const audit = yield* AuditLog
+  const keys = yield* Keys
+  const idleTtl = yield* Settings.refreshIdleTtl
+  const absoluteTtl = yield* Settings.refreshAbsoluteTtl
+  const ipLimit: RateLimit = { limit: yield* Settings.authIpRateLimit, window: "1 minute" }
+  const publicUrl = yield* Settings.publicUrl
+
+  // Rate limits fail open (logged): an unreachable limiter must not lock everyone out.
+  const limit = (key: string, rate: RateLimit) =>
+    limiter.consume(key, rate).pipe(
+      Effect.catchAll((error) =>
+        Effect.as(Effect.logWarning("auth: rate limiter unavailable", error), {
+          allowed: true,
+          retryAfter: Duration.zero
+        })
+      ),
+      Effect.flatMap((decision) => (decision.allowed ? Effect.void : Effect.fail(tooMany(decision.retryAfter))))
+    )
+  const limitIp = (action: string, meta: RequestMeta) => limit(`ip:${action}:${meta.ip}`, ipLimit)
+
+  // Per-account throttling: after 5 consecutive failures, locked for 1, 2, 4 … 15 minutes, whatever the IP.
+  const lockKey = (email: string) => `login-lock:${email}`
+  const failuresKey = (email: string) => `login-failures:${email}`
+  const checkLock = (email: string) =>
+    Effect.gen(function* () {
+      const until = yield* kv.get(lockKey(email)).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+      const now = yield* Clock.currentTimeMillis
+      if (Option.isSome(until) && Number(until.value) > now) {
+        return yield* tooMany(Duration.millis(Number(until.value) - now))
+      }
+    })
+  const recordFailure = (email: string) =>
+    Effect.gen(function* () {
+      const failures = yield* kv.increment(failuresKey(email), Duration.days(1))
+      if (failures < LOCK_AFTER_FAILURES) return
+      const minutes = Math.min(2 ** (failures - LOCK_AFTER_FAILURES), MAX_LOCK_MINUTES)
+      const now = yield* Clock.currentTimeMillis
+      yield* kv.set(lockKey(email), String(now + minutes * 60_000), Duration.minutes(minutes))
+    }).pipe(Effect.catchAll((error) => Effect.logWarning("auth: cannot record a login failure", error)))
+
+  const findByEmail = (email: string) =>
+    sql<UserRow>`
+      SELECT id, email, name, password_hash, disabled_at, email_verified_at, created_at
+      FROM users WHERE lower(email) = ${email}`.pipe(
+      Effect.map((rows) => Option.fromNullable(rows[0])),
+      Effect.orDie
+    )
+  const findById = (id: string) =>
+    sql<UserRow>`
+      SELECT id, email, name, password_hash, disabled_at, email_verified_at, created_at
+      FROM users WHERE id = ${id}`.pipe(
+      Effect.map((rows) => Option.fromNullable(rows[0])),
+      Effect.orDie
+    )
+
+  const checkPolicy = (password: Redacted.Redacted<string>, field: string) =>
+    isCommonPassword(Redacted.value(password))
+      ? Effect.fail(
+          new InvalidInput({ code: "weak_password", field, message: "This password is too common; choose another" })
+        )
+      : Effect.void
+
+  const issueOneTimeToken = (userId: string, purpose: Purpose, ttl: Duration.Duration) =>
+    Effect.gen(function* () {
+      const token = Totp.newToken()
+      const expiresAt = new Date((yield* Clock.currentTimeMillis) + Duration.toMillis(ttl))
+      yield* sql`
+        INSERT INTO one_time_tokens (token_hash, purpose, user_id, expires_at)
+        VALUES (${Totp.sha256(token)}, ${purpose}, ${userId}, ${expiresAt})`
+      return token
+    }).pipe(Effect.orDie)
+
+  /** Single use: of concurrent callers, one gets the user id. */
+  const consumeOneTimeToken = (token: string, purpose: Purpose) =>
+    sql<{ userId: string }>`
+      UPDATE one_time_tokens SET used_at = now()
+      WHERE token_hash = ${Totp.sha256(token)} AND purpose = ${purpose} AND used_at IS NULL AND expires_at > now()
+      RETURNING user_id`.pipe(
+      Effect.orDie,
+      Effect.flatMap((rows) => (rows[0] === undefined ? Effect.fail(invalidToken) : Effect.succeed(rows[0].userId)))
+    )
+
+  const tokenPair = (userId: string, sessionId: string, refreshToken: string) =>
+    Effect.map(
+      tokens.issue({ userId, sessionId }),
+      ({ token, expiresIn }) =>
+        new TokenPair({ accessToken: token, refreshToken, tokenType: "Bearer", expiresIn, sessionId })
+    )
+
+  const startSession = (userId: string, meta: RequestMeta) =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      const refreshToken = Totp.newToken()
+      const [session] = yield* sql<{ id: string }>`
+        INSERT INTO sessions (user_id, idle_expires_at, absolute_expires_at, ip, user_agent)
+        VALUES (${userId}, ${new Date(now + Duration.toMillis(idleTtl))}, ${new Date(now + Duration.toMillis(absoluteTtl))},
+                ${meta.ip}, ${meta.userAgent})
+        RETURNING id`
+      yield* sql`INSERT INTO refresh_tokens (token_hash, session_id) VALUES (${Totp.sha256(refreshToken)}, ${session!.id})`
+      return yield* tokenPair(userId, session!.id, refreshToken)
+    }).pipe(sql.withTransaction, Effect.orDie)
+
+  const endSessions = (sessionIds: ReadonlyArray<string>, reason: string) => revocations.revoke(sessionIds, reason)
+
+  const endAllSessions = (userId: string, reason: string, except?: string) =>
+    sql<{ id: string }>`
+      UPDATE sessions SET revoked_at = now(), revoked_reason = ${reason}
+      WHERE user_id = ${userId} AND revoked_at IS NULL AND id <> ${except ?? "00000000-0000-0000-0000-000000000000"}
+      RETURNING id`.pipe(
+      Effect.orDie,
+      Effect.flatMap((rows) =>
+        endSessions(
+          rows.map((row) => row.id),
+          reason
+        )
+      )
+    )
+
+  const confirmedSecret = (userId: string) =>
+    sql<{ secretEncrypted: string }>`
+      SELECT secret_encrypted FROM mfa_totp WHERE user_id = ${userId} AND confirmed_at IS NOT NULL`.pipe(
+      Effect.orDie,
+      Effect.map((rows) =>
+        Option.map(Option.fromNullable(rows[0]), (row) => Totp.open(keys.mfaKey, row.secretEncrypted))
+      )
+    )
+
+  /** A TOTP code (each time step once) or an unused recovery code. */
+  const checkSecondFactor = (userId: string, secret: string, code: string) =>
+    Effect.gen(function* () {
+      const step = Totp.matchingStep(secret, code, yield* Clock.currentTimeMillis)
+      if (step !== undefined) {
+        const used = yield* sql`
+          UPDATE mfa_totp SET last_used_step = ${step}
+          WHERE user_id = ${userId} AND last_used_step < ${step} RETURNING user_id`
+        return used.length === 1
+      }
+      const recovered = yield* sql`
+        UPDATE mfa_recovery_codes SET used_at = now()
+        WHERE user_id = ${userId} AND code_hash = ${Totp.sha256(Totp.normalizeRecoveryCode(code))} AND used_at IS NULL
+        RETURNING user_id`
+      return recovered.length === 1
+    }).pipe(Effect.orDie)
+
+  const mail = (to: string, subject: string, text: string) => mailer.send({ to, subject, text })
+  const notify = (userId: string, subject: string, text: string) =>
+    findById(userId).pipe(
+      Effect.flatMap(Option.match({ onNone: () => Effect.void, onSome: (u) => mail(u.email, subject, text) }))
+    )
+
+  return Auth.of({
+    register: ({ email: rawEmail, password, name }, meta) =>
+      Effect.gen(function* () {
+        yield* limitIp("register", meta)
+        yield* checkPolicy(password, "password")
+        const email = normalizeEmail(rawEmail)
+        // Hash either way, so a taken address answers in the same time as a new one.
+        const passwordHash = yield* hasher.hash(password)
+        const inserted = yield* sql<{ id: string }>`
+          INSERT INTO users (email, name, password_hash) VALUES (${email}, ${name}, ${passwordHash})
+          ON CONFLICT ((lower(email))) DO NOTHING RETURNING id`.pipe(Effect.orDie)
+        const user = inserted[0]
+        if (user === undefined) {
+          yield* mail(
+            email,
+            "Someone tried to register with your address",
+            "Someone tried to create an account with this email address, which already has one. " +
+              "If it was you, sign in or reset your password. Otherwise you can ignore this message."
+          )
+        } else {
+          const token = yield* issueOneTimeToken(user.id, "email_verification", TTL.emailVerification)
+          yield* mail(
+            email,
+            "Verify your email address",
+            `Welcome, ${name}.\n\nConfirm your address with this token (valid 24 hours):\n\n${token}\n\n` +
+              `${publicUrl}/verify-email?token=${token}\n`
+          )
+          yield* audit.record({ action: "user.registered", actorId: user.id, target: `user:${user.id}`, meta })
+        }
+        return new Accepted({ status: "pending_verification" })
+      }),
+
+    login: ({ email: rawEmail, password }, meta) =>
+      Effect.gen(function* () {
+        yield* limitIp("login", meta)
+        const email = normalizeEmail(rawEmail)
+        yield* checkLock(email)
+        const user = yield* findByEmail(email)
+        const stored = Option.flatMap(user, (u) => Option.fromNullable(u.passwordHash))
+        const ok = yield* hasher.verify(stored, password)
+        if (!ok || Option.isNone(user) || user.value.disabledAt !== null) {
+          yield* recordFailure(email)
+          yield* audit.record({
+            action: "login.failed",
+            actorId: Option.getOrNull(Option.map(user, (u) => u.id)),
+            data: { email },
+            meta
+          })
+          return yield* invalidCredentials
+        }
+        yield* kv.delete(failuresKey(email)).pipe(Effect.ignore)
+        const userId = user.value.id
+        if (Option.isSome(yield* confirmedSecret(userId))) {
+          const mfaToken = yield* issueOneTimeToken(userId, "mfa_login", TTL.mfaLogin)
+          yield* audit.record({ action: "login.mfa_required", actorId: userId, meta })
+          return new MfaChallenge({ mfaRequired: true, mfaToken })
+        }
+        const pair = yield* startSession(userId, meta)
+        yield* audit.record({ action: "login.succeeded", actorId: userId, target: `session:${pair.sessionId}`, meta })
+        return pair
+      }),
+
+    loginMfa: ({ mfaToken, code }, meta) =>
+      Effect.gen(function* () {
+        yield* limitIp("mfa", meta)
+        const [pending] = yield* sql<{ userId: string }>`
+          SELECT user_id FROM one_time_tokens
+          WHERE token_hash = ${Totp.sha256(mfaToken)} AND purpose = 'mfa_login' AND used_at IS NULL AND expires_at > now()`.pipe(
+          Effect.orDie
+        )
+        if (pending === undefined) return yield* invalidToken
+        const userId = pending.userId
+        yield* limit(`mfa:${userId}`, MFA_GUESSES)
+        const secret = yield* confirmedSecret(userId)
+        const ok = Option.isSome(secret) && (yield* checkSecondFactor(userId, secret.value, code))
+        if (!ok) {
+          yield* audit.record({ action: "login.mfa_failed", actorId: userId, meta })
+          return yield* new Unauthorized({ code: "invalid_credentials", message: "The code is not valid" })
+        }
+        yield* consumeOneTimeToken(mfaToken, "mfa_login")
+        const pair = yield* startSession(userId, meta)
+        yield* audit.record({ action: "login.succeeded", actorId: userId, target: `session:${pair.sessionId}`, meta })
+        return pair
+      }),
+
+    refresh: (refreshToken, meta) =>
+      Effect.gen(function* () {
+        yield* limitIp("refresh", meta)
+        const hash = Totp.sha256(refreshToken)
+        const outcome = yield* Effect.gen(function* () {
+          const rotated = yield* sql<{ sessionId: string }>`
+            UPDATE refresh_tokens SET rotated_at = now()
+            WHERE token_hash = ${hash} AND rotated_at IS NULL RETURNING session_id`
+          if (rotated[0] === undefined) {
+            // Unknown, or already rotated: a replay. RFC 9700 §4.14.2: end the whole family.
+            const [prior] = yield* sql<{ sessionId: string; userId: string }>`
+              UPDATE sessions SET revoked_at = coalesce(revoked_at, now()),
+                                  revoked_reason = coalesce(revoked_reason, 'refresh_token_reuse')
+              WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = ${hash})
+              RETURNING id AS session_id, user_id`
+            return prior === undefined ? ({ _tag: "Unknown" } as const) : ({ _tag: "Reused", ...prior } as const)
+          }
+          const sessionId = rotated[0].sessionId
+          const [session] = yield* sql<{ userId: string }>`
+            UPDATE sessions SET last_used_at = now(), ip = ${meta.ip}, user_agent = ${meta.userAgent},
+                   idle_expires_at = least(now() + ${`${Duration.toSeconds(idleTtl)} seconds`}::interval, absolute_expires_at)
+            WHERE id = ${sessionId} AND revoked_at IS NULL AND idle_expires_at > now() AND absolute_expires_at > now()
+            RETURNING user_id`
+          if (session === undefined) return { _tag: "Expired" } as const
+          const next = Totp.newToken()
+          yield* sql`INSERT INTO refresh_tokens (token_hash, session_id) VALUES (${Totp.sha256(next)}, ${sessionId})`
+          return { _tag: "Rotated", sessionId, userId: session.userId, next } as const
+        }).pipe(sql.withTransaction, Effect.orDie)
+
+        switch (outcome._tag) {
+          case "Rotated":
+            return yield* tokenPair(outcome.userId, outcome.sessionId, outcome.next)
+          case "Reused":
+            yield* endSessions([outcome.sessionId], "refresh_token_reuse")
+            yield* audit.record({
+              action: "session.refresh_token_reused",
+              actorId: outcome.userId,
+              target: `session:${outcome.sessionId}`,
+              meta
+            })
+            return yield* invalidToken
+          default:
+            return yield* invalidToken
+        }
+      }),
+
+    forgotPassword: (rawEmail, meta) =>
+      Effect.gen(function* () {
+        yield* limitIp("forgot", meta)
+        const user = yield* findByEmail(normalizeEmail(rawEmail))
+        if (Option.isSome(user) && user.value.disabledAt === null) {
+          const token = yield* issueOneTimeToken(user.value.id, "password_reset", TTL.passwordReset)
+          yield* mail(
+            user.value.email,
+            "Reset your password",
+            `Use this token within 30 minutes to choose a new password:\n\n${token}\n\n` +
+              `${publicUrl}/reset-password?token=${token}\n\nIf you did not ask for this, ignore this message.`
+          )
+          yield* audit.record({ action: "password.reset_requested", actorId: user.value.id, meta })
+        }
+        return new Accepted({ status: "accepted" })
+      }),
+
+    resetPassword: ({ token, password }, meta) =>
+      Effect.gen(function* () {
+        yield* limitIp("reset", meta)
+        yield* checkPolicy(password, "password")
+        const userId = yield* consumeOneTimeToken(token, "password_reset")
+        const passwordHash = yield* hasher.hash(password)
+        yield* sql`UPDATE users SET password_hash = ${passwordHash}, updated_at = now() WHERE id = ${userId}`.pipe(
+          Effect.orDie
+        )
+        yield* sql`UPDATE one_time_tokens SET used_at = now() WHERE user_id = ${userId} AND purpose = 'password_reset' AND used_at IS NULL`.pipe(
+          Effect.orDie
+        )
+        yield* endAllSessions(userId, "password_reset")
+        yield* notify(userId, "Your password was changed", "Your password was reset and every session was signed out.")
+        yield* audit.record({ action: "password.reset", actorId: userId, target: `user:${userId}`, meta })
+      }),
+
+    verifyEmail: (token, meta) =>
+      Effect.gen(function* () {
+        yield* limitIp("verify", meta)
+        const userId = yield* consumeOneTimeToken(token, "email_verification")
+        yield* sql`UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = ${userId}`.pipe(
+          Effect.orDie
+        )
+        yield* audit.record({ action: "email.verified", actorId: userId, meta })
+      }),
+
+    authenticate: (accessToken) =>
+      Effect.gen(function* () {
+        if (Option.isNone(accessToken) || accessToken.value === "") {
+          return yield* new Unauthorized({ code: "unauthorized", message: "Sign in first: send a bearer access token" })
+        }
+        const claims = yield* tokens.verify(accessToken.value).pipe(Effect.mapError(() => invalidToken))
+        if (yield* revocations.isRevoked(claims.sessionId)) return yield* invalidToken
+        return { userId: claims.userId, sessionId: claims.sessionId }
+      }),
+
+    logout: (user, meta) =>
+      Effect.gen(function* () {
+        yield* sql`UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout'
+                   WHERE id = ${user.sessionId} AND revoked_at IS NULL`.pipe(Effect.orDie)
+        yield* endSessions([user.sessionId], "logout")
+        yield* audit.record({
+          action: "session.logout",
+          actorId: user.userId,
+          target: `session:${user.sessionId}`,
+          meta
+        })
+      }),
+
+    logoutAll: (user, meta) =>
+      endAllSessions(user.userId, "logout_all").pipe(
+        Effect.zipRight(audit.record({ action: "session.logout_all", actorId: user.userId, meta }))
+      ),
+
+    sessions: (user: SignedIn) =>
+      sql<{
+        id: string
+        createdAt: Date
+        lastUsedAt: Date
+        expiresAt: Date
+        ip: string | null
+        userAgent: string | null
+      }>`
+        SELECT id, created_at, last_used_at, least(idle_expires_at, absolute_expires_at) AS expires_at, ip, user_agent
+        FROM sessions
+        WHERE user_id = ${user.userId} AND revoked_at IS NULL AND idle_expires_at > now() AND absolute_expires_at > now()
+        ORDER BY last_used_at DESC`.pipe(
+        Effect.orDie,
+        Effect.map((rows) =>
+          rows.map(
+            (row) =>
+              new SessionInfo({
+                id: row.id,
+                current: row.id === user.sessionId,
+                createdAt: utc(row.createdAt),
+                lastUsedAt: utc(row.lastUsedAt),
+                expiresAt: utc(row.expiresAt),
+                ip: row.ip,
+                userAgent: row.userAgent
+              })
+          )
+        )
+      ),
+
+    revokeSession: (user, sessionId, meta) =>
+      Effect.gen(function* () {
+        const rows = yield* sql`
+          UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked_by_user'
+          WHERE id = ${sessionId} AND user_id = ${user.userId} AND revoked_at IS NULL RETURNING id`.pipe(Effect.orDie)
+        if (rows.length === 0) return yield* new NotFound({ message: "No such session" })
+        yield* endSessions([sessionId], "revoked_by_user")
+        yield* audit.record({ action: "session.revoked", actorId: user.userId, target: `session:${sessionId}`, meta })
+      }),
+
+    changePassword: (user, { currentPassword, newPassword }, meta) =>
+      Effect.gen(function* () {
+        yield* limit(`password:${user.userId}`, PASSWORD_GUESSES)
+        const account = yield* findById(user.userId)
+        const stored = Option.flatMap(account, (a) => Option.fromNullable(a.passwordHash))
+        if (!(yield* hasher.verify(stored, currentPassword))) {
+          yield* audit.record({ action: "password.change_failed", actorId: user.userId, meta })
+          return yield* new InvalidInput({
+            code: "wrong_password",
+            field: "currentPassword",
+            message: "The current password is not correct"
+          })
+        }
+        yield* checkPolicy(newPassword, "newPassword")
+        const passwordHash = yield* hasher.hash(newPassword)
+        yield* sql`UPDATE users SET password_hash = ${passwordHash}, updated_at = now() WHERE id = ${user.userId}`.pipe(
+          Effect.orDie
+        )
+        yield* endAllSessions(user.userId, "password_changed", user.sessionId)
+        yield* notify(
+          user.userId,
+          "Your password was changed",
+          "Your password was changed; other sessions were signed out."
+        )
+        yield* audit.record({ action: "password.changed", actorId: user.userId, target: `user:${user.userId}`, meta })
+      }),
+
+    enrollTotp: (user, meta) =>
+      Effect.gen(function* () {
+        const account = yield* findById(user.userId).pipe(Effect.flatMap(Effect.orDie))
+        const secret = Totp.newSecret()
+        const rows = yield* sql`
+          INSERT INTO mfa_totp (user_id, secret_encrypted) VALUES (${user.userId}, ${Totp.seal(keys.mfaKey, secret)})
+          ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = excluded.secret_encrypted, last_used_step = 0
+          WHERE mfa_totp.confirmed_at IS NULL
+          RETURNING user_id`.pipe(Effect.orDie)
+        if (rows.length === 0) return yield* new Conflict({ code: "mfa_already_enabled", message: "MFA is already on" })
+        yield* audit.record({ action: "mfa.enroll_started", actorId: user.userId, meta })
+        return new TotpEnrollment({ secret, otpauthUrl: Totp.otpauthUrl(secret, account.email) })
+      }),
+
+    confirmTotp: (user, code, meta) =>
+      Effect.gen(function* () {
+        yield* limit(`mfa:${user.userId}`, MFA_GUESSES)
+        const [row] = yield* sql<{ secretEncrypted: string; confirmedAt: Date | null }>`
+          SELECT secret_encrypted, confirmed_at FROM mfa_totp WHERE user_id = ${user.userId}`.pipe(Effect.orDie)
+        if (row === undefined) return yield* new Conflict({ code: "mfa_not_enrolled", message: "Enroll first" })
+        if (row.confirmedAt !== null) {
+          return yield* new Conflict({ code: "mfa_already_enabled", message: "MFA is already on" })
+        }
+        const secret = Totp.open(keys.mfaKey, row.secretEncrypted)
+        const step = Totp.matchingStep(secret, code, yield* Clock.currentTimeMillis)
+        if (step === undefined) {
+          return yield* new InvalidInput({ code: "invalid_code", field: "code", message: "The code is not valid" })
+        }
+        const codes = Totp.newRecoveryCodes()
+        yield* Effect.gen(function* () {
+          yield* sql`UPDATE mfa_totp SET confirmed_at = now(), last_used_step = ${step} WHERE user_id = ${user.userId}`
+          yield* sql`DELETE FROM mfa_recovery_codes WHERE user_id = ${user.userId}`
+          yield* sql`INSERT INTO mfa_recovery_codes ${sql.insert(
+            codes.map((c) => ({ codeHash: Totp.sha256(Totp.normalizeRecoveryCode(c)), userId: user.userId }))
+          )}`
+        }).pipe(sql.withTransaction, Effect.orDie)
+        yield* notify(user.userId, "Two-factor authentication is on", "An authenticator app was added to your account.")
+        yield* audit.record({ action: "mfa.enabled", actorId: user.userId, meta })
+        return new RecoveryCodes({ recoveryCodes: codes })
+      }),
+
+    disableTotp: (user, { password, code }, meta) =>
+      Effect.gen(function* () {
+        yield* limit(`mfa:${user.userId}`, MFA_GUESSES)
+        const account = yield* findById(user.userId)
+        const stored = Option.flatMap(account, (a) => Option.fromNullable(a.passwordHash))
+        if (!(yield* hasher.verify(stored, password))) {
+          return yield* new InvalidInput({
+            code: "wrong_password",
+            field: "password",
+            message: "The password is not correct"
+          })
+        }
+        const secret = yield* confirmedSecret(user.userId)
+        if (Option.isNone(secret)) return yield* new Conflict({ code: "mfa_not_enabled", message: "MFA is not on" })
+        if (!(yield* checkSecondFactor(user.userId, secret.value, code))) {
+          return yield* new InvalidInput({ code: "invalid_code", field: "code", message: "The code is not valid" })
+        }
+        yield* Effect.all([
+          sql`DELETE FROM mfa_totp WHERE user_id = ${user.userId}`,
+          sql`DELETE FROM mfa_recovery_codes WHERE user_id = ${user.userId}`
+        ]).pipe(sql.withTransaction, Effect.orDie)
+        yield* notify(
+          user.userId,
+          "Two-factor authentication is off",
+          "The authenticator app was removed from your account."
+        )
+        yield* audit.record({ action: "mfa.disabled", actorId: user.userId, meta })
+      }),
+
+    me: (user) =>
+      Effect.gen(function* () {
+        const account = yield* findById(user.userId).pipe(Effect.flatMap(Effect.orDie))
+        const mfa = yield* confirmedSecret(user.userId)
+        return new Me({
+          id: account.id,
+          email: account.email,
+          name: account.name,
+          emailVerified: account.emailVerifiedAt !== null,
+          mfaEnabled: Option.isSome(mfa),
+          createdAt: utc(account.createdAt)
+        })
+      })
+  })
+})
+
+/** ADMIN_EMAIL + ADMIN_PASSWORD: a platform administrator, created at start when none exists. */
+export const bootstrapAdmin = Effect.gen(function* () {
+  const email = yield* Settings.adminEmail
+  const password = yield* Settings.adminPassword
+  if (Option.isNone(email) || Option.isNone(password)) return
+  const sql = yield* SqlClient.SqlClient
+  const hasher = yield* PasswordHasher
+  const [existing] = yield* sql`SELECT id FROM users WHERE is_platform_admin LIMIT 1`
+  if (existing !== undefined) return
+  const passwordHash = yield* hasher.hash(password.value)
+  yield* sql`
+    INSERT INTO users (email, name, password_hash, is_platform_admin, email_verified_at)
+    VALUES (${normalizeEmail(email.value)}, 'Administrator', ${passwordHash}, true, now())
+    ON CONFLICT ((lower(email))) DO UPDATE SET is_platform_admin = true`
+  yield* Effect.logInfo("auth: platform administrator created from ADMIN_EMAIL")
+})
+
+export const AuthLive = Layer.effect(Auth, make).pipe(Layer.tap(() => Effect.orDie(bootstrapAdmin)))
