@@ -18,8 +18,8 @@ import * as Totp from "./Totp.ts"
 
 const LOCK_AFTER_FAILURES = 5
 const MAX_LOCK_MINUTES = 15
-const MFA_GUESSES: RateLimit = { limit: 5, window: "5 minutes" }
-const PASSWORD_GUESSES: RateLimit = { limit: 5, window: "15 minutes" }
+/** Wrong second factors or passwords per account before it must wait (only failures count). */
+const GUESSES = { limit: 5, window: Duration.minutes(15) }
 const TTL = {
   passwordReset: Duration.minutes(30),
   emailVerification: Duration.hours(24),
@@ -96,6 +96,21 @@ export const make = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       yield* kv.set(lockKey(email), String(now + minutes * 60_000), Duration.minutes(minutes))
     }).pipe(Effect.catchAll((error) => Effect.logWarning("auth: cannot record a login failure", error)))
+
+  // Code and password guessing on one account: only wrong answers count, and a right one clears them.
+  const guessesKey = (kind: string, userId: string) => `guesses:${kind}:${userId}`
+  const checkGuesses = (kind: string, userId: string) =>
+    kv.get(guessesKey(kind, userId)).pipe(
+      Effect.orElseSucceed(() => Option.none<string>()),
+      Effect.flatMap((count) =>
+        Option.isSome(count) && Number(count.value) >= GUESSES.limit
+          ? Effect.fail(tooMany(GUESSES.window))
+          : Effect.void
+      )
+    )
+  const wrongGuess = (kind: string, userId: string) =>
+    kv.increment(guessesKey(kind, userId), GUESSES.window).pipe(Effect.ignore)
+  const rightGuess = (kind: string, userId: string) => kv.delete(guessesKey(kind, userId)).pipe(Effect.ignore)
 
   const findByEmail = (email: string) =>
     sql<UserRow>`
@@ -279,13 +294,15 @@ export const make = Effect.gen(function* () {
         )
         if (pending === undefined) return yield* invalidToken
         const userId = pending.userId
-        yield* limit(`mfa:${userId}`, MFA_GUESSES)
+        yield* checkGuesses("mfa", userId)
         const secret = yield* confirmedSecret(userId)
         const ok = Option.isSome(secret) && (yield* checkSecondFactor(userId, secret.value, code))
         if (!ok) {
+          yield* wrongGuess("mfa", userId)
           yield* audit.record({ action: "login.mfa_failed", actorId: userId, meta })
           return yield* new Unauthorized({ code: "invalid_credentials", message: "The code is not valid" })
         }
+        yield* rightGuess("mfa", userId)
         yield* consumeOneTimeToken(mfaToken, "mfa_login")
         const pair = yield* startSession(userId, meta)
         yield* audit.record({ action: "login.succeeded", actorId: userId, target: `session:${pair.sessionId}`, meta })
@@ -452,10 +469,11 @@ export const make = Effect.gen(function* () {
 
     changePassword: (user, { currentPassword, newPassword }, meta) =>
       Effect.gen(function* () {
-        yield* limit(`password:${user.userId}`, PASSWORD_GUESSES)
+        yield* checkGuesses("password", user.userId)
         const account = yield* findById(user.userId)
         const stored = Option.flatMap(account, (a) => Option.fromNullable(a.passwordHash))
         if (!(yield* hasher.verify(stored, currentPassword))) {
+          yield* wrongGuess("password", user.userId)
           yield* audit.record({ action: "password.change_failed", actorId: user.userId, meta })
           return yield* new InvalidInput({
             code: "wrong_password",
@@ -463,6 +481,7 @@ export const make = Effect.gen(function* () {
             message: "The current password is not correct"
           })
         }
+        yield* rightGuess("password", user.userId)
         yield* checkPolicy(newPassword, "newPassword")
         const passwordHash = yield* hasher.hash(newPassword)
         yield* sql`UPDATE users SET password_hash = ${passwordHash}, updated_at = now() WHERE id = ${user.userId}`.pipe(
@@ -493,7 +512,7 @@ export const make = Effect.gen(function* () {
 
     confirmTotp: (user, code, meta) =>
       Effect.gen(function* () {
-        yield* limit(`mfa:${user.userId}`, MFA_GUESSES)
+        yield* checkGuesses("mfa", user.userId)
         const [row] = yield* sql<{ secretEncrypted: string; confirmedAt: Date | null }>`
           SELECT secret_encrypted, confirmed_at FROM mfa_totp WHERE user_id = ${user.userId}`.pipe(Effect.orDie)
         if (row === undefined) return yield* new Conflict({ code: "mfa_not_enrolled", message: "Enroll first" })
@@ -503,8 +522,10 @@ export const make = Effect.gen(function* () {
         const secret = Totp.open(keys.mfaKey, row.secretEncrypted)
         const step = Totp.matchingStep(secret, code, yield* Clock.currentTimeMillis)
         if (step === undefined) {
+          yield* wrongGuess("mfa", user.userId)
           return yield* new InvalidInput({ code: "invalid_code", field: "code", message: "The code is not valid" })
         }
+        yield* rightGuess("mfa", user.userId)
         const codes = Totp.newRecoveryCodes()
         yield* Effect.gen(function* () {
           yield* sql`UPDATE mfa_totp SET confirmed_at = now(), last_used_step = ${step} WHERE user_id = ${user.userId}`
@@ -520,10 +541,11 @@ export const make = Effect.gen(function* () {
 
     disableTotp: (user, { password, code }, meta) =>
       Effect.gen(function* () {
-        yield* limit(`mfa:${user.userId}`, MFA_GUESSES)
+        yield* checkGuesses("mfa", user.userId)
         const account = yield* findById(user.userId)
         const stored = Option.flatMap(account, (a) => Option.fromNullable(a.passwordHash))
         if (!(yield* hasher.verify(stored, password))) {
+          yield* wrongGuess("mfa", user.userId)
           return yield* new InvalidInput({
             code: "wrong_password",
             field: "password",
@@ -533,8 +555,10 @@ export const make = Effect.gen(function* () {
         const secret = yield* confirmedSecret(user.userId)
         if (Option.isNone(secret)) return yield* new Conflict({ code: "mfa_not_enabled", message: "MFA is not on" })
         if (!(yield* checkSecondFactor(user.userId, secret.value, code))) {
+          yield* wrongGuess("mfa", user.userId)
           return yield* new InvalidInput({ code: "invalid_code", field: "code", message: "The code is not valid" })
         }
+        yield* rightGuess("mfa", user.userId)
         yield* Effect.all([
           sql`DELETE FROM mfa_totp WHERE user_id = ${user.userId}`,
           sql`DELETE FROM mfa_recovery_codes WHERE user_id = ${user.userId}`

@@ -15,7 +15,7 @@ import { KeysLive } from "./Keys.ts"
 import { KeyValueStoreMemory } from "./KeyValueStoreMemory.ts"
 import { KeyValueStoreRedis } from "./KeyValueStoreRedis.ts"
 import { LiveSocketServerLive } from "./LiveSocketServer.ts"
-import { MailerLive } from "./MailerPlaceholder.ts"
+import { MailerLive } from "./MailerLive.ts"
 import { PasswordHasherLive } from "./PasswordHasherLive.ts"
 import { RateLimiterMemory } from "./RateLimiterMemory.ts"
 import { RateLimiterRedis } from "./RateLimiterRedis.ts"
@@ -24,8 +24,10 @@ import * as RedisClient from "./RedisClient.ts"
 import { RevocationsLive } from "./RevocationsLive.ts"
 import { Settings, validateAll } from "./Settings.ts"
 import { loadUws } from "./Uws.ts"
+import { WorkQueueMemory } from "./WorkQueueMemory.ts"
+import { WorkQueueRedis } from "./WorkQueueRedis.ts"
 
-/** Event stream, key-value store and rate limiter: Redis when REDIS_URL is set, in-process otherwise. */
+/** Event stream, key-value store, rate limiter and work queue: Redis when REDIS_URL is set, in-process otherwise. */
 export const EphemeralLive = Layer.unwrapEffect(
   Effect.gen(function* () {
     const url = yield* Settings.redisUrl
@@ -34,10 +36,10 @@ export const EphemeralLive = Layer.unwrapEffect(
       yield* Effect.logInfo(
         `mode: ${database} + in-process events, key-value store and rate limits (single node only; set REDIS_URL to scale out)`
       )
-      return Layer.mergeAll(EventStreamMemory, KeyValueStoreMemory, RateLimiterMemory)
+      return Layer.mergeAll(EventStreamMemory, KeyValueStoreMemory, RateLimiterMemory, WorkQueueMemory)
     }
     yield* Effect.logInfo(`mode: ${database} + redis (multi-node)`)
-    return Layer.mergeAll(EventStreamRedis, KeyValueStoreRedis, RateLimiterRedis).pipe(
+    return Layer.mergeAll(EventStreamRedis, KeyValueStoreRedis, RateLimiterRedis, WorkQueueRedis).pipe(
       Layer.provide(RedisClient.layer(url.value))
     )
   })

@@ -122,6 +122,9 @@ export const Settings = {
     Config.validate({ message: "must be a positive number of requests per minute", validation: (n) => n > 0 }),
     Config.withDefault(30)
   ),
+  /** `smtp://user:pass@host:587` or `smtps://…:465`; unset writes messages to `DATA_DIR/mail`. */
+  mailUrl: Config.option(url("MAIL_URL", ["smtp:", "smtps:"])),
+  mailFrom: Config.string("MAIL_FROM").pipe(Config.withDefault("Live Permission Server <no-reply@localhost>")),
   adminEmail: Config.option(Config.string("ADMIN_EMAIL")),
   adminPassword: Config.option(Config.redacted("ADMIN_PASSWORD"))
 }
