@@ -468,6 +468,26 @@ describe("authentication, end to end on Postgres and Redis", () => {
     })
   })
 
+  describe("password reset with MFA on", () => {
+    it("does not bypass the second factor: after a reset, login still asks for a code", async () => {
+      const { email, tokens } = await signUp("reset-mfa")
+      const enroll = await a.call<{ secret: string }>("POST", "/v1/auth/mfa/totp/enroll", { token: tokens.accessToken })
+      const totp = new TOTP({ secret: enroll.body.secret })
+      await a.call("POST", "/v1/auth/mfa/totp/confirm", { token: tokens.accessToken, body: { code: totp.generate() } })
+      await a.call("POST", "/v1/auth/password/forgot", { body: { email } })
+      const token = tokenIn(
+        await waitForMail(dataDir, (m) => m.to.includes(email) && m.subject === "Reset your password")
+      )
+      const reset = await a.call("POST", "/v1/auth/password/reset", {
+        body: { token, password: "reset but still mfa" }
+      })
+      expect(reset.status).toBe(204)
+      const login = await a.login(email, "reset but still mfa")
+      expect(login.body).toMatchObject({ mfaRequired: true })
+      expect(login.body.accessToken).toBeUndefined()
+    })
+  })
+
   describe("browsers with the refresh cookie", () => {
     it("get an HttpOnly, Secure, SameSite=Strict cookie on /v1/auth, usable only from an allowed Origin", async () => {
       const email = uniqueEmail("cookie")

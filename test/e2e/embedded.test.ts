@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -78,6 +78,38 @@ describe("the server started with no environment at all (embedded default)", () 
     }).pipe(Effect.scoped, Effect.runPromise)
     expect(result.live.status).toBe("ok")
     expect(result.ready.checks).toEqual({ database: "up", events: "up" })
+  })
+
+  it("signs a user up, in and out through REST and the RPC client", async () => {
+    const email = `embedded-${Date.now()}@example.com`
+    const password = "embedded mode passphrase"
+    const post = (path: string, body: unknown, token?: string) =>
+      fetch(`http://127.0.0.1:3000${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body)
+      })
+    expect((await post("/v1/auth/register", { email, password, name: "Emma" })).status).toBe(202)
+    const tokens = (await (await post("/v1/auth/login", { email, password })).json()) as {
+      accessToken: string
+      refreshToken: string
+    }
+    const me = await Effect.gen(function* () {
+      const client = yield* ApiClient.make("http://127.0.0.1:3000/rpc", { accessToken: () => tokens.accessToken })
+      return yield* client.me()
+    }).pipe(Effect.scoped, Effect.runPromise)
+    expect(me.email).toBe(email)
+    const refreshed = await post("/v1/auth/refresh", { refreshToken: tokens.refreshToken })
+    expect(refreshed.status).toBe(200)
+    const next = (await refreshed.json()) as { accessToken: string }
+    expect((await post("/v1/auth/logout", {}, next.accessToken)).status).toBe(204)
+    const after = await fetch("http://127.0.0.1:3000/v1/me", {
+      headers: { authorization: `Bearer ${next.accessToken}` }
+    })
+    expect(after.status).toBe(401)
+    // Embedded mode writes mail to DATA_DIR/mail and keys to DATA_DIR/keys.json.
+    expect(readdirSync(join(cwd, ".data", "mail")).some((file) => file.endsWith(".eml"))).toBe(true)
+    expect(existsSync(join(cwd, ".data", "keys.json"))).toBe(true)
   })
 
   it("answers a WebSocket ping with pong, and a malformed frame with an error", async () => {
