@@ -37,16 +37,18 @@ export const make = Effect.gen(function* () {
     ttlSeconds,
     jwks: { keys: imported.map((key) => key.publicJwk) },
     issue: ({ userId, sessionId }) =>
-      Effect.promise(() =>
-        new SignJWT({ sid: sessionId })
+      Effect.promise(() => {
+        // jose checks exp against the wall clock, so iat comes from the same clock, read once.
+        const iat = Math.floor(Date.now() / 1000)
+        return new SignJWT({ sid: sessionId })
           .setProtectedHeader({ alg: "EdDSA", typ: TYPE, kid: signing.kid })
           .setIssuer(iss)
           .setAudience(audience)
           .setSubject(userId)
-          .setIssuedAt()
-          .setExpirationTime(`${ttlSeconds}s`)
+          .setIssuedAt(iat)
+          .setExpirationTime(iat + ttlSeconds)
           .sign(signing.privateKey)
-      ).pipe(Effect.map((token) => ({ token, expiresIn: ttlSeconds }))),
+      }).pipe(Effect.map((token) => ({ token, expiresIn: ttlSeconds }))),
     verify: (token) =>
       Effect.tryPromise({
         try: () =>

@@ -22,7 +22,7 @@ export const Password = Schema.Redacted(
 export const CurrentPassword = Schema.Redacted(Schema.String.pipe(Schema.maxLength(1024)))
 
 const Token = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(512))
-const Code = Schema.String.pipe(Schema.minLength(6), Schema.maxLength(32))
+const Code = Schema.String.pipe(Schema.minLength(6), Schema.maxLength(64))
 
 export const Register = Schema.Struct({
   email: Email,
