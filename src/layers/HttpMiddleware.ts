@@ -14,7 +14,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { RouteNotFound } from "@effect/platform/HttpServerError"
-import { Cause, Clock, Effect, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Effect, Layer, LogLevel, Option, Schema } from "effect"
 import { Api } from "../rpc/Api.ts"
 import {
   BadRequest,
@@ -190,6 +190,40 @@ export const GlobalMiddleware = Layer.unwrapEffect(
           )
       })
 
+    const allowedOrigins = new Set(yield* Settings.allowedOrigins)
+    const logLevel = yield* Settings.logLevel
+    const logs = {
+      health: LogLevel.greaterThanEqual(LogLevel.Debug, logLevel),
+      requests: LogLevel.greaterThanEqual(LogLevel.Info, logLevel)
+    }
+    const baseHeaders = { ...security, "content-security-policy": "default-src 'none'; frame-ancestors 'none'" }
+    const docsHeaders = security
+
+    /** CORS for the origins on ALLOWED_ORIGINS only, matched exactly; nothing is sent to others. */
+    const corsHeaders = (origin: string | undefined): Record<string, string> | undefined =>
+      origin !== undefined && allowedOrigins.has(origin)
+        ? {
+            "access-control-allow-origin": origin,
+            "access-control-allow-credentials": "true",
+            "access-control-expose-headers": "x-request-id, x-permission-revision, retry-after",
+            vary: "Origin"
+          }
+        : undefined
+
+    const preflight = (cors: Record<string, string> | undefined) =>
+      HttpServerResponse.empty({
+        status: 204,
+        headers:
+          cors === undefined
+            ? {}
+            : {
+                ...cors,
+                "access-control-allow-methods": "GET, HEAD, POST, PUT, PATCH, DELETE",
+                "access-control-allow-headers": "authorization, content-type, x-request-id",
+                "access-control-max-age": "600"
+              }
+      })
+
     return HttpLayerRouter.middleware<{ handles: RouteNotFound }>()(
       (httpApp) =>
         Effect.gen(function* () {
@@ -203,44 +237,38 @@ export const GlobalMiddleware = Layer.unwrapEffect(
             request.headers["x-forwarded-for"],
             trustProxy
           )
-          const forwarded = request.modify({
-            headers: Headers.merge(
-              request.headers,
-              Headers.fromInput({ [CLIENT_IP_HEADER]: ip, "x-request-id": requestId })
+          const cors = corsHeaders(request.headers.origin)
+          let response: HttpServerResponse.HttpServerResponse
+          if (request.method === "OPTIONS" && request.headers["access-control-request-method"] !== undefined) {
+            response = preflight(cors)
+          } else {
+            const forwarded = request.modify({
+              headers: Headers.merge(
+                request.headers,
+                Headers.fromInput({ [CLIENT_IP_HEADER]: ip, "x-request-id": requestId })
+              )
+            })
+            response = yield* handle(httpApp, forwarded).pipe(
+              Effect.provideService(HttpServerRequest.HttpServerRequest, forwarded),
+              Effect.annotateLogs({ requestId })
             )
-          })
-          const response = yield* handle(httpApp, forwarded).pipe(
-            Effect.provideService(HttpServerRequest.HttpServerRequest, forwarded),
-            Effect.annotateLogs({ requestId })
-          )
-          const durationMs = (yield* Clock.currentTimeMillis) - started
-          const log = path.startsWith("/health/") ? Effect.logDebug : Effect.logInfo
-          yield* log("http request").pipe(
-            Effect.annotateLogs({ requestId, method: request.method, path, status: response.status, durationMs, ip })
-          )
+          }
+          // Log lines are built only when their level is on: this runs for every request.
+          if (path.startsWith("/health/") ? logs.health : logs.requests) {
+            const durationMs = (yield* Clock.currentTimeMillis) - started
+            const log = path.startsWith("/health/") ? Effect.logDebug : Effect.logInfo
+            yield* log("http request").pipe(
+              Effect.annotateLogs({ requestId, method: request.method, path, status: response.status, durationMs, ip })
+            )
+          }
           return HttpServerResponse.setHeaders(response, {
-            ...security,
-            ...(path === "/docs" ? {} : { "content-security-policy": "default-src 'none'; frame-ancestors 'none'" }),
+            ...(path === "/docs" ? docsHeaders : baseHeaders),
+            ...cors,
             ...(response.headers["cache-control"] === undefined ? { "cache-control": "no-store" } : {}),
             "x-request-id": requestId
           })
         }),
       { global: true }
     )
-  })
-)
-
-/** CORS for the origins in ALLOWED_ORIGINS only; an empty list allows no cross-origin caller. */
-export const CorsMiddleware = Layer.unwrapEffect(
-  Effect.map(Settings.allowedOrigins, (origins) => {
-    const allowed = new Set(origins)
-    return HttpLayerRouter.cors({
-      allowedOrigins: (origin) => allowed.has(origin),
-      allowedMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-      allowedHeaders: ["authorization", "content-type", "x-request-id"],
-      exposedHeaders: ["x-request-id", "x-permission-revision", "retry-after"],
-      credentials: true,
-      maxAge: 600
-    })
   })
 )

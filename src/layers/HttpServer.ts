@@ -22,7 +22,7 @@ import {
 } from "../rpc/AuthHandlers.ts"
 import { HealthHttpLive, HealthRpcLive } from "../rpc/HealthHandlers.ts"
 import { Rpcs } from "../rpc/Rpcs.ts"
-import { CorsMiddleware, GlobalMiddleware } from "./HttpMiddleware.ts"
+import { GlobalMiddleware } from "./HttpMiddleware.ts"
 import { Settings } from "./Settings.ts"
 
 const ApiRoutes = HttpLayerRouter.addHttpApi(Api, { openapiPath: "/openapi.json" }).pipe(
@@ -37,9 +37,7 @@ const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol
   Layer.provide(RpcSerialization.layerNdjson)
 )
 
-export const Routes = Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute).pipe(
-  Layer.provide([GlobalMiddleware, CorsMiddleware])
-)
+export const Routes = Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute).pipe(Layer.provide(GlobalMiddleware))
 
 const closeGracefully = (server: Server, timeout: Duration.Duration) =>
   Effect.gen(function* () {
