@@ -4,7 +4,7 @@
  * lines on stdout: `{"event":"start"}` just before the first request, then `{"event":"done",...}`
  * with the summary and this process's own CPU time.
  *
- *   node --import tsx bench/load.ts URL CONNECTIONS DURATION_SECONDS
+ *   node --import tsx bench/load.ts URL CONNECTIONS DURATION_SECONDS [REQUEST_JSON]
  */
 import { createRequire } from "node:module"
 
@@ -26,30 +26,40 @@ export interface LoadResult {
   readonly duration: number
 }
 
+/** What each request sends; by default a plain GET. */
+export interface LoadRequest {
+  readonly method?: string
+  readonly headers?: Record<string, string>
+  readonly body?: string
+}
+
 export interface LoadReport {
   readonly event: "done"
   readonly result: LoadResult
   readonly cpuUs: number
 }
 
-type Autocannon = (options: {
-  url: string
-  connections: number
-  duration: number
-  pipelining: number
-}) => Promise<LoadResult>
+type Autocannon = (
+  options: { url: string; connections: number; duration: number; pipelining: number } & LoadRequest
+) => Promise<LoadResult>
 
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon
 
-const [url, connections, duration] = process.argv.slice(2)
+const [url, connections, duration, request = "{}"] = process.argv.slice(2)
 if (url === undefined || connections === undefined || duration === undefined) {
-  console.error("usage: load.ts URL CONNECTIONS DURATION_SECONDS")
+  console.error("usage: load.ts URL CONNECTIONS DURATION_SECONDS [REQUEST_JSON]")
   process.exit(2)
 }
 
 console.log(JSON.stringify({ event: "start" }))
 const cpu = process.cpuUsage()
-const result = await autocannon({ url, connections: Number(connections), duration: Number(duration), pipelining: 1 })
+const result = await autocannon({
+  url,
+  connections: Number(connections),
+  duration: Number(duration),
+  pipelining: 1,
+  ...(JSON.parse(request) as LoadRequest)
+})
 const used = process.cpuUsage(cpu)
 const { requests, latency, throughput, errors, timeouts, non2xx, statusCodeStats } = result
 const report: LoadReport = {

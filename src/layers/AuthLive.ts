@@ -319,18 +319,17 @@ export const make = Effect.gen(function* () {
       }),
 
     me: (user) =>
-      Effect.gen(function* () {
-        const account = yield* findById(user.userId).pipe(Effect.flatMap(Effect.orDie))
-        const mfa = yield* confirmedSecret(user.userId)
-        return new Me({
-          id: account.id,
-          email: account.email,
-          name: account.name,
-          emailVerified: account.emailVerifiedAt !== null,
-          mfaEnabled: Option.isSome(mfa),
-          createdAt: utc(account.createdAt)
-        })
-      })
+      sql<{ id: string; email: string; name: string; emailVerified: boolean; mfaEnabled: boolean; createdAt: Date }>`
+        SELECT u.id, u.email, u.name, u.email_verified_at IS NOT NULL AS email_verified,
+               m.confirmed_at IS NOT NULL AS mfa_enabled, u.created_at
+        FROM users u LEFT JOIN mfa_totp m ON m.user_id = u.id
+        WHERE u.id = ${user.userId}`.pipe(
+        Effect.orDie,
+        Effect.flatMap((rows) =>
+          rows[0] === undefined ? Effect.die("signed-in user is gone") : Effect.succeed(rows[0])
+        ),
+        Effect.map((row) => new Me({ ...row, createdAt: utc(row.createdAt) }))
+      )
   })
 })
 
