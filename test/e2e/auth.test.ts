@@ -548,6 +548,112 @@ describe("authentication, end to end on Postgres and Redis", () => {
     })
   })
 
+  describe("the rest of the table through the RPC client", () => {
+    it("refresh, sessions, revoke, password change, reset, email verification, MFA and logout-all", async () => {
+      let token: string | undefined
+      const email = uniqueEmail("rpc-all")
+      const run = <A, E>(effect: Effect.Effect<A, E, ApiClient>) =>
+        effect.pipe(
+          Effect.provide(ApiClient.layer(`${nodeB.url}/rpc`, { accessToken: () => token })),
+          Effect.runPromise
+        )
+      const client = ApiClient
+      const signIn = (password: string) =>
+        run(
+          Effect.flatMap(client, (c) => c.auth.login({ email, password: Redacted.make(password) })).pipe(
+            Effect.map((r) => r as TokenPairBody)
+          )
+        )
+
+      await run(
+        Effect.flatMap(client, (c) => c.auth.register({ email, password: Redacted.make(STRONG_PASSWORD), name: "R" }))
+      )
+      const verification = tokenIn(
+        await waitForMail(dataDir, (m) => m.to.includes(email) && m.subject === "Verify your email address")
+      )
+      await run(Effect.flatMap(client, (c) => c.auth.verifyEmail({ token: verification })))
+
+      const first = await signIn(STRONG_PASSWORD)
+      const second = await signIn(STRONG_PASSWORD)
+      token = first.accessToken
+      const rotated = await run(Effect.flatMap(client, (c) => c.auth.refresh({ refreshToken: first.refreshToken })))
+      expect(rotated.sessionId).toBe(first.sessionId)
+      const replay = await run(
+        Effect.flatMap(client, (c) => Effect.either(c.auth.refresh({ refreshToken: first.refreshToken })))
+      )
+      expect(Either.isLeft(replay) && (replay.left as Unauthorized).code).toBe("invalid_token")
+
+      token = second.accessToken
+      const me = await run(Effect.flatMap(client, (c) => c.me()))
+      expect(me).toMatchObject({ email, emailVerified: true, mfaEnabled: false })
+      const sessions = await run(Effect.flatMap(client, (c) => c.auth.sessions()))
+      expect(sessions.map((x) => x.id)).toEqual([second.sessionId])
+
+      const third = await signIn(STRONG_PASSWORD)
+      await run(Effect.flatMap(client, (c) => c.auth.revokeSession({ id: third.sessionId })))
+      expect((await a.me(third.accessToken)).status).toBe(401)
+
+      const wrong = await run(
+        Effect.flatMap(client, (c) =>
+          Effect.either(
+            c.auth.changePassword({
+              currentPassword: Redacted.make("not the password"),
+              newPassword: Redacted.make("rpc changed passphrase")
+            })
+          )
+        )
+      )
+      expect(Either.isLeft(wrong) && (wrong.left as InvalidInput).code).toBe("wrong_password")
+      await run(
+        Effect.flatMap(client, (c) =>
+          c.auth.changePassword({
+            currentPassword: Redacted.make(STRONG_PASSWORD),
+            newPassword: Redacted.make("rpc changed passphrase")
+          })
+        )
+      )
+
+      const enrollment = await run(Effect.flatMap(client, (c) => c.auth.enrollTotp()))
+      const totp = new TOTP({ secret: enrollment.secret })
+      const codes = await run(Effect.flatMap(client, (c) => c.auth.confirmTotp({ code: totp.generate() })))
+      expect(codes.recoveryCodes).toHaveLength(10)
+      const challenge = await run(
+        Effect.flatMap(client, (c) => c.auth.login({ email, password: Redacted.make("rpc changed passphrase") }))
+      )
+      expect(challenge).toMatchObject({ mfaRequired: true })
+      const viaCode = await run(
+        Effect.flatMap(client, (c) =>
+          c.auth.loginMfa({ mfaToken: (challenge as { mfaToken: string }).mfaToken, code: codes.recoveryCodes[0]! })
+        )
+      )
+      expect(viaCode.accessToken).toBeDefined()
+      await run(
+        Effect.flatMap(client, (c) =>
+          c.auth.disableTotp({ password: Redacted.make("rpc changed passphrase"), code: codes.recoveryCodes[1]! })
+        )
+      )
+
+      await run(Effect.flatMap(client, (c) => c.auth.forgotPassword({ email })))
+      const resetToken = tokenIn(
+        await waitForMail(dataDir, (m) => m.to.includes(email) && m.subject === "Reset your password")
+      )
+      await run(
+        Effect.flatMap(client, (c) =>
+          c.auth.resetPassword({ token: resetToken, password: Redacted.make("rpc reset passphrase") })
+        )
+      )
+      expect((await a.me(second.accessToken)).status).toBe(401)
+
+      const fresh = await signIn("rpc reset passphrase")
+      token = fresh.accessToken
+      await run(Effect.flatMap(client, (c) => c.auth.logoutAll()))
+      expect((await a.me(fresh.accessToken)).status).toBe(401)
+
+      const jwks = await run(Effect.flatMap(client, (c) => c.auth.jwks()))
+      expect(jwks.keys[0]).toMatchObject({ alg: "EdDSA", use: "sig" })
+    })
+  })
+
   describe("what stays out of logs and the audit trail", () => {
     it("never logs or audits passwords or tokens, and audits logins with ip, user agent and request id", async () => {
       const password = "a very recognisable passphrase"
