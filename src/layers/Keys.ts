@@ -64,7 +64,9 @@ const fromDataDir = Effect.gen(function* () {
   const keys = yield* generateKeys
   mkdirSync(dir, { recursive: true })
   writeFileSync(path, JSON.stringify(keys, null, 2), { mode: 0o600 })
-  yield* Effect.logWarning(
+  // Fine for the embedded single node; with a shared database, every node needs the same keys.
+  const log = Option.isSome(yield* Settings.databaseUrl) ? Effect.logWarning : Effect.logInfo
+  yield* log(
     `keys: generated signing and MFA keys into ${path}; set JWT_PRIVATE_KEYS and MFA_ENCRYPTION_KEY to share them across nodes`
   )
   return keys

@@ -176,6 +176,14 @@ describe("authentication, end to end on Postgres and Redis", () => {
       expect(median(wrong)).toBeLessThan(median(unknown) * 3)
     })
 
+    it("forgets earlier failures after a successful login", async () => {
+      const { email, password } = await signUp("reset-counter")
+      for (let i = 0; i < 4; i++) expect((await a.login(email, `wrong ${i} password`, freshIp())).status).toBe(401)
+      expect((await a.login(email, password)).status).toBe(200)
+      for (let i = 0; i < 4; i++) expect((await a.login(email, `wrong ${i} again`, freshIp())).status).toBe(401)
+      expect((await a.login(email, password)).status).toBe(200)
+    })
+
     it("throttles an account after 5 failures whatever the IP, with Retry-After, and not forever", async () => {
       const { email, password } = await signUp("lockout")
       for (let i = 0; i < 5; i++) expect((await a.login(email, `wrong ${i} password`, freshIp())).status).toBe(401)
