@@ -23,6 +23,7 @@ export default Effect.gen(function* () {
       user_agent text
     )`
   yield* sql`CREATE INDEX IF NOT EXISTS sessions_user_idx ON sessions (user_id) WHERE revoked_at IS NULL`
+  yield* sql`CREATE INDEX IF NOT EXISTS sessions_revoked_idx ON sessions (revoked_at) WHERE revoked_at IS NOT NULL`
 
   yield* sql`
     CREATE TABLE IF NOT EXISTS refresh_tokens (

@@ -44,6 +44,26 @@ export const make = Effect.gen(function* () {
     for (const [id, until] of cache) if (until <= now) cache.delete(id)
   })
 
+  /**
+   * Sessions ended within an access token's lifetime, from Postgres: into this node's cache and
+   * back into the store. Runs at start and whenever the stream shows a gap (the store may have lost
+   * its data, markers included), so a token of an ended session never comes back to life.
+   */
+  const restore = Effect.gen(function* () {
+    const rows = yield* sql<{ id: string; revokedReason: string | null }>`
+      SELECT id, revoked_reason FROM sessions
+      WHERE revoked_at > now() - ${`${Math.ceil(markerTtlMs / 1000)} seconds`}::interval`
+    yield* remember(rows.map((row) => row.id))
+    yield* Effect.forEach(rows, (row) => kv.set(markerKey(row.id), row.revokedReason ?? "revoked", markerTtlMs), {
+      concurrency: 16,
+      discard: true
+    }).pipe(Effect.catchAll((error) => Effect.logWarning("revocations: could not restore markers", error)))
+    if (rows.length > 0)
+      yield* Effect.logInfo(`revocations: restored ${rows.length} recently ended sessions from Postgres`)
+  })
+
+  yield* restore.pipe(Effect.catchAllCause((cause) => Effect.logWarning("revocations: restore at start failed", cause)))
+
   const follow = Effect.gen(function* () {
     let cursor = yield* events.last(AUTH_STREAM).pipe(Effect.orElseSucceed(() => StreamCursor.start))
     while (true) {
@@ -53,7 +73,11 @@ export const make = Effect.gen(function* () {
         if (Option.isSome(event)) yield* remember(event.value.sessionIds)
         cursor = entry.id
       }
-      if (result.gap) cursor = yield* events.last(AUTH_STREAM)
+      if (result.gap) {
+        yield* Effect.logWarning("revocations: gap in the event stream; restoring from Postgres")
+        yield* restore
+        cursor = yield* events.last(AUTH_STREAM)
+      }
       yield* forgetExpired
     }
   }).pipe(

@@ -1,7 +1,11 @@
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { Effect, Either } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { NotReady } from "../../src/rpc/Errors.ts"
+import { rest, STRONG_PASSWORD, uniqueEmail } from "../support/AuthClient.ts"
 import { type ServerProcess, startServer } from "../support/ServerProcess.ts"
 import { type RedisServer, startRedis } from "../support/Servers.ts"
 import { createTestDatabase, type TestDatabase, testRedisPrefix } from "../support/TestDatabase.ts"
@@ -32,22 +36,28 @@ describe("the server on Postgres and Redis", () => {
   let database: TestDatabase
   let redis: RedisServer
   let server: ServerProcess
+  let dataDir: string
+  let env: Record<string, string>
 
   beforeAll(async () => {
     database = await createTestDatabase()
     redis = await startRedis()
-    server = await startServer({
+    dataDir = mkdtempSync(join(tmpdir(), "lps-real-"))
+    env = {
       DATABASE_URL: database.url,
       REDIS_URL: redis.url,
       REDIS_KEY_PREFIX: testRedisPrefix(),
+      DATA_DIR: dataDir,
       LOG_FORMAT: "json"
-    })
+    }
+    server = await startServer(env)
   }, 60_000)
 
   afterAll(async () => {
     await server?.stop("SIGKILL")
     await redis?.stop()
     await database?.drop()
+    rmSync(dataDir, { recursive: true, force: true })
   })
 
   it("says it runs on postgres + redis, multi-node, and logs JSON lines", () => {
@@ -86,5 +96,25 @@ describe("the server on Postgres and Redis", () => {
       (r) => r.status === 200
     )
     expect(up.body).toEqual({ status: "ready", checks: { database: "up", events: "up" } })
+  }, 60_000)
+
+  it("keeps a session ended before Redis lost its data ended, also on a node started afterwards", async () => {
+    const api = rest(server.url)
+    const email = uniqueEmail("redis-loss")
+    await api.register(email, STRONG_PASSWORD)
+    const tokens = (await api.login(email, STRONG_PASSWORD)).body
+    expect((await api.call("POST", "/v1/auth/logout", { token: tokens.accessToken })).status).toBe(204)
+    await redis.stop()
+    await redis.start()
+    const later = await startServer(env)
+    try {
+      const reply = await rest(later.url).me(tokens.accessToken)
+      expect(reply.status).toBe(401)
+      expect(reply.body).toMatchObject({ code: "invalid_token" })
+      expect(later.output()).toContain("restored 1 recently ended sessions from Postgres")
+      expect((await api.me(tokens.accessToken)).status).toBe(401)
+    } finally {
+      await later.stop()
+    }
   }, 60_000)
 })
