@@ -1,8 +1,10 @@
 /** Every migration, in order. Add new ones here as `NNNN_name`. */
 import core from "./0001_core.ts"
 import auth from "./0002_auth.ts"
+import rbac from "./0003_rbac.ts"
 
 export const migrations = {
   "0001_core": core,
-  "0002_auth": auth
+  "0002_auth": auth,
+  "0003_rbac": rbac
 }

@@ -4,7 +4,7 @@ import { Effect, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { migrations } from "../migrations/index.ts"
 import { runMigrations } from "../src/layers/Database.ts"
-import { createTestDatabase, type TestDatabase } from "./support/TestDatabase.ts"
+import { createTestDatabase, query, type TestDatabase } from "./support/TestDatabase.ts"
 
 const schema = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -44,14 +44,62 @@ describe("migrations", () => {
       ),
       Effect.runPromise
     )
-    expect(result.first.map(([id, name]) => `${id}_${name}`)).toEqual(["1_core", "2_auth"])
+    expect(result.first.map(([id, name]) => `${id}_${name}`)).toEqual(["1_core", "2_auth", "3_rbac"])
     expect(result.second).toEqual([])
     expect(result.afterSecond).toEqual(result.afterFirst)
-    expect(result.recorded).toEqual([{ migrationId: 1 }, { migrationId: 2 }])
+    expect(result.recorded).toEqual([{ migrationId: 1 }, { migrationId: 2 }, { migrationId: 3 }])
     const tables = new Set(result.afterFirst.map((column) => column.tableName))
     expect([...tables]).toEqual(
       expect.arrayContaining(["users", "organizations", "memberships", "outbox", "audit_log"])
     )
     expect(result.afterFirst).toContainEqual({ tableName: "organizations", columnName: "revision", dataType: "bigint" })
+  })
+})
+
+describe("tenant boundaries in the schema", () => {
+  let database: TestDatabase
+  beforeAll(async () => {
+    database = await createTestDatabase()
+    await Effect.runPromise(runMigrations.pipe(Effect.provide(PgClient.layer({ url: Redacted.make(database.url) }))))
+  })
+  afterAll(async () => {
+    await database.drop()
+  })
+
+  it("refuses a role parent, grant or assignment that crosses organizations, and an assignment to a non-member", async () => {
+    const one = async (text: string, values: Array<unknown> = []) => (await query(database.url, text, values))[0]!
+    const orgA = (await one("INSERT INTO organizations (slug, name) VALUES ('a', 'A') RETURNING id")).id
+    const orgB = (await one("INSERT INTO organizations (slug, name) VALUES ('b', 'B') RETURNING id")).id
+    const user = (await one("INSERT INTO users (email, name) VALUES ('m@example.com', 'M') RETURNING id")).id
+    await query(database.url, "INSERT INTO memberships (organization_id, user_id) VALUES ($1, $2)", [orgA, user])
+    const roleA = (await one("INSERT INTO roles (organization_id, name) VALUES ($1, 'ra') RETURNING id", [orgA])).id
+    const roleB = (await one("INSERT INTO roles (organization_id, name) VALUES ($1, 'rb') RETURNING id", [orgB])).id
+    const fails = (text: string, values: Array<unknown>) => expect(query(database.url, text, values)).rejects.toThrow()
+
+    await fails("INSERT INTO role_parents (organization_id, role_id, parent_id) VALUES ($1, $2, $3)", [
+      orgA,
+      roleA,
+      roleB
+    ])
+    await fails(
+      "INSERT INTO role_grants (organization_id, role_id, permission, effect) VALUES ($1, $2, 'docs:read', 'allow')",
+      [orgA, roleB]
+    )
+    await fails("INSERT INTO assignments (organization_id, user_id, role_id) VALUES ($1, $2, $3)", [orgA, user, roleB])
+    await fails("INSERT INTO assignments (organization_id, user_id, role_id) VALUES ($1, $2, $3)", [orgB, user, roleB])
+    await fails(
+      "INSERT INTO role_grants (organization_id, role_id, permission, effect) VALUES ($1, $2, 'Docs:Read', 'allow')",
+      [orgA, roleA]
+    )
+    await query(database.url, "INSERT INTO assignments (organization_id, user_id, role_id) VALUES ($1, $2, $3)", [
+      orgA,
+      user,
+      roleA
+    ])
+    await query(
+      database.url,
+      "INSERT INTO role_grants (organization_id, role_id, permission, effect) VALUES ($1, $2, '*', 'allow')",
+      [orgA, roleA]
+    )
   })
 })

@@ -11,7 +11,11 @@ describe("the OpenAPI document", () => {
   it("is OpenAPI 3.1 and lists every auth operation with its errors", () => {
     expect(spec.openapi).toBe("3.1.0")
     const operations = Object.entries(spec.paths).flatMap(([path, methods]) =>
-      Object.entries(methods).map(([method, operation]) => ({ path, method, statuses: Object.keys(operation.responses) }))
+      Object.entries(methods).map(([method, operation]) => ({
+        path,
+        method,
+        statuses: Object.keys(operation.responses)
+      }))
     )
     const find = (method: string, path: string) => operations.find((o) => o.method === method && o.path === path)
     expect(find("post", "/v1/auth/login")?.statuses).toEqual(expect.arrayContaining(["200", "400", "401", "429"]))
