@@ -1,0 +1,209 @@
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, ManagedRuntime, Redacted, String as Str } from "effect"
+import fc from "fast-check"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { runMigrations } from "../../src/layers/Database.ts"
+import { type Assignment, type Condition, decide, type Grant, type Role } from "../../src/layers/Decision.ts"
+import { PermissionStoreLive } from "../../src/layers/PermissionStoreLive.ts"
+import { PermissionStore } from "../../src/services/PermissionStore.ts"
+import { createTestDatabase, type TestDatabase } from "../support/TestDatabase.ts"
+
+const RESOURCES = ["docs", "billing", "members"]
+const ACTIONS = ["read", "write", "delete"]
+const KEYS = RESOURCES.flatMap((r) => ACTIONS.map((a) => `${r}:${a}`))
+const OWNER_ONLY: Condition = { eq: [{ var: "resource.attributes.ownerId" }, { var: "subject.id" }] }
+const NOW = Date.now()
+
+const grantArb: fc.Arbitrary<Grant> = fc.record({
+  permission: fc.constantFrom(...KEYS, "docs:*", "billing:*", "*"),
+  effect: fc.constantFrom<"allow" | "deny">("allow", "allow", "allow", "deny"),
+  condition: fc.option(fc.constant(OWNER_ONLY), { nil: undefined })
+})
+
+/** Roles 0..n-1 whose parents always have a lower index, so the graph is a DAG. */
+const orgArb = fc.integer({ min: 2, max: 7 }).chain((count) =>
+  fc.record({
+    roles: fc.tuple(
+      ...Array.from({ length: count }, (_, i) =>
+        fc.record({
+          parents: fc.uniqueArray(fc.integer({ min: 0, max: Math.max(0, i - 1) }), { maxLength: i === 0 ? 0 : 2 }),
+          grants: fc.array(grantArb, { maxLength: 4 })
+        })
+      )
+    ),
+    assignments: fc.array(
+      fc.record({
+        role: fc.integer({ min: 0, max: count - 1 }),
+        scope: fc.option(fc.constantFrom("1", "2"), { nil: undefined }),
+        expiresIn: fc.option(fc.constantFrom(-60_000, 3_600_000), { nil: undefined })
+      }),
+      { minLength: 1, maxLength: 4 }
+    )
+  })
+)
+
+type GeneratedOrg = typeof orgArb extends fc.Arbitrary<infer A> ? A : never
+
+describe("PermissionStore on Postgres", () => {
+  let database: TestDatabase
+  let runtime: ManagedRuntime.ManagedRuntime<PermissionStore | SqlClient.SqlClient, unknown>
+
+  beforeAll(async () => {
+    database = await createTestDatabase()
+    const client = PgClient.layer({
+      url: Redacted.make(database.url),
+      transformResultNames: Str.snakeToCamel,
+      transformQueryNames: Str.camelToSnake
+    })
+    runtime = ManagedRuntime.make(
+      PermissionStoreLive.pipe(Layer.provideMerge(Layer.effectDiscard(runMigrations)), Layer.provideMerge(client))
+    )
+    await runtime.runPromise(Effect.void)
+  })
+
+  afterAll(async () => {
+    await runtime.dispose()
+    await database.drop()
+  })
+
+  /** Writes a generated organization and returns it in the in-memory shape. */
+  const insert = (org: GeneratedOrg) =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const [{ id: organizationId }] = (yield* sql<{ id: string }>`
+        INSERT INTO organizations (slug, name) VALUES (${`org-${crypto.randomUUID()}`}, 'Generated') RETURNING id`) as [
+        { id: string }
+      ]
+      const [{ id: userId }] = (yield* sql<{ id: string }>`
+        INSERT INTO users (email, name) VALUES (${`${crypto.randomUUID()}@example.com`}, 'U') RETURNING id`) as [
+        { id: string }
+      ]
+      yield* sql`INSERT INTO memberships (organization_id, user_id) VALUES (${organizationId}, ${userId})`
+      const ids: Array<string> = []
+      for (let i = 0; i < org.roles.length; i++) {
+        const [row] = yield* sql<{ id: string }>`
+          INSERT INTO roles (organization_id, name) VALUES (${organizationId}, ${`role-${i}`}) RETURNING id`
+        ids.push(row!.id)
+      }
+      const roles: Array<Role> = org.roles.map((role, i) => ({
+        id: ids[i]!,
+        name: `role-${i}`,
+        parents: role.parents.map((p) => ids[p]!),
+        grants: role.grants
+      }))
+      for (const role of roles) {
+        for (const parent of role.parents) {
+          yield* sql`INSERT INTO role_parents (organization_id, role_id, parent_id) VALUES (${organizationId}, ${role.id}, ${parent})`
+        }
+        for (const grant of role.grants) {
+          yield* sql`
+            INSERT INTO role_grants (organization_id, role_id, permission, effect, condition)
+            VALUES (${organizationId}, ${role.id}, ${grant.permission}, ${grant.effect},
+                    ${grant.condition === undefined ? null : JSON.stringify(grant.condition)}::jsonb)`
+        }
+      }
+      const assignments: Array<Assignment> = []
+      for (const a of org.assignments) {
+        const expiresAt = a.expiresIn === undefined ? undefined : NOW + a.expiresIn
+        const [row] = yield* sql<{ id: string }>`
+          INSERT INTO assignments (organization_id, user_id, role_id, scope_type, scope_id, expires_at)
+          VALUES (${organizationId}, ${userId}, ${ids[a.role]!}, ${a.scope === undefined ? null : "project"}, ${a.scope ?? null},
+                  ${expiresAt === undefined ? null : new Date(expiresAt)})
+          RETURNING id`
+        assignments.push({
+          id: row!.id,
+          roleId: ids[a.role]!,
+          scope: a.scope === undefined ? undefined : { type: "project", id: a.scope },
+          expiresAt
+        })
+      }
+      return { organizationId, userId, roles, assignments }
+    })
+
+  it("answers every check as the semantics computed in memory do, for random role graphs and assignments", async () => {
+    await fc.assert(
+      fc.asyncProperty(orgArb, async (org) => {
+        const answers = await runtime.runPromise(
+          Effect.gen(function* () {
+            const { organizationId, userId, roles, assignments } = yield* insert(org)
+            const store = yield* PermissionStore
+            const results: Array<{ stored: boolean; expected: boolean; permission: string; where: string }> = []
+            for (const permission of KEYS) {
+              for (const resource of [
+                undefined,
+                { type: "project", id: "1", attributes: { ownerId: userId } },
+                { type: "project", id: "2", attributes: { ownerId: "someone-else" } },
+                { type: "project", id: "1" }
+              ]) {
+                const stored = yield* store.check({ organizationId, userId, permission, resource })
+                const expected = decide(
+                  { subject: { id: userId }, permission, resource, now: Date.now() },
+                  roles,
+                  assignments
+                )
+                results.push({
+                  stored: stored.allowed,
+                  expected: expected.allowed,
+                  permission,
+                  where: JSON.stringify(resource)
+                })
+              }
+            }
+            return results
+          })
+        )
+        for (const answer of answers)
+          expect(answer.stored, `${answer.permission} on ${answer.where}`).toBe(answer.expected)
+      }),
+      { numRuns: 15 }
+    )
+  }, 60_000)
+
+  it("denies everything in a frozen organization and to a disabled user, and reports the revision", async () => {
+    const result = await runtime.runPromise(
+      Effect.gen(function* () {
+        const { organizationId, userId } = yield* insert({
+          roles: [{ parents: [], grants: [{ permission: "*", effect: "allow", condition: undefined }] }],
+          assignments: [{ role: 0, scope: undefined, expiresIn: undefined }]
+        })
+        const sql = yield* SqlClient.SqlClient
+        const store = yield* PermissionStore
+        const before = yield* store.check({ organizationId, userId, permission: "docs:read" })
+        const effective = yield* store.effective(organizationId, userId)
+        yield* sql`UPDATE organizations SET status = 'frozen', revision = revision + 1 WHERE id = ${organizationId}`
+        const frozen = yield* store.check({ organizationId, userId, permission: "docs:read" })
+        yield* sql`UPDATE organizations SET status = 'active' WHERE id = ${organizationId}`
+        yield* sql`UPDATE users SET disabled_at = now() WHERE id = ${userId}`
+        const disabled = yield* store.check({ organizationId, userId, permission: "docs:read" })
+        return { before, effective, frozen, disabled }
+      })
+    )
+    expect(result.before).toMatchObject({ allowed: true, revision: "0" })
+    expect(result.effective.permissions).toEqual(expect.arrayContaining(["org:read", "org:delete", "audit:read"]))
+    expect(result.frozen).toEqual({ allowed: false, reason: "the organization is frozen", revision: "1" })
+    expect(result.disabled).toMatchObject({ allowed: false, reason: "the user is disabled" })
+  })
+
+  it("lists scoped permissions apart from organization-wide ones", async () => {
+    const effective = await runtime.runPromise(
+      Effect.gen(function* () {
+        const { organizationId, userId } = yield* insert({
+          roles: [
+            { parents: [], grants: [{ permission: "org:read", effect: "allow", condition: undefined }] },
+            { parents: [], grants: [{ permission: "roles:*", effect: "allow", condition: undefined }] }
+          ],
+          assignments: [
+            { role: 0, scope: undefined, expiresIn: undefined },
+            { role: 1, scope: "1", expiresIn: undefined }
+          ]
+        })
+        return yield* Effect.flatMap(PermissionStore, (store) => store.effective(organizationId, userId))
+      })
+    )
+    expect(effective.permissions).toEqual(["org:read"])
+    expect(effective.scoped).toEqual({
+      "project/1": expect.arrayContaining(["roles:read", "roles:create", "roles:update", "roles:delete"])
+    })
+  })
+})
