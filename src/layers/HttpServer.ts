@@ -21,19 +21,29 @@ import {
   SessionRpcLive
 } from "../rpc/AuthHandlers.ts"
 import { HealthHttpLive, HealthRpcLive } from "../rpc/HealthHandlers.ts"
+import { OrgAuthorizationLive, RpcOrgAuthorizationLive } from "../rpc/OrgAuthorization.ts"
+import { OrgHttpLive, OrgRpcLive, OrgsHttpLive, OrgsRpcLive } from "../rpc/OrgHandlers.ts"
 import { Rpcs } from "../rpc/Rpcs.ts"
 import { GlobalMiddleware } from "./HttpMiddleware.ts"
 import { Settings } from "./Settings.ts"
 
 const ApiRoutes = HttpLayerRouter.addHttpApi(Api, { openapiPath: "/openapi.json" }).pipe(
-  Layer.provide([HealthHttpLive, AuthHttpLive, SessionHttpLive, MeHttpLive, JwksHttpLive]),
-  Layer.provide(AuthenticationLive)
+  Layer.provide([HealthHttpLive, AuthHttpLive, SessionHttpLive, MeHttpLive, JwksHttpLive, OrgsHttpLive, OrgHttpLive]),
+  Layer.provide([AuthenticationLive, OrgAuthorizationLive])
 )
 
 const DocsRoute = HttpApiScalar.layerHttpLayerRouter({ api: Api, path: "/docs" })
 
 const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol: "http" }).pipe(
-  Layer.provide([HealthRpcLive, AuthRpcLive, SessionRpcLive, RpcAuthenticationLive]),
+  Layer.provide([
+    HealthRpcLive,
+    AuthRpcLive,
+    SessionRpcLive,
+    OrgsRpcLive,
+    OrgRpcLive,
+    RpcAuthenticationLive,
+    RpcOrgAuthorizationLive
+  ]),
   Layer.provide(RpcSerialization.layerNdjson)
 )
 

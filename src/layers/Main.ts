@@ -16,7 +16,11 @@ import { KeyValueStoreMemory } from "./KeyValueStoreMemory.ts"
 import { KeyValueStoreRedis } from "./KeyValueStoreRedis.ts"
 import { LiveSocketServerLive } from "./LiveSocketServer.ts"
 import { MailerLive } from "./MailerLive.ts"
+import { OrganizationsLive } from "./OrganizationsLive.ts"
+import { OutboxLive } from "./OutboxLive.ts"
+import { OutboxRelay } from "./OutboxRelay.ts"
 import { PasswordHasherLive } from "./PasswordHasherLive.ts"
+import { PermissionStoreLive } from "./PermissionStoreLive.ts"
 import { RateLimiterMemory } from "./RateLimiterMemory.ts"
 import { RateLimiterRedis } from "./RateLimiterRedis.ts"
 import { ReadinessLive } from "./ReadinessLive.ts"
@@ -47,9 +51,9 @@ export const EphemeralLive = Layer.unwrapEffect(
 
 export const InfraLive = Layer.mergeAll(EphemeralLive, MigrationsLive.pipe(Layer.provideMerge(DatabaseLive)))
 
-/** Keys, tokens, hashing, revocation, audit, mail and the Auth service itself. */
-export const DomainLive = AuthLive.pipe(
-  Layer.provideMerge(Layer.mergeAll(RevocationsLive, PasswordHasherLive, AuditLogLive, MailerLive)),
+/** Keys, tokens, hashing, revocation, audit, mail, the outbox, and the Auth and RBAC services. */
+export const DomainLive = Layer.mergeAll(AuthLive, OrganizationsLive, PermissionStoreLive, OutboxRelay).pipe(
+  Layer.provideMerge(Layer.mergeAll(RevocationsLive, PasswordHasherLive, AuditLogLive, MailerLive, OutboxLive)),
   Layer.provideMerge(AccessTokensLive),
   Layer.provideMerge(KeysLive)
 )

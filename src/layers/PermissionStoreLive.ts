@@ -7,6 +7,7 @@ import { type Assignment, type Condition, closure, decide, type GrantEffect, typ
 
 interface Policy {
   readonly revision: string
+  readonly member: boolean
   readonly denied: string | undefined
   readonly roles: ReadonlyArray<Role>
   readonly assignments: ReadonlyArray<Assignment>
@@ -30,6 +31,8 @@ export const make = Effect.gen(function* () {
         SELECT status, revision::text AS revision FROM organizations WHERE id = ${organizationId}`
       if (org === undefined) return undefined
       const [user] = yield* sql<{ disabledAt: Date | null }>`SELECT disabled_at FROM users WHERE id = ${userId}`
+      const [membership] = yield* sql`
+        SELECT 1 AS one FROM memberships WHERE organization_id = ${organizationId} AND user_id = ${userId}`
       const denied =
         org.status === "frozen"
           ? "the organization is frozen"
@@ -74,6 +77,7 @@ export const make = Effect.gen(function* () {
       }))
       return {
         revision: org.revision,
+        member: membership !== undefined,
         denied,
         roles,
         assignments,
@@ -95,16 +99,23 @@ export const make = Effect.gen(function* () {
       failClosed(
         Effect.gen(function* () {
           const policy = yield* load(organizationId, userId)
-          if (policy === undefined)
-            return { allowed: false, reason: "no such organization", revision: "0" } satisfies CheckAnswer
-          if (policy.denied !== undefined) return { allowed: false, reason: policy.denied, revision: policy.revision }
+          if (policy === undefined) {
+            return {
+              member: false,
+              allowed: false,
+              reason: "no such organization",
+              revision: "0"
+            } satisfies CheckAnswer
+          }
+          const { member, revision } = policy
+          if (policy.denied !== undefined) return { member, allowed: false, reason: policy.denied, revision }
           const now = yield* Clock.currentTimeMillis
           const decision = decide(
             { subject: { id: userId }, permission, resource, now },
             policy.roles,
             policy.assignments
           )
-          return { allowed: decision.allowed, reason: decision.reason, revision: policy.revision }
+          return { member, allowed: decision.allowed, reason: decision.reason, revision }
         })
       ),
     effective: (organizationId, userId) =>

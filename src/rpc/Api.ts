@@ -2,6 +2,7 @@
 import { HttpApi, OpenApi } from "@effect/platform"
 import { AuthApi, JwksApi, MeApi, SessionApi } from "./Auth.ts"
 import { HealthApi } from "./Health.ts"
+import { OrgApi, OrgsApi } from "./Orgs.ts"
 
 export class Api extends HttpApi.make("api")
   .add(HealthApi)
@@ -9,6 +10,8 @@ export class Api extends HttpApi.make("api")
   .add(SessionApi)
   .add(MeApi)
   .add(JwksApi)
+  .add(OrgsApi)
+  .add(OrgApi)
   .annotate(OpenApi.Title, "Live Permission Server")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(

@@ -2,10 +2,10 @@
  * How callers prove who they are, on both doors: a bearer access token, checked by one middleware
  * for HttpApi and one for RPC, each providing the signed-in `CurrentUser`.
  */
-import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
+import { HttpApiMiddleware, HttpApiSecurity, OpenApi } from "@effect/platform"
 import { RpcMiddleware } from "@effect/rpc"
 import { Context, Schema } from "effect"
-import { ServiceUnavailable, Unauthorized } from "./Errors.ts"
+import { Forbidden, NotFound, ServiceUnavailable, Unauthorized } from "./Errors.ts"
 
 export interface SignedIn {
   readonly userId: string
@@ -25,5 +25,47 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("app
 export class RpcAuthentication extends RpcMiddleware.Tag<RpcAuthentication>()("app/RpcAuthentication", {
   failure,
   provides: CurrentUser,
+  requiredForClient: true
+}) {}
+
+/** The permission an operation requires, declared next to its definition (endpoint or Rpc). */
+export class RequiredPermission extends Context.Tag("app/RequiredPermission")<RequiredPermission, string>() {}
+
+/**
+ * Annotations for an endpoint that needs `permission` in the organization named by its path:
+ * the guard reads the tag; the OpenAPI document shows it as `x-required-permission`.
+ */
+export const requires = (permission: string) =>
+  Context.make(RequiredPermission, permission).pipe(
+    Context.add(OpenApi.Override, {
+      "x-required-permission": permission,
+      description: `Requires the \`${permission}\` permission in the organization.`
+    })
+  )
+
+export interface Member extends SignedIn {
+  readonly organizationId: string
+}
+
+/** The signed-in caller, checked to hold the operation's permission in this organization. */
+export class CurrentMember extends Context.Tag("app/CurrentMember")<CurrentMember, Member>() {}
+
+const memberFailure = Schema.Union(Unauthorized, Forbidden, NotFound, ServiceUnavailable)
+
+/**
+ * The guard of every organization endpoint: a valid session, membership of the organization in
+ * the path (else 404, so ids of other tenants reveal nothing) and the endpoint's permission (else
+ * 403 naming it).
+ */
+export class OrgAuthorization extends HttpApiMiddleware.Tag<OrgAuthorization>()("app/OrgAuthorization", {
+  failure: memberFailure,
+  provides: CurrentMember,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+/** The same guard for RPCs; the organization comes from the payload's `organizationId`. */
+export class RpcOrgAuthorization extends RpcMiddleware.Tag<RpcOrgAuthorization>()("app/RpcOrgAuthorization", {
+  failure: memberFailure,
+  provides: CurrentMember,
   requiredForClient: true
 }) {}

@@ -12,7 +12,7 @@ import { FetchHttpClient, Headers } from "@effect/platform"
 import { RpcClient, RpcMiddleware, RpcSerialization } from "@effect/rpc"
 import { Context, Effect, Layer } from "effect"
 import { Rpcs } from "./Rpcs.ts"
-import { RpcAuthentication } from "./Security.ts"
+import { RpcAuthentication, RpcOrgAuthorization } from "./Security.ts"
 
 export interface ClientOptions {
   /** The current access token, read before each call; none means an anonymous call. */
@@ -22,15 +22,20 @@ export interface ClientOptions {
 const protocol = (url: string) =>
   RpcClient.layerProtocolHttp({ url }).pipe(Layer.provide([FetchHttpClient.layer, RpcSerialization.layerNdjson]))
 
-const bearer = (options: ClientOptions) =>
-  RpcMiddleware.layerClient(RpcAuthentication, ({ request }) => {
+const bearer = (options: ClientOptions) => {
+  const addToken: RpcMiddleware.RpcMiddlewareClient = ({ request }) => {
     const token = options.accessToken?.()
     return Effect.succeed(
       token === undefined
         ? request
         : { ...request, headers: Headers.set(request.headers, "authorization", `Bearer ${token}`) }
     )
-  })
+  }
+  return Layer.merge(
+    RpcMiddleware.layerClient(RpcAuthentication, addToken),
+    RpcMiddleware.layerClient(RpcOrgAuthorization, addToken)
+  )
+}
 
 const makeClient = (url: string, options: ClientOptions = {}) =>
   RpcClient.make(Rpcs).pipe(Effect.provide(Layer.merge(protocol(url), bearer(options))))

@@ -19,6 +19,8 @@ export interface CheckRequest {
 }
 
 export interface CheckAnswer {
+  /** Whether the user belongs to the organization at all (callers answer 404 when not). */
+  readonly member: boolean
   readonly allowed: boolean
   readonly reason: string
   /** The organization's revision the answer reflects, as a string holding an integer. */

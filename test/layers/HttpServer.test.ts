@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Routes } from "../../src/layers/HttpServer.ts"
 import { AccessTokens } from "../../src/services/AccessTokens.ts"
 import { Auth } from "../../src/services/Auth.ts"
+import { Organizations } from "../../src/services/Organizations.ts"
+import { PermissionStore } from "../../src/services/PermissionStore.ts"
 import { Readiness } from "../../src/services/Readiness.ts"
 
 // A payload endpoint and a crashing one, served next to the real routes and middleware.
@@ -54,6 +56,8 @@ const config = ConfigProvider.fromMap(
 const ServerLive = HttpLayerRouter.serve(Layer.mergeAll(Routes, TestRoutes), { disableLogger: true }).pipe(
   Layer.provide(Layer.succeed(Auth, unused as never)),
   Layer.provide(Layer.succeed(AccessTokens, unused as never)),
+  Layer.provide(Layer.succeed(PermissionStore, unused as never)),
+  Layer.provide(Layer.succeed(Organizations, unused as never)),
   Layer.provide(
     Layer.succeed(Readiness, {
       check: Effect.succeed({ ready: true, checks: { database: "up" as const, events: "up" as const } })

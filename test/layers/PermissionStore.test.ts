@@ -181,7 +181,7 @@ describe("PermissionStore on Postgres", () => {
     )
     expect(result.before).toMatchObject({ allowed: true, revision: "0" })
     expect(result.effective.permissions).toEqual(expect.arrayContaining(["org:read", "org:delete", "audit:read"]))
-    expect(result.frozen).toEqual({ allowed: false, reason: "the organization is frozen", revision: "1" })
+    expect(result.frozen).toEqual({ member: true, allowed: false, reason: "the organization is frozen", revision: "1" })
     expect(result.disabled).toMatchObject({ allowed: false, reason: "the user is disabled" })
   })
 
