@@ -4,25 +4,7 @@ import { Cause, Config, Duration, Effect, Exit, Layer, Option, Schedule, Schema 
 import { EventStream, EventStreamError } from "../services/EventStream.ts"
 import { OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../services/Outbox.ts"
 import { type OutboxRow, OutboxWakeup, toEvent } from "./OutboxLive.ts"
-
-/** The relay's settings (to move into Settings.ts). */
-export const OutboxRelaySettings = {
-  /** How long published events stay in Postgres for consumers that missed them. */
-  eventRetention: Config.duration("EVENT_RETENTION").pipe(Config.withDefault(Duration.days(7))),
-  /** Entries the event stream keeps (`XADD MAXLEN ~`). */
-  streamMaxLength: Config.integer("EVENT_STREAM_MAX_LENGTH").pipe(
-    Config.validate({ message: "must be a positive number of entries", validation: (n) => n > 0 }),
-    Config.withDefault(100_000)
-  ),
-  /** How often the relay looks for events committed on other nodes (this node's wake it at once). */
-  pollInterval: Config.duration("OUTBOX_POLL_INTERVAL").pipe(
-    Config.validate({
-      message: "must be between 10 milliseconds and 10 seconds",
-      validation: (d) => Duration.between(d, { minimum: Duration.millis(10), maximum: Duration.seconds(10) })
-    }),
-    Config.withDefault(Duration.millis(150))
-  )
-}
+import { Settings } from "./Settings.ts"
 
 export interface RelayOptions {
   readonly maxLength: number
@@ -187,11 +169,12 @@ export const layer = (options: RelayOptions) => Layer.scopedDiscard(make(options
 
 /** The relay with its settings from the environment. */
 export const OutboxRelay = Layer.unwrapEffect(
-  Effect.map(Config.all(OutboxRelaySettings), (settings) =>
-    layer({
-      maxLength: settings.streamMaxLength,
-      retention: settings.eventRetention,
-      pollInterval: settings.pollInterval
-    })
+  Effect.map(
+    Config.all({
+      maxLength: Settings.eventStreamMaxLength,
+      retention: Settings.eventRetention,
+      pollInterval: Settings.outboxPollInterval
+    }),
+    layer
   )
 )

@@ -125,6 +125,21 @@ export const Settings = {
   /** `smtp://user:pass@host:587` or `smtps://…:465`; unset writes messages to `DATA_DIR/mail`. */
   mailUrl: Config.option(url("MAIL_URL", ["smtp:", "smtps:"])),
   mailFrom: Config.string("MAIL_FROM").pipe(Config.withDefault("Live Permission Server <no-reply@localhost>")),
+  /** How long published events stay in Postgres for consumers that missed them. */
+  eventRetention: Config.duration("EVENT_RETENTION").pipe(Config.withDefault(Duration.days(7))),
+  /** Entries the event stream keeps (`XADD MAXLEN ~`). */
+  eventStreamMaxLength: Config.integer("EVENT_STREAM_MAX_LENGTH").pipe(
+    Config.validate({ message: "must be a positive number of entries", validation: (n) => n > 0 }),
+    Config.withDefault(100_000)
+  ),
+  /** How often the relay looks for events committed on other nodes (this node's commits wake it at once). */
+  outboxPollInterval: Config.duration("OUTBOX_POLL_INTERVAL").pipe(
+    Config.validate({
+      message: "must be between 10 milliseconds and 10 seconds",
+      validation: (d) => Duration.between(d, { minimum: Duration.millis(10), maximum: Duration.seconds(10) })
+    }),
+    Config.withDefault(Duration.millis(150))
+  ),
   adminEmail: Config.option(Config.string("ADMIN_EMAIL")),
   adminPassword: Config.option(Config.redacted("ADMIN_PASSWORD"))
 }
