@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Cause, Config, Duration, Effect, Exit, Layer, Option, Schedule, Schema } from "effect"
+import { Cause, Duration, Effect, Exit, Layer, Option, Schedule, Schema } from "effect"
 import { EventStream, EventStreamError } from "../services/EventStream.ts"
 import { OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../services/Outbox.ts"
 import { type OutboxRow, OutboxWakeup, toEvent } from "./OutboxLive.ts"
@@ -169,12 +169,16 @@ export const layer = (options: RelayOptions) => Layer.scopedDiscard(make(options
 
 /** The relay with its settings from the environment. */
 export const OutboxRelay = Layer.unwrapEffect(
-  Effect.map(
-    Config.all({
-      maxLength: Settings.eventStreamMaxLength,
-      retention: Settings.eventRetention,
-      pollInterval: Settings.outboxPollInterval
-    }),
-    layer
-  )
+  Effect.gen(function* () {
+    const maxLength = yield* Settings.eventStreamMaxLength
+    const retention = yield* Settings.eventRetention
+    const pollInterval = yield* Settings.outboxPollInterval
+    // On the embedded single node every commit wakes the relay itself; polling is only a safety net.
+    const embedded = Option.isNone(yield* Settings.databaseUrl)
+    return layer({
+      maxLength,
+      retention,
+      pollInterval: embedded ? Duration.max(pollInterval, Duration.seconds(5)) : pollInterval
+    })
+  })
 )
