@@ -12,7 +12,13 @@ import { Settings } from "./Settings.ts"
 export class DatabaseStartError extends Data.TaggedError("DatabaseStartError")<{ readonly message: string }> {}
 
 const POOL_SIZE = 10
-const EMBEDDED_POOL_SIZE = 4
+/**
+ * PGlite is one Postgres session. pglite-socket interleaves the protocol messages of several
+ * connections into it, which under concurrent queries mixes up unnamed prepared statements and
+ * returns wrong or empty results; one connection keeps every query whole (they run one at a time
+ * in PGlite anyway).
+ */
+const EMBEDDED_POOL_SIZE = 1
 
 const clientOptions = {
   connectTimeout: Duration.seconds(5),

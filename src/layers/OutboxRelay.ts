@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
-import type { SqlError } from "@effect/sql/SqlError"
-import { Cause, Duration, Effect, Exit, Layer, Option, Schedule, Schema } from "effect"
+import { SqlError } from "@effect/sql/SqlError"
+import { Cause, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import { EventStream, EventStreamError } from "../services/EventStream.ts"
 import { OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../services/Outbox.ts"
 import { type OutboxRow, OutboxWakeup, toEvent } from "./OutboxLive.ts"
@@ -17,6 +17,7 @@ export interface RelayOptions {
 }
 
 const PUBLISH_TIMEOUT = Duration.seconds(5)
+const ROUND_TIMEOUT = Duration.seconds(30)
 const MAX_BACKOFF_MS = 2_000
 const PRUNE_CHUNK = 10_000
 
@@ -107,7 +108,16 @@ export const make = (options: RelayOptions) =>
         held.size === 0 ? rows : rows.filter((r) => r.organizationId === null || !held.has(r.organizationId))
       if (ready.length > 0) yield* publish(ready)
       return { claimed: rows.length, published: ready.length }
-    }).pipe(sql.withTransaction)
+    }).pipe(
+      sql.withTransaction,
+      // A connection that stops answering (half-open TCP) must not stop the relay for good: give
+      // up on the round, let its rollback finish in the background, and try again on another.
+      Effect.disconnect,
+      Effect.timeoutFail({
+        duration: ROUND_TIMEOUT,
+        onTimeout: () => new SqlError({ message: "outbox relay: a publishing round timed out", cause: "timeout" })
+      })
+    )
 
     const relay = Effect.gen(function* () {
       let trouble: Trouble | undefined
@@ -161,7 +171,9 @@ export const make = (options: RelayOptions) =>
     }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("outbox relay: pruning old events failed", cause)))
 
     yield* Effect.forkScoped(relay)
-    yield* Effect.forkScoped(Effect.repeat(prune, Schedule.spaced(options.pruneEvery ?? Duration.hours(1))))
+    yield* Effect.forkScoped(
+      Effect.forever(Effect.zipRight(Effect.sleep(options.pruneEvery ?? Duration.hours(1)), prune))
+    )
   })
 
 /** A relay with explicit options (tests, benchmarks). Needs `OutboxWakeup` from `OutboxLive`. */

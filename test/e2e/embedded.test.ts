@@ -112,6 +112,35 @@ describe("the server started with no environment at all (embedded default)", () 
     expect(existsSync(join(cwd, ".data", "keys.json"))).toBe(true)
   })
 
+  it("answers concurrent reads and transactional writes correctly on the single embedded database", async () => {
+    const email = `concurrent-${Date.now()}@example.com`
+    const password = "concurrent embedded passphrase"
+    const post = (path: string, body: unknown, token?: string) =>
+      fetch(`http://127.0.0.1:3000${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body)
+      })
+    await post("/v1/auth/register", { email, password, name: "Cora" })
+    const { accessToken } = (await (await post("/v1/auth/login", { email, password })).json()) as {
+      accessToken: string
+    }
+    const stamp = Date.now()
+    const replies = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        i % 2 === 0
+          ? post("/v1/orgs", { name: `Org ${i}`, slug: `c-${stamp}-${i}` }, accessToken)
+          : fetch("http://127.0.0.1:3000/v1/me", { headers: { authorization: `Bearer ${accessToken}` } })
+      )
+    )
+    expect(replies.map((r) => r.status).sort()).toEqual([...Array(30).fill(200), ...Array(30).fill(201)])
+    const mine = (await (
+      await fetch("http://127.0.0.1:3000/v1/orgs", { headers: { authorization: `Bearer ${accessToken}` } })
+    ).json()) as Array<{ roles: Array<string> }>
+    expect(mine).toHaveLength(30)
+    expect(mine.every((org) => org.roles.join() === "owner")).toBe(true)
+  })
+
   it("answers a WebSocket ping with pong, and a malformed frame with an error", async () => {
     const ws = await openSocket("ws://127.0.0.1:3001/ws")
     ws.send(JSON.stringify({ type: "ping" }))
