@@ -32,6 +32,7 @@ import {
   type Row,
   ratio,
   revision,
+  runBench,
   runLoad,
   startNode,
   stop,
@@ -209,10 +210,4 @@ const main = async () => {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : error)
-    process.exit(1)
-  }
-)
+runBench(main)

@@ -34,7 +34,7 @@ import {
   type Resource,
   type Role
 } from "../src/layers/Decision.ts"
-import { cpuModel, loadAverage, num, positiveInt, revision, version } from "./harness.ts"
+import { cpuModel, loadAverage, num, positiveInt, revision, runBench, version } from "./harness.ts"
 
 const CHECKS = positiveInt("BENCH_CHECKS", 2_000)
 const ROUNDS = positiveInt("BENCH_ROUNDS", 9)
@@ -479,10 +479,4 @@ const main = async () => {
   )
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : error)
-    process.exit(1)
-  }
-)
+runBench(main)

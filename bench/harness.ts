@@ -215,3 +215,13 @@ export const ratio = (ours: Row, other: Row) => {
     `server CPU ${(perRequest(ours) / perRequest(other)).toFixed(1)}× (+${num(perRequest(ours) - perRequest(other), 1)} µs/req)`
   )
 }
+
+/** Runs a bench's main and exits: 0 on success, 1 with the error otherwise (children are killed on exit). */
+export const runBench = (main: () => Promise<void>) =>
+  main().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(error instanceof Error ? (error.stack ?? error.message) : error)
+      process.exit(1)
+    }
+  )

@@ -23,6 +23,7 @@ import {
   type Row,
   ratio,
   revision,
+  runBench,
   runLoad,
   startNode,
   stop,
@@ -117,10 +118,4 @@ const main = async () => {
   )
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : error)
-    process.exit(1)
-  }
-)
+runBench(main)

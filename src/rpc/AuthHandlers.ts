@@ -10,7 +10,7 @@ import { Auth } from "../services/Auth.ts"
 import { Api } from "./Api.ts"
 import { AuthRpcs, Jwks, SessionRpcs, TokenPair } from "./Auth.ts"
 import { Unauthorized } from "./Errors.ts"
-import { requestMeta } from "./RequestMeta.ts"
+import { bearerToken, requestMeta } from "./RequestMeta.ts"
 import { Authentication, CurrentUser, RpcAuthentication } from "./Security.ts"
 
 const REFRESH_COOKIE = "lps_refresh"
@@ -149,18 +149,13 @@ export const AuthenticationLive = Layer.effect(
   }))
 )
 
-const bearerFrom = (headers: Readonly<Record<string, string | undefined>>) => {
-  const header = headers.authorization
-  return header?.startsWith("Bearer ") ? Option.some(header.slice(7).trim()) : Option.none()
-}
-
 export const RpcAuthenticationLive = Layer.effect(
   RpcAuthentication,
   Effect.map(
     Auth,
     (auth) =>
       ({ headers }) =>
-        auth.authenticate(bearerFrom(headers))
+        auth.authenticate(bearerToken(headers))
   )
 )
 

@@ -9,6 +9,7 @@ import { Auth } from "../services/Auth.ts"
 import { PermissionStore } from "../services/PermissionStore.ts"
 import { Api } from "./Api.ts"
 import { Forbidden, NotFound } from "./Errors.ts"
+import { bearerToken } from "./RequestMeta.ts"
 import { type Member, OrgAuthorization, RequiredPermission, RpcOrgAuthorization, type SignedIn } from "./Security.ts"
 
 const isUuid = Schema.is(Schema.UUID)
@@ -70,9 +71,7 @@ export const RpcOrgAuthorizationLive = Layer.effect(
     const context = yield* Effect.context<PermissionStore>()
     return ({ headers, payload, rpc }) =>
       Effect.gen(function* () {
-        const header = headers.authorization
-        const token = header?.startsWith("Bearer ") ? Option.some(header.slice(7).trim()) : Option.none()
-        const user = yield* auth.authenticate(token)
+        const user = yield* auth.authenticate(bearerToken(headers))
         const organizationId = (payload as { organizationId?: unknown } | undefined)?.organizationId
         return yield* authorize(
           user,

@@ -1,3 +1,4 @@
+import { Option } from "effect"
 import type { RequestMeta } from "../services/AuditLog.ts"
 
 /**
@@ -12,3 +13,9 @@ export const requestMeta = (headers: Readonly<Record<string, string | undefined>
   userAgent: headers["user-agent"]?.slice(0, 512) ?? null,
   requestId: headers["x-request-id"] ?? "unknown"
 })
+
+/** The bearer token of an `Authorization` header, as RPC middleware sees the request headers. */
+export const bearerToken = (headers: Readonly<Record<string, string | undefined>>): Option.Option<string> => {
+  const header = headers.authorization
+  return header?.startsWith("Bearer ") ? Option.some(header.slice(7).trim()) : Option.none()
+}
