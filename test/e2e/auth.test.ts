@@ -1,22 +1,21 @@
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { Effect, Either, Redacted } from "effect"
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from "jose"
 import { TOTP } from "otpauth"
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { generateKeys } from "../../src/layers/Keys.ts"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { InvalidInput, Unauthorized } from "../../src/rpc/Errors.ts"
 import { freshIp, rest, STRONG_PASSWORD, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
 import { readMailbox, tokenIn, waitForMail } from "../support/Mailbox.ts"
-import { type ServerProcess, startServer } from "../support/ServerProcess.ts"
-import { createTestDatabase, query, type TestDatabase, testRedisPrefix } from "../support/TestDatabase.ts"
+import type { ServerProcess } from "../support/ServerProcess.ts"
+import { query, type TestDatabase } from "../support/TestDatabase.ts"
+import { startTestNode, type TestNode } from "../support/TestNode.ts"
 
 const ORIGIN = "https://app.example.com"
 
 // Two nodes sharing one Postgres and one Redis, as in production.
 describe("authentication, end to end on Postgres and Redis", () => {
+  let node: TestNode
   let database: TestDatabase
   let dataDir: string
   let nodeA: ServerProcess
@@ -25,14 +24,8 @@ describe("authentication, end to end on Postgres and Redis", () => {
   let b: ReturnType<typeof rest>
 
   beforeAll(async () => {
-    database = await createTestDatabase()
-    dataDir = mkdtempSync(join(tmpdir(), "lps-auth-"))
     const keys = await Effect.runPromise(generateKeys)
-    const env = {
-      DATABASE_URL: database.url,
-      REDIS_URL: inject("redisUrl"),
-      REDIS_KEY_PREFIX: testRedisPrefix(),
-      DATA_DIR: dataDir,
+    node = await startTestNode({
       TRUST_PROXY: "1",
       AUTH_IP_RATE_LIMIT: "1000",
       ALLOWED_ORIGINS: ORIGIN,
@@ -40,19 +33,14 @@ describe("authentication, end to end on Postgres and Redis", () => {
       MFA_ENCRYPTION_KEY: keys.mfaKey,
       LOG_FORMAT: "json",
       LOG_LEVEL: "debug"
-    }
-    nodeA = await startServer(env)
-    nodeB = await startServer(env)
+    })
+    ;({ database, dataDir, server: nodeA } = node)
+    nodeB = await node.another()
     a = rest(nodeA.url)
     b = rest(nodeB.url)
   }, 90_000)
 
-  afterAll(async () => {
-    await nodeA?.stop()
-    await nodeB?.stop()
-    await database?.drop()
-    rmSync(dataDir, { recursive: true, force: true })
-  })
+  afterAll(() => node?.stop())
 
   const signUp = async (label: string, password = STRONG_PASSWORD) => {
     const email = uniqueEmail(label)

@@ -1,36 +1,25 @@
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { rest, STRONG_PASSWORD, uniqueEmail } from "../support/AuthClient.ts"
-import { type ServerProcess, startServer } from "../support/ServerProcess.ts"
-import { createTestDatabase, query, type TestDatabase, testRedisPrefix } from "../support/TestDatabase.ts"
+import type { ServerProcess } from "../support/ServerProcess.ts"
+import { query, type TestDatabase } from "../support/TestDatabase.ts"
+import { startTestNode, type TestNode } from "../support/TestNode.ts"
 
 // A node that trusts no proxy and allows 5 sign-in requests a minute per client address.
 describe("per-IP limits on sign-in endpoints, with no trusted proxy", () => {
+  let node: TestNode
   let database: TestDatabase
-  let dataDir: string
   let server: ServerProcess
 
   beforeAll(async () => {
-    database = await createTestDatabase()
-    dataDir = mkdtempSync(join(tmpdir(), "lps-limits-"))
-    server = await startServer({
-      DATABASE_URL: database.url,
-      REDIS_URL: inject("redisUrl"),
-      REDIS_KEY_PREFIX: testRedisPrefix(),
-      DATA_DIR: dataDir,
+    node = await startTestNode({
       AUTH_IP_RATE_LIMIT: "5",
       ADMIN_EMAIL: "root@example.com",
       ADMIN_PASSWORD: "a long admin passphrase"
     })
+    ;({ database, server } = node)
   }, 60_000)
 
-  afterAll(async () => {
-    await server?.stop()
-    await database?.drop()
-    rmSync(dataDir, { recursive: true, force: true })
-  })
+  afterAll(() => node?.stop())
 
   it("answers 429 with Retry-After past the limit, and a spoofed X-Forwarded-For does not get around it", async () => {
     const api = rest(server.url)
@@ -58,28 +47,16 @@ describe("per-IP limits on sign-in endpoints, with no trusted proxy", () => {
 })
 
 describe("fields a client must not set", () => {
+  let node: TestNode
   let database: TestDatabase
-  let dataDir: string
   let server: ServerProcess
 
   beforeAll(async () => {
-    database = await createTestDatabase()
-    dataDir = mkdtempSync(join(tmpdir(), "lps-mass-"))
-    server = await startServer({
-      DATABASE_URL: database.url,
-      REDIS_URL: inject("redisUrl"),
-      REDIS_KEY_PREFIX: testRedisPrefix(),
-      DATA_DIR: dataDir,
-      TRUST_PROXY: "1",
-      AUTH_IP_RATE_LIMIT: "1000"
-    })
+    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000" })
+    ;({ database, server } = node)
   }, 60_000)
 
-  afterAll(async () => {
-    await server?.stop()
-    await database?.drop()
-    rmSync(dataDir, { recursive: true, force: true })
-  })
+  afterAll(() => node?.stop())
 
   it("ignores isPlatformAdmin, emailVerified and id in a registration, and __proto__ stays data", async () => {
     const api = rest(server.url)

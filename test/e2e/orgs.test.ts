@@ -1,39 +1,25 @@
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { Effect, Either } from "effect"
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { Forbidden, NotFound } from "../../src/rpc/Errors.ts"
 import { rest, STRONG_PASSWORD, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
-import { type ServerProcess, startServer } from "../support/ServerProcess.ts"
-import { createTestDatabase, query, type TestDatabase, testRedisPrefix } from "../support/TestDatabase.ts"
+import type { ServerProcess } from "../support/ServerProcess.ts"
+import { query, type TestDatabase } from "../support/TestDatabase.ts"
+import { startTestNode, type TestNode } from "../support/TestNode.ts"
 
 describe("organizations and the guard, end to end on Postgres and Redis", () => {
+  let node: TestNode
   let database: TestDatabase
-  let dataDir: string
   let server: ServerProcess
   let api: ReturnType<typeof rest>
 
   beforeAll(async () => {
-    database = await createTestDatabase()
-    dataDir = mkdtempSync(join(tmpdir(), "lps-orgs-"))
-    server = await startServer({
-      DATABASE_URL: database.url,
-      REDIS_URL: inject("redisUrl"),
-      REDIS_KEY_PREFIX: testRedisPrefix(),
-      DATA_DIR: dataDir,
-      TRUST_PROXY: "1",
-      AUTH_IP_RATE_LIMIT: "1000"
-    })
+    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000" })
+    ;({ database, server } = node)
     api = rest(server.url)
   }, 60_000)
 
-  afterAll(async () => {
-    await server?.stop()
-    await database?.drop()
-    rmSync(dataDir, { recursive: true, force: true })
-  })
+  afterAll(() => node?.stop())
 
   const signUp = async (label: string) => {
     const email = uniqueEmail(label)

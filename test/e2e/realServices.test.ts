@@ -1,14 +1,11 @@
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { Effect, Either } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { NotReady } from "../../src/rpc/Errors.ts"
 import { rest, STRONG_PASSWORD, uniqueEmail } from "../support/AuthClient.ts"
-import { type ServerProcess, startServer } from "../support/ServerProcess.ts"
+import type { ServerProcess } from "../support/ServerProcess.ts"
 import { type RedisServer, startRedis } from "../support/Servers.ts"
-import { createTestDatabase, type TestDatabase, testRedisPrefix } from "../support/TestDatabase.ts"
+import { startTestNode, type TestNode } from "../support/TestNode.ts"
 
 const ready = async (url: string) => {
   const response = await fetch(`${url}/health/ready`)
@@ -33,31 +30,19 @@ const rpcReady = (url: string) =>
 
 // A node on real Postgres and its own Redis, which the test stops and starts again.
 describe("the server on Postgres and Redis", () => {
-  let database: TestDatabase
+  let node: TestNode
   let redis: RedisServer
   let server: ServerProcess
-  let dataDir: string
-  let env: Record<string, string>
 
   beforeAll(async () => {
-    database = await createTestDatabase()
     redis = await startRedis()
-    dataDir = mkdtempSync(join(tmpdir(), "lps-real-"))
-    env = {
-      DATABASE_URL: database.url,
-      REDIS_URL: redis.url,
-      REDIS_KEY_PREFIX: testRedisPrefix(),
-      DATA_DIR: dataDir,
-      LOG_FORMAT: "json"
-    }
-    server = await startServer(env)
+    node = await startTestNode({ LOG_FORMAT: "json" }, { redisUrl: redis.url })
+    server = node.server
   }, 60_000)
 
   afterAll(async () => {
-    await server?.stop("SIGKILL")
+    await node?.stop()
     await redis?.stop()
-    await database?.drop()
-    rmSync(dataDir, { recursive: true, force: true })
   })
 
   it("says it runs on postgres + redis, multi-node, and logs JSON lines", () => {
@@ -106,15 +91,12 @@ describe("the server on Postgres and Redis", () => {
     expect((await api.call("POST", "/v1/auth/logout", { token: tokens.accessToken })).status).toBe(204)
     await redis.stop()
     await redis.start()
-    const later = await startServer(env)
-    try {
-      const reply = await rest(later.url).me(tokens.accessToken)
-      expect(reply.status).toBe(401)
-      expect(reply.body).toMatchObject({ code: "invalid_token" })
-      expect(later.output()).toContain("restored 1 recently ended sessions from Postgres")
-      expect((await api.me(tokens.accessToken)).status).toBe(401)
-    } finally {
-      await later.stop()
-    }
+    // A node started after the loss (stopped with the others by node.stop()).
+    const later = await node.another()
+    const reply = await rest(later.url).me(tokens.accessToken)
+    expect(reply.status).toBe(401)
+    expect(reply.body).toMatchObject({ code: "invalid_token" })
+    expect(later.output()).toContain("restored 1 recently ended sessions from Postgres")
+    expect((await api.me(tokens.accessToken)).status).toBe(401)
   }, 60_000)
 })
