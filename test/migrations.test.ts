@@ -44,10 +44,10 @@ describe("migrations", () => {
       ),
       Effect.runPromise
     )
-    expect(result.first.map(([id, name]) => `${id}_${name}`)).toEqual(["1_core", "2_auth", "3_rbac"])
+    expect(result.first.map(([id, name]) => `${id}_${name}`)).toEqual(["1_core", "2_auth", "3_rbac", "4_rbac_runtime"])
     expect(result.second).toEqual([])
     expect(result.afterSecond).toEqual(result.afterFirst)
-    expect(result.recorded).toEqual([{ migrationId: 1 }, { migrationId: 2 }, { migrationId: 3 }])
+    expect(result.recorded).toEqual([{ migrationId: 1 }, { migrationId: 2 }, { migrationId: 3 }, { migrationId: 4 }])
     const tables = new Set(result.afterFirst.map((column) => column.tableName))
     expect([...tables]).toEqual(
       expect.arrayContaining(["users", "organizations", "memberships", "outbox", "audit_log"])

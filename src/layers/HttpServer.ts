@@ -20,16 +20,35 @@ import {
   SessionHttpLive,
   SessionRpcLive
 } from "../rpc/AuthHandlers.ts"
+import { AdminHttpLive, AdminRpcLive, AuditHttpLive, AuditRpcLive } from "../rpc/AdminHandlers.ts"
+import { AuthzHttpLive, AuthzRpcLive } from "../rpc/AuthzHandlers.ts"
 import { HealthHttpLive, HealthRpcLive } from "../rpc/HealthHandlers.ts"
+import { InvitationsHttpLive, InvitationsRpcLive, MembersHttpLive, MembersRpcLive } from "../rpc/MemberHandlers.ts"
 import { OrgAuthorizationLive, RpcOrgAuthorizationLive } from "../rpc/OrgAuthorization.ts"
 import { OrgHttpLive, OrgRpcLive, OrgsHttpLive, OrgsRpcLive } from "../rpc/OrgHandlers.ts"
+import { PlatformAdminLive, RpcPlatformAdminLive } from "../rpc/PlatformAdmin.ts"
+import { RolesHttpLive, RolesRpcLive } from "../rpc/RoleHandlers.ts"
 import { Rpcs } from "../rpc/Rpcs.ts"
 import { GlobalMiddleware } from "./HttpMiddleware.ts"
 import { Settings } from "./Settings.ts"
 
 const ApiRoutes = HttpLayerRouter.addHttpApi(Api, { openapiPath: "/openapi.json" }).pipe(
-  Layer.provide([HealthHttpLive, AuthHttpLive, SessionHttpLive, MeHttpLive, JwksHttpLive, OrgsHttpLive, OrgHttpLive]),
-  Layer.provide([AuthenticationLive, OrgAuthorizationLive])
+  Layer.provide([
+    HealthHttpLive,
+    AuthHttpLive,
+    SessionHttpLive,
+    MeHttpLive,
+    JwksHttpLive,
+    OrgsHttpLive,
+    OrgHttpLive,
+    MembersHttpLive,
+    InvitationsHttpLive,
+    RolesHttpLive,
+    AuthzHttpLive,
+    AuditHttpLive,
+    AdminHttpLive
+  ]),
+  Layer.provide([AuthenticationLive, OrgAuthorizationLive, PlatformAdminLive])
 )
 
 const DocsRoute = HttpApiScalar.layerHttpLayerRouter({ api: Api, path: "/docs" })
@@ -41,8 +60,15 @@ const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol
     SessionRpcLive,
     OrgsRpcLive,
     OrgRpcLive,
+    MembersRpcLive,
+    InvitationsRpcLive,
+    RolesRpcLive,
+    AuthzRpcLive,
+    AuditRpcLive,
+    AdminRpcLive,
     RpcAuthenticationLive,
-    RpcOrgAuthorizationLive
+    RpcOrgAuthorizationLive,
+    RpcPlatformAdminLive
   ]),
   Layer.provide(RpcSerialization.layerNdjson)
 )

@@ -5,6 +5,7 @@
  */
 import { Effect, Layer, Option } from "effect"
 import { AccessTokensLive } from "./AccessTokensLive.ts"
+import { AdminLive } from "./AdminLive.ts"
 import { AuditLogLive } from "./AuditLogLive.ts"
 import { AuthLive } from "./AuthLive.ts"
 import { DatabaseLive, MigrationsLive } from "./Database.ts"
@@ -15,6 +16,7 @@ import { KeysLive } from "./Keys.ts"
 import { KeyValueStoreMemory } from "./KeyValueStoreMemory.ts"
 import { KeyValueStoreRedis } from "./KeyValueStoreRedis.ts"
 import { LiveSocketServerLive } from "./LiveSocketServer.ts"
+import { MembersLive } from "./MembersLive.ts"
 import { MailerLive } from "./MailerLive.ts"
 import { OrganizationsLive } from "./OrganizationsLive.ts"
 import { OutboxLive } from "./OutboxLive.ts"
@@ -25,6 +27,7 @@ import { RateLimiterMemory } from "./RateLimiterMemory.ts"
 import { RateLimiterRedis } from "./RateLimiterRedis.ts"
 import { ReadinessLive } from "./ReadinessLive.ts"
 import * as RedisClient from "./RedisClient.ts"
+import { RolesLive } from "./RolesLive.ts"
 import { RevocationsLive } from "./RevocationsLive.ts"
 import { Settings, validateAll } from "./Settings.ts"
 import { loadUws } from "./Uws.ts"
@@ -52,7 +55,15 @@ export const EphemeralLive = Layer.unwrapEffect(
 export const InfraLive = Layer.mergeAll(EphemeralLive, MigrationsLive.pipe(Layer.provideMerge(DatabaseLive)))
 
 /** Keys, tokens, hashing, revocation, audit, mail, the outbox, and the Auth and RBAC services. */
-export const DomainLive = Layer.mergeAll(AuthLive, OrganizationsLive, PermissionStoreLive, OutboxRelay).pipe(
+export const DomainLive = Layer.mergeAll(
+  AuthLive,
+  OrganizationsLive,
+  RolesLive,
+  MembersLive,
+  AdminLive,
+  OutboxRelay
+).pipe(
+  Layer.provideMerge(PermissionStoreLive),
   Layer.provideMerge(Layer.mergeAll(RevocationsLive, PasswordHasherLive, AuditLogLive, MailerLive, OutboxLive)),
   Layer.provideMerge(AccessTokensLive),
   Layer.provideMerge(KeysLive)

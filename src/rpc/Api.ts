@@ -2,7 +2,13 @@
 import { HttpApi, OpenApi } from "@effect/platform"
 import { AuthApi, JwksApi, MeApi, SessionApi } from "./Auth.ts"
 import { HealthApi } from "./Health.ts"
+import { AdminApi } from "./Admin.ts"
+import { AuditApi } from "./Audit.ts"
+import { AuthzApi } from "./Authz.ts"
+import { InvitationsApi } from "./Invitations.ts"
+import { MembersApi } from "./Members.ts"
 import { OrgApi, OrgsApi } from "./Orgs.ts"
+import { RolesApi } from "./Roles.ts"
 
 export class Api extends HttpApi.make("api")
   .add(HealthApi)
@@ -12,6 +18,12 @@ export class Api extends HttpApi.make("api")
   .add(JwksApi)
   .add(OrgsApi)
   .add(OrgApi)
+  .add(MembersApi)
+  .add(InvitationsApi)
+  .add(RolesApi)
+  .add(AuthzApi)
+  .add(AuditApi)
+  .add(AdminApi)
   .annotate(OpenApi.Title, "Live Permission Server")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(

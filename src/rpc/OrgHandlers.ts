@@ -1,20 +1,12 @@
 /** Thin adapters from both doors to the Organizations service. */
-import { HttpApiBuilder, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { Organizations } from "../services/Organizations.ts"
 import { Api } from "./Api.ts"
-import type { Organization } from "./Orgs.ts"
+import { httpMeta as meta, withRevisionHeader } from "./HandlerSupport.ts"
 import { OrgRpcs, OrgsRpcs } from "./Orgs.ts"
 import { requestMeta } from "./RequestMeta.ts"
 import { CurrentMember, CurrentUser } from "./Security.ts"
-
-const meta = Effect.map(HttpServerRequest.HttpServerRequest, (request) => requestMeta(request.headers))
-
-/** Write responses carry the organization's revision in X-Permission-Revision too. */
-const withRevisionHeader = (organization: Organization) =>
-  HttpApp.appendPreResponseHandler((_request, response) =>
-    Effect.succeed(HttpServerResponse.setHeader(response, "x-permission-revision", organization.revision))
-  ).pipe(Effect.as(organization))
 
 export const OrgsHttpLive = HttpApiBuilder.group(Api, "orgs", (handlers) =>
   Effect.map(Organizations, (orgs) =>

@@ -69,3 +69,16 @@ export class RpcOrgAuthorization extends RpcMiddleware.Tag<RpcOrgAuthorization>(
   provides: CurrentMember,
   requiredForClient: true
 }) {}
+
+/** Platform administrators only (users.is_platform_admin): the operator's endpoints under /v1/admin. */
+export class PlatformAdmin extends HttpApiMiddleware.Tag<PlatformAdmin>()("app/PlatformAdmin", {
+  failure: Schema.Union(Unauthorized, Forbidden, ServiceUnavailable),
+  provides: CurrentUser,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+export class RpcPlatformAdmin extends RpcMiddleware.Tag<RpcPlatformAdmin>()("app/RpcPlatformAdmin", {
+  failure: Schema.Union(Unauthorized, Forbidden, ServiceUnavailable),
+  provides: CurrentUser,
+  requiredForClient: true
+}) {}

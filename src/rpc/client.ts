@@ -12,7 +12,7 @@ import { FetchHttpClient, Headers } from "@effect/platform"
 import { RpcClient, RpcMiddleware, RpcSerialization } from "@effect/rpc"
 import { Context, Effect, Layer } from "effect"
 import { Rpcs } from "./Rpcs.ts"
-import { RpcAuthentication, RpcOrgAuthorization } from "./Security.ts"
+import { RpcAuthentication, RpcOrgAuthorization, RpcPlatformAdmin } from "./Security.ts"
 
 export interface ClientOptions {
   /** The current access token, read before each call; none means an anonymous call. */
@@ -31,9 +31,10 @@ const bearer = (options: ClientOptions) => {
         : { ...request, headers: Headers.set(request.headers, "authorization", `Bearer ${token}`) }
     )
   }
-  return Layer.merge(
+  return Layer.mergeAll(
     RpcMiddleware.layerClient(RpcAuthentication, addToken),
-    RpcMiddleware.layerClient(RpcOrgAuthorization, addToken)
+    RpcMiddleware.layerClient(RpcOrgAuthorization, addToken),
+    RpcMiddleware.layerClient(RpcPlatformAdmin, addToken)
   )
 }
 

@@ -15,8 +15,11 @@ export interface AuditEntry {
   readonly actorId?: string | null
   readonly organizationId?: string | null
   readonly target?: string | null
+  /** What changed, e.g. `{ before, after }` summaries; never secrets. */
   readonly data?: Record<string, unknown>
   readonly meta?: RequestMeta
+  /** The organization's revision the change produced, when it changed permissions. */
+  readonly revision?: string | null
 }
 
 export interface AuditLogShape {

@@ -1,14 +1,19 @@
 import { createServer, request as httpRequest } from "node:http"
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpLayerRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
+import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, HashMap, Layer, Logger, ManagedRuntime, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Routes } from "../../src/layers/HttpServer.ts"
 import { AccessTokens } from "../../src/services/AccessTokens.ts"
+import { Admin } from "../../src/services/Admin.ts"
+import { AuditLog } from "../../src/services/AuditLog.ts"
 import { Auth } from "../../src/services/Auth.ts"
+import { Members } from "../../src/services/Members.ts"
 import { Organizations } from "../../src/services/Organizations.ts"
 import { PermissionStore } from "../../src/services/PermissionStore.ts"
 import { Readiness } from "../../src/services/Readiness.ts"
+import { Roles } from "../../src/services/Roles.ts"
 
 // A payload endpoint and a crashing one, served next to the real routes and middleware.
 const TestApi = HttpApi.make("test").add(
@@ -58,6 +63,11 @@ const ServerLive = HttpLayerRouter.serve(Layer.mergeAll(Routes, TestRoutes), { d
   Layer.provide(Layer.succeed(AccessTokens, unused as never)),
   Layer.provide(Layer.succeed(PermissionStore, unused as never)),
   Layer.provide(Layer.succeed(Organizations, unused as never)),
+  Layer.provide(Layer.succeed(Roles, unused as never)),
+  Layer.provide(Layer.succeed(Members, unused as never)),
+  Layer.provide(Layer.succeed(Admin, unused as never)),
+  Layer.provide(Layer.succeed(AuditLog, unused as never)),
+  Layer.provide(Layer.succeed(SqlClient.SqlClient, unused as never)),
   Layer.provide(
     Layer.succeed(Readiness, {
       check: Effect.succeed({ ready: true, checks: { database: "up" as const, events: "up" as const } })
