@@ -3,6 +3,7 @@ import { DateTime, Effect, Layer } from "effect"
 import { Conflict } from "../rpc/Errors.ts"
 import { MyOrganization, Organization } from "../rpc/Orgs.ts"
 import { AuditLog } from "../services/AuditLog.ts"
+import { event } from "../services/Events.ts"
 import { Organizations } from "../services/Organizations.ts"
 import { Outbox } from "../services/Outbox.ts"
 import { SYSTEM_ROLES } from "./Catalog.ts"
@@ -55,11 +56,8 @@ export const make = Effect.gen(function* () {
             INSERT INTO assignments (organization_id, user_id, role_id, granted_by)
             VALUES (${org.id}, ${user.userId}, ${ownerRoleId}, ${user.userId}) RETURNING id`
           yield* outbox.record(org.id, [
-            { type: "organization.created", payload: { organizationId: org.id, ownerId: user.userId } },
-            {
-              type: "assignment.added",
-              payload: { assignmentId: assignment!.id, userId: user.userId, roleId: ownerRoleId }
-            }
+            event("organization.created", { organizationId: org.id, ownerId: user.userId }),
+            event("assignment.added", { assignmentId: assignment!.id, userId: user.userId, roleId: ownerRoleId })
           ])
           return org.id
         }).pipe(outbox.transaction, Effect.orDie)
@@ -106,7 +104,7 @@ export const make = Effect.gen(function* () {
       Effect.gen(function* () {
         yield* Effect.gen(function* () {
           yield* outbox.record(member.organizationId, [
-            { type: "organization.deleted", payload: { organizationId: member.organizationId } }
+            event("organization.deleted", { organizationId: member.organizationId })
           ])
           yield* sql`DELETE FROM organizations WHERE id = ${member.organizationId}`
         }).pipe(

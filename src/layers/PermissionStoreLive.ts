@@ -3,7 +3,7 @@ import { Clock, Effect, Layer } from "effect"
 import { ServiceUnavailable } from "../rpc/Errors.ts"
 import { type CheckAnswer, PermissionStore } from "../services/PermissionStore.ts"
 import { BUILT_IN_PERMISSIONS } from "./Catalog.ts"
-import { type Assignment, type Condition, closure, decide, type GrantEffect, type Role } from "./Decision.ts"
+import { type Assignment, type Condition, closure, covers, decide, type GrantEffect, type Role } from "./Decision.ts"
 
 interface Policy {
   readonly revision: string
@@ -13,6 +13,10 @@ interface Policy {
   readonly assignments: ReadonlyArray<Assignment>
   readonly catalog: ReadonlyArray<string>
 }
+
+/** An action no catalog lists: only a wildcard grant allows it. */
+const UNLISTED = "any.unlisted"
+const wildcardOf = (key: string) => (key.startsWith(`${UNLISTED}:`) ? "*" : `${key.split(":")[0]}:*`)
 
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -147,6 +151,43 @@ export const make = Effect.gen(function* () {
             if (extra.length > 0) scoped[key] = extra
           }
           return { revision: policy.revision, permissions: everywhere, scoped }
+        })
+      ),
+    notHeldBy: (organizationId, actorId, request) =>
+      failClosed(
+        Effect.gen(function* () {
+          const policy = yield* load(organizationId, actorId)
+          if (policy === undefined) return "org:read"
+          const ancestors = closure(policy.roles)
+          const byId = new Map(policy.roles.map((role) => [role.id, role]))
+          const patterns = new Set(request.patterns ?? [])
+          for (const roleId of request.roleIds ?? []) {
+            for (const via of ancestors.get(roleId) ?? []) {
+              for (const grant of byId.get(via)?.grants ?? []) {
+                if (grant.effect === "allow") patterns.add(grant.permission)
+              }
+            }
+          }
+          const needed = new Set<string>()
+          for (const pattern of patterns) {
+            if (pattern === "*") needed.add(`${UNLISTED}:${UNLISTED}`)
+            else if (pattern.endsWith(":*")) needed.add(`${pattern.slice(0, -1)}${UNLISTED}`)
+            else needed.add(pattern)
+            for (const key of policy.catalog) if (covers(pattern, key)) needed.add(key)
+          }
+          if (needed.size === 0) return undefined
+          if (policy.denied !== undefined) return [...needed][0]
+          const now = yield* Clock.currentTimeMillis
+          for (const permission of needed) {
+            const held = decide(
+              { subject: { id: actorId }, permission, now },
+              policy.roles,
+              policy.assignments,
+              ancestors
+            )
+            if (!held.allowed) return permission.includes(UNLISTED) ? wildcardOf(permission) : permission
+          }
+          return undefined
         })
       )
   })

@@ -35,12 +35,29 @@ export interface EffectivePermissions {
   readonly scoped: Readonly<Record<string, ReadonlyArray<string>>>
 }
 
+export interface GrantRequest {
+  /** Roles about to be given (their ancestors' grants count too). */
+  readonly roleIds?: ReadonlyArray<string> | undefined
+  /** Grant patterns about to be written (`*`, `resource:*` or a key); only allows matter. */
+  readonly patterns?: ReadonlyArray<string> | undefined
+}
+
 export interface PermissionStoreShape {
   readonly check: (request: CheckRequest) => Effect.Effect<CheckAnswer, ServiceUnavailable>
   readonly effective: (
     organizationId: string,
     userId: string
   ) => Effect.Effect<EffectivePermissions, ServiceUnavailable>
+  /**
+   * Privilege escalation guard: the first permission that these roles or allow patterns would
+   * give which `actorId` does not hold organization-wide, or `undefined` when the actor holds all
+   * of it. A wildcard needs the actor to hold the wildcard itself and every catalog key it covers.
+   */
+  readonly notHeldBy: (
+    organizationId: string,
+    actorId: string,
+    request: GrantRequest
+  ) => Effect.Effect<string | undefined, ServiceUnavailable>
 }
 
 export class PermissionStore extends Context.Tag("app/PermissionStore")<PermissionStore, PermissionStoreShape>() {}
