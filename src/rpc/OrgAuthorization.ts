@@ -37,7 +37,10 @@ const authorize = Effect.fn("OrgAuthorization.authorize")(function* (
   if (permission === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
   if (typeof organizationId !== "string" || !isUuid(organizationId)) return yield* noSuchOrganization
   const store = yield* PermissionStore
-  const answer = yield* store.check({ organizationId, userId: user.userId, permission })
+  // Without minRevision the store never answers `revision_not_reached`.
+  const answer = yield* store
+    .check({ organizationId, userId: user.userId, permission })
+    .pipe(Effect.catchTag("Conflict", Effect.die))
   if (!answer.member) return yield* noSuchOrganization
   if (!answer.allowed) {
     return yield* new Forbidden({ message: `Missing permission ${permission} (${answer.reason})` })

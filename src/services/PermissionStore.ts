@@ -8,14 +8,16 @@
  * A failure while deciding is a denial: the error is logged and `ServiceUnavailable` returned.
  */
 import { Context, type Effect } from "effect"
-import type { Resource } from "../layers/Decision.ts"
-import type { ServiceUnavailable } from "../rpc/Errors.ts"
+import type { Condition, Resource } from "../layers/Decision.ts"
+import type { Conflict, ServiceUnavailable } from "../rpc/Errors.ts"
 
 export interface CheckRequest {
   readonly organizationId: string
   readonly userId: string
   readonly permission: string
   readonly resource?: Resource | undefined
+  /** Answer at this revision or a later one (read-your-writes); waits briefly, else `revision_not_reached`. */
+  readonly minRevision?: string | undefined
 }
 
 export interface CheckAnswer {
@@ -25,6 +27,25 @@ export interface CheckAnswer {
   readonly reason: string
   /** The organization's revision the answer reflects, as a string holding an integer. */
   readonly revision: string
+}
+
+/** One way a check was granted or denied: the grant, the role holding it, and the assignment it came through. */
+export interface ExplainedPath {
+  readonly effect: "allow" | "deny"
+  readonly permission: string
+  readonly condition?: Condition | undefined
+  /** The role that holds the grant: the assigned role or one of its ancestors. */
+  readonly role: { readonly id: string; readonly name: string }
+  readonly assignment: {
+    readonly id: string
+    readonly role: { readonly id: string; readonly name: string }
+    readonly scope?: { readonly type: string; readonly id: string } | undefined
+    readonly expiresAt?: number | undefined
+  }
+}
+
+export interface Explanation extends CheckAnswer {
+  readonly paths: ReadonlyArray<ExplainedPath>
 }
 
 export interface EffectivePermissions {
@@ -43,7 +64,15 @@ export interface GrantRequest {
 }
 
 export interface PermissionStoreShape {
-  readonly check: (request: CheckRequest) => Effect.Effect<CheckAnswer, ServiceUnavailable>
+  readonly check: (request: CheckRequest) => Effect.Effect<CheckAnswer, ServiceUnavailable | Conflict>
+  /** Several checks in one organization, all answered at one revision, in order. */
+  readonly checkMany: (
+    organizationId: string,
+    checks: ReadonlyArray<Omit<CheckRequest, "organizationId" | "minRevision">>,
+    minRevision?: string | undefined
+  ) => Effect.Effect<ReadonlyArray<CheckAnswer>, ServiceUnavailable | Conflict>
+  /** The check's answer with every path that grants or denies it. */
+  readonly explain: (request: CheckRequest) => Effect.Effect<Explanation, ServiceUnavailable | Conflict>
   readonly effective: (
     organizationId: string,
     userId: string

@@ -5,6 +5,7 @@ import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runMigrations } from "../../src/layers/Database.ts"
 import { type Assignment, type Condition, decide, type Grant, type Role } from "../../src/layers/Decision.ts"
+import { KeyValueStoreMemory } from "../../src/layers/KeyValueStoreMemory.ts"
 import { PermissionStoreLive } from "../../src/layers/PermissionStoreLive.ts"
 import { PermissionStore } from "../../src/services/PermissionStore.ts"
 import { createTestDatabase, type TestDatabase } from "../support/TestDatabase.ts"
@@ -32,13 +33,13 @@ const orgArb = fc.integer({ min: 2, max: 7 }).chain((count) =>
         })
       )
     ),
-    assignments: fc.array(
+    assignments: fc.uniqueArray(
       fc.record({
         role: fc.integer({ min: 0, max: count - 1 }),
         scope: fc.option(fc.constantFrom("1", "2"), { nil: undefined }),
         expiresIn: fc.option(fc.constantFrom(-60_000, 3_600_000), { nil: undefined })
       }),
-      { minLength: 1, maxLength: 4 }
+      { minLength: 1, maxLength: 4, selector: (a) => `${a.role}/${a.scope}` }
     )
   })
 )
@@ -57,7 +58,11 @@ describe("PermissionStore on Postgres", () => {
       transformQueryNames: Str.camelToSnake
     })
     runtime = ManagedRuntime.make(
-      PermissionStoreLive.pipe(Layer.provideMerge(Layer.effectDiscard(runMigrations)), Layer.provideMerge(client))
+      PermissionStoreLive.pipe(
+        Layer.provide(KeyValueStoreMemory),
+        Layer.provideMerge(Layer.effectDiscard(runMigrations)),
+        Layer.provideMerge(client)
+      )
     )
     await runtime.runPromise(Effect.void)
   })
@@ -80,6 +85,9 @@ describe("PermissionStore on Postgres", () => {
         { id: string }
       ]
       yield* sql`INSERT INTO memberships (organization_id, user_id) VALUES (${organizationId}, ${userId})`
+      for (const key of KEYS) {
+        yield* sql`INSERT INTO permissions (organization_id, key) VALUES (${organizationId}, ${key})`
+      }
       const ids: Array<string> = []
       for (let i = 0; i < org.roles.length; i++) {
         const [row] = yield* sql<{ id: string }>`
@@ -206,4 +214,152 @@ describe("PermissionStore on Postgres", () => {
       "project/1": expect.arrayContaining(["roles:read", "roles:create", "roles:update", "roles:delete"])
     })
   })
+
+  /** The organization as Postgres holds it now, read straight from the tables. */
+  const readStraight = (organizationId: string, userId: string) =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const roleRows = yield* sql<{
+        id: string
+        name: string
+      }>`SELECT id, name FROM roles WHERE organization_id = ${organizationId}`
+      const parents = yield* sql<{ roleId: string; parentId: string }>`
+        SELECT role_id, parent_id FROM role_parents WHERE organization_id = ${organizationId}`
+      const grants = yield* sql<{
+        roleId: string
+        permission: string
+        effect: "allow" | "deny"
+        condition: Condition | null
+      }>`
+        SELECT role_id, permission, effect, condition FROM role_grants WHERE organization_id = ${organizationId}`
+      const rows = yield* sql<{ id: string; roleId: string; scopeId: string | null; expiresAt: Date | null }>`
+        SELECT id, role_id, scope_id, expires_at FROM assignments WHERE organization_id = ${organizationId} AND user_id = ${userId}`
+      const roles: Array<Role> = roleRows.map((role) => ({
+        id: role.id,
+        name: role.name,
+        parents: parents.filter((p) => p.roleId === role.id).map((p) => p.parentId),
+        grants: grants
+          .filter((g) => g.roleId === role.id)
+          .map((g) => ({ permission: g.permission, effect: g.effect, condition: g.condition ?? undefined }))
+      }))
+      const assignments: Array<Assignment> = rows.map((a) => ({
+        id: a.id,
+        roleId: a.roleId,
+        scope: a.scopeId === null ? undefined : { type: "project", id: a.scopeId },
+        expiresAt: a.expiresAt?.getTime()
+      }))
+      return { roles, assignments }
+    })
+
+  type Mutation =
+    | { readonly kind: "grant"; readonly role: number; readonly grant: Grant }
+    | { readonly kind: "ungrant"; readonly role: number }
+    | { readonly kind: "parent"; readonly role: number; readonly parent: number }
+    | { readonly kind: "assign"; readonly role: number; readonly scope: string | undefined }
+    | { readonly kind: "unassign" }
+
+  const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
+    fc.record({ kind: fc.constant("grant" as const), role: fc.nat(6), grant: grantArb }),
+    fc.record({ kind: fc.constant("ungrant" as const), role: fc.nat(6) }),
+    fc.record({ kind: fc.constant("parent" as const), role: fc.nat(6), parent: fc.nat(6) }),
+    fc.record({
+      kind: fc.constant("assign" as const),
+      role: fc.nat(6),
+      scope: fc.option(fc.constantFrom("1", "2"), { nil: undefined })
+    }),
+    fc.record({ kind: fc.constant("unassign" as const) })
+  )
+
+  /** A change as the RBAC services make it: the change, the revision bump and its outbox row, in one transaction. */
+  const apply = (organizationId: string, userId: string, roles: ReadonlyArray<Role>, mutation: Mutation) =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const roleId = (index: number) => roles[index % roles.length]!.id
+      const record = (type: string, payload: Record<string, unknown>) =>
+        sql`
+          WITH bumped AS (UPDATE organizations SET revision = revision + 1 WHERE id = ${organizationId} RETURNING revision)
+          INSERT INTO outbox (organization_id, revision, event_type, payload)
+          SELECT ${organizationId}, revision, ${type}, ${JSON.stringify(payload)}::jsonb FROM bumped`
+      switch (mutation.kind) {
+        case "grant":
+          yield* sql`
+            INSERT INTO role_grants (organization_id, role_id, permission, effect, condition)
+            VALUES (${organizationId}, ${roleId(mutation.role)}, ${mutation.grant.permission}, ${mutation.grant.effect},
+                    ${mutation.grant.condition === undefined ? null : JSON.stringify(mutation.grant.condition)}::jsonb)`
+          return yield* record("role.grants_changed", { roleId: roleId(mutation.role) })
+        case "ungrant":
+          yield* sql`DELETE FROM role_grants WHERE role_id = ${roleId(mutation.role)}`
+          return yield* record("role.grants_changed", { roleId: roleId(mutation.role) })
+        case "parent": {
+          // Parents keep a lower index than their child, so the graph stays a DAG.
+          const child = Math.max(mutation.role % roles.length, mutation.parent % roles.length)
+          const parent = Math.min(mutation.role % roles.length, mutation.parent % roles.length)
+          if (child === parent) return
+          yield* sql`
+            INSERT INTO role_parents (organization_id, role_id, parent_id)
+            VALUES (${organizationId}, ${roles[child]!.id}, ${roles[parent]!.id}) ON CONFLICT DO NOTHING`
+          return yield* record("role.parents_changed", { roleId: roles[child]!.id, parentIds: [roles[parent]!.id] })
+        }
+        case "assign": {
+          const [row] = yield* sql<{ id: string }>`
+            INSERT INTO assignments (organization_id, user_id, role_id, scope_type, scope_id)
+            VALUES (${organizationId}, ${userId}, ${roleId(mutation.role)},
+                    ${mutation.scope === undefined ? null : "project"}, ${mutation.scope ?? null})
+            ON CONFLICT DO NOTHING RETURNING id`
+          if (row === undefined) return
+          return yield* record("assignment.added", { assignmentId: row.id, userId, roleId: roleId(mutation.role) })
+        }
+        case "unassign": {
+          const [row] = yield* sql<{ id: string; roleId: string }>`
+            DELETE FROM assignments WHERE id = (SELECT id FROM assignments WHERE organization_id = ${organizationId}
+              AND user_id = ${userId} ORDER BY created_at LIMIT 1) RETURNING id, role_id`
+          if (row === undefined) return
+          return yield* record("assignment.removed", { assignmentId: row.id, userId, roleId: row.roleId })
+        }
+      }
+    }).pipe(
+      Effect.flatMap(() => Effect.void),
+      (effect) => Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(effect))
+    )
+
+  it("answers from its cache exactly as a decision computed straight from Postgres, after every change", async () => {
+    await fc.assert(
+      fc.asyncProperty(orgArb, fc.array(mutationArb, { minLength: 1, maxLength: 8 }), async (org, mutations) => {
+        const mismatches = await runtime.runPromise(
+          Effect.gen(function* () {
+            const { organizationId, userId, roles } = yield* insert(org)
+            const store = yield* PermissionStore
+            const found: Array<string> = []
+            const compare = (step: string) =>
+              Effect.gen(function* () {
+                const straight = yield* readStraight(organizationId, userId)
+                const effective = yield* store.effective(organizationId, userId)
+                for (const permission of KEYS) {
+                  for (const resource of [undefined, { type: "project", id: "1", attributes: { ownerId: userId } }]) {
+                    const cached = yield* store.check({ organizationId, userId, permission, resource })
+                    const expected = decide(
+                      { subject: { id: userId }, permission, resource, now: Date.now() },
+                      straight.roles,
+                      straight.assignments
+                    ).allowed
+                    if (cached.allowed !== expected) found.push(`${step}: ${permission} on ${JSON.stringify(resource)}`)
+                    if (resource === undefined && effective.permissions.includes(permission) !== expected) {
+                      found.push(`${step}: effective set and ${permission}`)
+                    }
+                  }
+                }
+              })
+            yield* compare("initial")
+            for (const [index, mutation] of mutations.entries()) {
+              yield* apply(organizationId, userId, roles, mutation)
+              yield* compare(`after ${index}: ${JSON.stringify(mutation)}`)
+            }
+            return found
+          })
+        )
+        expect(mismatches).toEqual([])
+      }),
+      { numRuns: 25 }
+    )
+  }, 120_000)
 })
