@@ -11,6 +11,7 @@ import { AuthLive } from "./AuthLive.ts"
 import { DatabaseLive, MigrationsLive } from "./Database.ts"
 import { EventStreamMemory } from "./EventStreamMemory.ts"
 import { EventStreamRedis } from "./EventStreamRedis.ts"
+import { ExpiryScheduler } from "./ExpiryScheduler.ts"
 import { HttpServerLive } from "./HttpServer.ts"
 import { KeysLive } from "./Keys.ts"
 import { KeyValueStoreMemory } from "./KeyValueStoreMemory.ts"
@@ -61,7 +62,8 @@ export const DomainLive = Layer.mergeAll(
   RolesLive,
   MembersLive,
   AdminLive,
-  OutboxRelay
+  OutboxRelay,
+  ExpiryScheduler
 ).pipe(
   Layer.provideMerge(PermissionStoreLive),
   Layer.provideMerge(Layer.mergeAll(RevocationsLive, PasswordHasherLive, AuditLogLive, MailerLive, OutboxLive)),

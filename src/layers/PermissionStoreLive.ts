@@ -348,8 +348,9 @@ export const make = Effect.gen(function* () {
   ): { answer: CheckAnswer; decision: Decision | undefined } => {
     const { member, enabled, entry } = v.user(userId)
     const answer = (allowed: boolean, reason: string) => ({ member, allowed, reason, revision: v.revision })
-    if (v.frozen) return { answer: answer(false, "the organization is frozen"), decision: undefined }
-    if (!enabled) return { answer: answer(false, "the user is disabled"), decision: undefined }
+    const blocked = (reason: string) => ({ answer: { ...answer(false, reason), blocked: true }, decision: undefined })
+    if (v.frozen) return blocked("the organization is frozen")
+    if (!enabled) return blocked("the user is disabled")
     if (!member) return { answer: answer(false, "not a member of the organization"), decision: undefined }
     const decision = decide(
       { subject: { id: userId }, permission, resource, now },

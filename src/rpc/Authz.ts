@@ -1,10 +1,181 @@
-/** Checks and explanations (being built: endpoints are added to these groups). */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
-import { RpcGroup } from "@effect/rpc"
-import { OrgAuthorization, RpcOrgAuthorization } from "./Security.ts"
+/**
+ * Checks and explanations: may this user do that, on this resource, at least at this revision?
+ * Any member may ask about themselves; asking about someone else needs `authz:check` (or
+ * `assignments:read` for a whole effective set). A user who is not a member answers 404.
+ */
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Rpc, RpcGroup } from "@effect/rpc"
+import { Schema } from "effect"
+import { PERMISSION_KEY } from "../layers/Decision.ts"
+import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
+import { OrganizationId, Revision } from "./Orgs.ts"
+import {
+  OrgAuthorization,
+  RequiredPermission,
+  RpcOrgAuthorization,
+  requiresUnlessSelf,
+  SelfService
+} from "./Security.ts"
+
+const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
+
+export const PermissionKey = Schema.String.pipe(
+  Schema.maxLength(200),
+  Schema.pattern(PERMISSION_KEY, { message: () => "must be a permission key such as `documents:read`" })
+).annotations({ identifier: "PermissionKey" })
+
+export const CheckedResource = Schema.Struct({
+  type: Text,
+  id: Text,
+  /** Data for conditions, e.g. `{ "ownerId": "…" }`; a condition on a missing attribute is false. */
+  attributes: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+}).annotations({ identifier: "CheckedResource" })
+
+const CheckFields = {
+  /** Whom to ask about; the caller when absent. */
+  userId: Schema.optional(Schema.UUID),
+  permission: PermissionKey,
+  resource: Schema.optional(CheckedResource)
+}
+
+export const CheckRequest = Schema.Struct({
+  ...CheckFields,
+  /** Answer at this revision or later: pass the revision a write returned to read your own writes. */
+  minRevision: Schema.optional(Revision)
+}).annotations({ identifier: "CheckRequest" })
+
+export const BatchCheckRequest = Schema.Struct({
+  checks: Schema.Array(Schema.Struct(CheckFields)).pipe(Schema.minItems(1), Schema.maxItems(100)),
+  minRevision: Schema.optional(Revision)
+}).annotations({ identifier: "BatchCheckRequest" })
+
+export class CheckResult extends Schema.Class<CheckResult>("CheckResult")({
+  allowed: Schema.Boolean,
+  /** The deciding role and grant, or the rule that denied. */
+  reason: Schema.String,
+  revision: Revision
+}) {}
+
+export class BatchCheckResult extends Schema.Class<BatchCheckResult>("BatchCheckResult")({
+  /** Every result is at this one revision. */
+  revision: Revision,
+  results: Schema.Array(Schema.Struct({ allowed: Schema.Boolean, reason: Schema.String }))
+}) {}
+
+const Named = Schema.Struct({ id: Schema.String, name: Schema.String })
+
+export const ExplainedPath = Schema.Struct({
+  effect: Schema.Literal("allow", "deny"),
+  /** The grant's pattern: a key, `resource:*` or `*`. */
+  permission: Schema.String,
+  condition: Schema.optional(Schema.Unknown),
+  /** The role holding the grant: the assigned role itself or an ancestor it inherits from. */
+  role: Named,
+  assignment: Schema.Struct({
+    id: Schema.String,
+    role: Named,
+    scope: Schema.optional(Schema.Struct({ type: Schema.String, id: Schema.String })),
+    expiresAt: Schema.optional(Schema.DateTimeUtc)
+  })
+}).annotations({ identifier: "ExplainedPath" })
+
+export class Explanation extends Schema.Class<Explanation>("Explanation")({
+  allowed: Schema.Boolean,
+  reason: Schema.String,
+  revision: Revision,
+  /** Every grant that applied to the check, allows and denies; deny wins. */
+  paths: Schema.Array(ExplainedPath)
+}) {}
+
+export class EffectivePermissions extends Schema.Class<EffectivePermissions>("EffectivePermissions")({
+  userId: Schema.String,
+  revision: Revision,
+  /** Catalog keys allowed organization-wide (grants with conditions depend on the resource and are left out). */
+  permissions: Schema.Array(Schema.String),
+  /** Keys allowed only on one resource, by `type/id`. Resource-scoped denies are applied at check time. */
+  scoped: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
+}) {}
+
+const OrgPath = Schema.Struct({ org: OrganizationId })
+const errors = [NotFound, Forbidden, Conflict, ServiceUnavailable] as const
 
 export class AuthzApi extends HttpApiGroup.make("authz")
+  .add(
+    HttpApiEndpoint.post("check", "/v1/orgs/:org/check")
+      .setPath(OrgPath)
+      .setPayload(CheckRequest)
+      .addSuccess(CheckResult)
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(ServiceUnavailable)
+      .annotateContext(
+        requiresUnlessSelf(
+          "authz:check",
+          "Whether the user may do `permission` (on `resource`). Deny wins, default deny. With `minRevision` the " +
+            "answer reflects at least that revision (409 `revision_not_reached` if it never comes)."
+        )
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("checkBatch", "/v1/orgs/:org/check/batch")
+      .setPath(OrgPath)
+      .setPayload(BatchCheckRequest)
+      .addSuccess(BatchCheckResult)
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(ServiceUnavailable)
+      .annotateContext(requiresUnlessSelf("authz:check"))
+  )
+  .add(
+    HttpApiEndpoint.post("explain", "/v1/orgs/:org/explain")
+      .setPath(OrgPath)
+      .setPayload(CheckRequest)
+      .addSuccess(Explanation)
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(ServiceUnavailable)
+      .annotateContext(requiresUnlessSelf("authz:check"))
+  )
+  .add(
+    HttpApiEndpoint.get("effective", "/v1/orgs/:org/users/:userId/permissions")
+      .setPath(Schema.Struct({ org: OrganizationId, userId: Schema.UUID }))
+      .addSuccess(EffectivePermissions)
+      .addError(NotFound)
+      .addError(ServiceUnavailable)
+      .annotateContext(requiresUnlessSelf("assignments:read"))
+  )
   .middleware(OrgAuthorization)
   .annotate(OpenApi.Title, "Checks and explanations") {}
 
-export class AuthzRpcs extends RpcGroup.make().middleware(RpcOrgAuthorization) {}
+const rpcErrors = Schema.Union(...errors)
+
+export class AuthzRpcs extends RpcGroup.make(
+  Rpc.make("authz.check", {
+    payload: { organizationId: OrganizationId, ...CheckRequest.fields },
+    success: CheckResult,
+    error: rpcErrors
+  })
+    .annotate(RequiredPermission, "authz:check")
+    .annotate(SelfService, true),
+  Rpc.make("authz.checkBatch", {
+    payload: { organizationId: OrganizationId, ...BatchCheckRequest.fields },
+    success: BatchCheckResult,
+    error: rpcErrors
+  })
+    .annotate(RequiredPermission, "authz:check")
+    .annotate(SelfService, true),
+  Rpc.make("authz.explain", {
+    payload: { organizationId: OrganizationId, ...CheckRequest.fields },
+    success: Explanation,
+    error: rpcErrors
+  })
+    .annotate(RequiredPermission, "authz:check")
+    .annotate(SelfService, true),
+  Rpc.make("authz.effective", {
+    payload: { organizationId: OrganizationId, userId: Schema.UUID },
+    success: EffectivePermissions,
+    error: rpcErrors
+  })
+    .annotate(RequiredPermission, "assignments:read")
+    .annotate(SelfService, true)
+).middleware(RpcOrgAuthorization) {}

@@ -10,42 +10,87 @@ import { PermissionStore } from "../services/PermissionStore.ts"
 import { Api } from "./Api.ts"
 import { Forbidden, NotFound } from "./Errors.ts"
 import { bearerToken } from "./RequestMeta.ts"
-import { type Member, OrgAuthorization, RequiredPermission, RpcOrgAuthorization, type SignedIn } from "./Security.ts"
+import {
+  type Member,
+  OrgAuthorization,
+  RequiredPermission,
+  RpcOrgAuthorization,
+  SelfService,
+  type SignedIn
+} from "./Security.ts"
 
 const isUuid = Schema.is(Schema.UUID)
 const noSuchOrganization = new NotFound({ message: "No such organization" })
 
-/** method + path pattern → the permission each HttpApi endpoint declares. */
+interface Declared {
+  readonly permission: string
+  readonly selfService: boolean
+}
+
+const declared = (annotations: Context.Context<never>): Declared | undefined => {
+  const permission = Context.getOption(annotations, RequiredPermission)
+  if (Option.isNone(permission)) return undefined
+  return { permission: permission.value, selfService: Option.isSome(Context.getOption(annotations, SelfService)) }
+}
+
+/** method + path pattern → what each HttpApi endpoint declares. */
 const declaredPermissions = () => {
-  const table = new Map<string, string>()
+  const table = new Map<string, Declared>()
   HttpApi.reflect(Api, {
     onGroup: () => {},
     onEndpoint: ({ endpoint, mergedAnnotations }) => {
-      const permission = Context.getOption(mergedAnnotations, RequiredPermission)
-      if (Option.isSome(permission)) table.set(`${endpoint.method} ${endpoint.path}`, permission.value)
+      const declaration = declared(mergedAnnotations)
+      if (declaration !== undefined) table.set(`${endpoint.method} ${endpoint.path}`, declaration)
     }
   })
   return table
 }
 
+const forbidden = (permission: string, reason: string) =>
+  new Forbidden({ message: `Missing permission ${permission} (${reason})` })
+
 const authorize = Effect.fn("OrgAuthorization.authorize")(function* (
   user: SignedIn,
   organizationId: unknown,
-  permission: string | undefined
+  declaration: Declared | undefined
 ) {
   // Deny by default: an organization endpoint that declares no permission is refused.
-  if (permission === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
+  if (declaration === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
   if (typeof organizationId !== "string" || !isUuid(organizationId)) return yield* noSuchOrganization
   const store = yield* PermissionStore
+  const { permission, selfService } = declaration
   // Without minRevision the store never answers `revision_not_reached`.
   const answer = yield* store
     .check({ organizationId, userId: user.userId, permission })
     .pipe(Effect.catchTag("Conflict", Effect.die))
   if (!answer.member) return yield* noSuchOrganization
-  if (!answer.allowed) {
-    return yield* new Forbidden({ message: `Missing permission ${permission} (${answer.reason})` })
+  if (selfService) {
+    // About themselves any member may ask, unless the organization or the user is shut out.
+    if (answer.blocked === true) return yield* forbidden(permission, answer.reason)
+    return { ...user, organizationId, aboutOthers: permission } satisfies Member
   }
+  if (!answer.allowed) return yield* forbidden(permission, answer.reason)
   return { ...user, organizationId } satisfies Member
+})
+
+/**
+ * The second half of the guard for self-service operations: the user the operation is about —
+ * the caller when `userId` is absent or their own — after checking that the caller holds the
+ * declared permission when it names someone else.
+ */
+export const actingFor = Effect.fn("OrgAuthorization.actingFor")(function* (
+  member: Member,
+  userIds: ReadonlyArray<string | undefined>
+) {
+  const others = userIds.filter((id): id is string => id !== undefined && id !== member.userId)
+  if (others.length === 0) return
+  const permission = member.aboutOthers
+  if (permission === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
+  const store = yield* PermissionStore
+  const answer = yield* store
+    .check({ organizationId: member.organizationId, userId: member.userId, permission })
+    .pipe(Effect.catchTag("Conflict", Effect.die))
+  if (!answer.allowed) return yield* forbidden(permission, answer.reason)
 })
 
 export const OrgAuthorizationLive = Layer.effect(
@@ -60,8 +105,7 @@ export const OrgAuthorizationLive = Layer.effect(
           const user = yield* auth.authenticate(Option.some(Redacted.value(token)))
           const route = yield* HttpRouter.RouteContext
           const request = yield* HttpServerRequest.HttpServerRequest
-          const permission = permissions.get(`${request.method} ${route.route.path}`)
-          return yield* authorize(user, route.params.org, permission)
+          return yield* authorize(user, route.params.org, permissions.get(`${request.method} ${route.route.path}`))
         }).pipe(Effect.provide(context))
     }
   })
@@ -76,11 +120,7 @@ export const RpcOrgAuthorizationLive = Layer.effect(
       Effect.gen(function* () {
         const user = yield* auth.authenticate(bearerToken(headers))
         const organizationId = (payload as { organizationId?: unknown } | undefined)?.organizationId
-        return yield* authorize(
-          user,
-          organizationId,
-          Option.getOrUndefined(Context.getOption(rpc.annotations, RequiredPermission))
-        )
+        return yield* authorize(user, organizationId, declared(rpc.annotations))
       }).pipe(Effect.provide(context))
   })
 )

@@ -43,8 +43,29 @@ export const requires = (permission: string) =>
     })
   )
 
+/**
+ * Marks an operation any member may perform about themselves: the declared permission is needed
+ * only when it names another user (the handler asks `actingFor` in OrgAuthorization.ts).
+ */
+export class SelfService extends Context.Tag("app/SelfService")<SelfService, true>() {}
+
+/** Like `requires`, for operations a member may always perform about themselves. */
+export const requiresUnlessSelf = (permission: string, description?: string) =>
+  Context.make(RequiredPermission, permission).pipe(
+    Context.add(SelfService, true as const),
+    Context.add(OpenApi.Override, {
+      "x-required-permission": permission,
+      "x-self-service": true,
+      description:
+        (description === undefined ? "" : `${description}\n\n`) +
+        `Any member may ask about themselves; asking about another user requires the \`${permission}\` permission in the organization.`
+    })
+  )
+
 export interface Member extends SignedIn {
   readonly organizationId: string
+  /** Set on self-service operations: the permission needed to act about another user. */
+  readonly aboutOthers?: string | undefined
 }
 
 /** The signed-in caller, checked to hold the operation's permission in this organization. */

@@ -25,6 +25,8 @@ export interface CheckAnswer {
   readonly member: boolean
   readonly allowed: boolean
   readonly reason: string
+  /** True when the organization is frozen or the user disabled: nothing at all is allowed. */
+  readonly blocked?: boolean | undefined
   /** The organization's revision the answer reflects, as a string holding an integer. */
   readonly revision: string
 }
