@@ -173,7 +173,7 @@ const checkDelivery = (events: ReadonlyArray<OutboxEvent>) => {
 // --- tests --------------------------------------------------------------------------------------
 
 describe("Outbox.record", () => {
-  it.scopedLive("a change that fails after recording leaves neither the revision bump nor the event (R5)", () =>
+  it.scopedLive("a change that fails or loses its connection after recording leaves neither the revision bump nor the event (R5)", () =>
     Effect.gen(function* () {
       const node = yield* startNode(yield* freshDatabase, EventStreamMemory)
       yield* on(node)(
@@ -195,6 +195,15 @@ describe("Outbox.record", () => {
 
           expect(Exit.isFailure(yield* Effect.exit(failAfterRecord(Effect.fail("refused"))))).toBe(true)
           expect(Exit.isFailure(yield* Effect.exit(failAfterRecord(Effect.die("crash"))))).toBe(true)
+          // Postgres drops the connection mid-transaction, after the outbox row was written.
+          const dropped = outbox.transaction(
+            Effect.gen(function* () {
+              yield* sql`INSERT INTO roles (organization_id, name) VALUES (${org}, 'editor')`
+              yield* outbox.record(org, [{ type: "role.created", payload: { name: "editor" } }])
+              yield* sql`SELECT pg_terminate_backend(pg_backend_pid())`
+            })
+          )
+          expect(Exit.isFailure(yield* Effect.exit(dropped))).toBe(true)
           expect(yield* revisionOf(org)).toBe("0")
           expect((yield* roles)[0]!.n).toBe(0)
           expect((yield* events)[0]!.n).toBe(0)
