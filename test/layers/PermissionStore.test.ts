@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, ManagedRuntime, Redacted, String as Str } from "effect"
+import { Effect, Layer, ManagedRuntime, Redacted, String as Str, TestClock, TestContext } from "effect"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runMigrations } from "../../src/layers/Database.ts"
@@ -189,8 +189,41 @@ describe("PermissionStore on Postgres", () => {
     )
     expect(result.before).toMatchObject({ allowed: true, revision: "0" })
     expect(result.effective.permissions).toEqual(expect.arrayContaining(["org:read", "org:delete", "audit:read"]))
-    expect(result.frozen).toEqual({ member: true, allowed: false, reason: "the organization is frozen", revision: "1" })
+    expect(result.frozen).toEqual({
+      member: true,
+      allowed: false,
+      blocked: true,
+      reason: "the organization is frozen",
+      revision: "1"
+    })
     expect(result.disabled).toMatchObject({ allowed: false, reason: "the user is disabled" })
+  })
+
+  it("drops an assignment at its expiry instant, on the TestClock, with nothing cached keeping it alive", async () => {
+    const answers = await runtime.runPromise(
+      Effect.gen(function* () {
+        const { organizationId, userId, assignments } = yield* insert({
+          roles: [{ parents: [], grants: [{ permission: "docs:read", effect: "allow", condition: undefined }] }],
+          assignments: [{ role: 0, scope: undefined, expiresIn: 3_600_000 }]
+        })
+        const store = yield* PermissionStore
+        const expiresAt = assignments[0]!.expiresAt!
+        const at = (millis: number) =>
+          TestClock.setTime(millis).pipe(
+            Effect.zipRight(store.check({ organizationId, userId, permission: "docs:read" })),
+            Effect.map((answer) => answer.allowed)
+          )
+        return {
+          before: yield* at(expiresAt - 1),
+          // The same cached entry, one millisecond later.
+          atExpiry: yield* at(expiresAt),
+          after: yield* at(expiresAt + 60_000),
+          effective: yield* Effect.zipRight(TestClock.setTime(expiresAt + 1), store.effective(organizationId, userId))
+        }
+      }).pipe(Effect.provide(TestContext.TestContext))
+    )
+    expect(answers).toMatchObject({ before: true, atExpiry: false, after: false })
+    expect(answers.effective.permissions).not.toContain("docs:read")
   })
 
   it("lists scoped permissions apart from organization-wide ones", async () => {
