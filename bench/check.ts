@@ -17,10 +17,12 @@
  *      assignments, `enforceSync()` per check: the CommonJS build with the matcher in two orders,
  *      and the ESM build (what `import` gets) with the faster order.
  *
- * One process, no server, one thread: this is the decision alone. The HTTP check endpoint (part 3
- * of the benchmark) is measured once that endpoint exists.
+ * Parts 1 and 2 run in one process, no server, one thread: the decision alone. Part 3
+ * (bench/checkHttp.ts) builds the same policy in a running server through its API and measures
+ * `POST /v1/orgs/{org}/check` over HTTP, beside node-casbin behind a bare node:http server.
  *
- *   yarn bench:check                    # about 40 s; BENCH_CHECKS=2000 BENCH_ROUNDS=9 by default
+ *   yarn bench:check     # about 3 min; BENCH_CHECKS=2000 BENCH_ROUNDS=9 BENCH_DURATION=10 by default,
+ *                        # BENCH_HTTP=0 skips part 3
  */
 import { createRequire } from "node:module"
 import { availableParallelism } from "node:os"
@@ -34,6 +36,7 @@ import {
   type Resource,
   type Role
 } from "../src/layers/Decision.ts"
+import { httpPart } from "./checkHttp.ts"
 import { cpuModel, loadAverage, num, positiveInt, revision, runBench, version } from "./harness.ts"
 
 const CHECKS = positiveInt("BENCH_CHECKS", 2_000)
@@ -448,8 +451,7 @@ const main = async () => {
         `load average ${loadBefore} before, ${loadAverage()} after`,
       `versions: casbin ${version("casbin")}, @casbin/expression-eval ${version("@casbin/expression-eval")}; ` +
         `ours: src/layers/Decision.ts at ${revision()}, run under tsx`,
-      "process: one Node process, one thread, no server and no I/O; the HTTP check endpoint (part 3) " +
-        "is measured when that endpoint exists",
+      "process: one Node process, one thread, no server and no I/O (parts 1 and 2)",
       `policy: ${num(catalog.length)} permission keys (${AREAS.length * NOUNS.length} resources × ${ACTIONS.length} actions), ` +
         `${roles.length} roles, ${grants.length} grants (${grants.filter((g) => g.permission.endsWith("*")).length} wildcards, ` +
         `${grants.filter((g) => g.effect === "deny").length} denies), inheritance depth ${Math.max(...roles.map((r) => depth(r.id)))}; ` +
@@ -474,9 +476,32 @@ const main = async () => {
       ...rows.slice(3).map((row) => `${row.name} vs (b): ${(row.median / base.median).toFixed(1)}× the time per check`),
       `(b) vs (c): ${(base.median / rows[2]!.median).toFixed(0)}× the time per check`,
       "",
-      `total ${((performance.now() - began) / 1000).toFixed(0)} s`
+      `parts 1 and 2: ${((performance.now() - began) / 1000).toFixed(0)} s`
     ].join("\n")
   )
+
+  if (process.env.BENCH_HTTP === "0") return
+  const probe = inputs.find(
+    (input, i) => expected[i] && input.resource?.id === SCOPE.id && !everywhere.has(input.permission)
+  )!
+  const colon = probe.permission.indexOf(":")
+  const lines = await httpPart(
+    {
+      catalog,
+      roles,
+      assignments,
+      probe,
+      probeAllowed: true,
+      batch: inputs.slice(0, 100),
+      casbin: {
+        policies,
+        groupings,
+        request: [USER, domainOf(probe.resource), probe.permission.slice(0, colon), probe.permission.slice(colon + 1)]
+      }
+    },
+    { warmup: 3, duration: positiveInt("BENCH_DURATION", 10) }
+  )
+  console.log([...lines, "", `total ${((performance.now() - began) / 1000).toFixed(0)} s`].join("\n"))
 }
 
 runBench(main)
