@@ -1,9 +1,52 @@
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer } from "effect"
+import { DateTime, Effect, Layer } from "effect"
+import { AuditLogEntry, AuditPage } from "../rpc/Audit.ts"
+import { BadRequest } from "../rpc/Errors.ts"
 import { AuditLog } from "../services/AuditLog.ts"
+
+export const DEFAULT_PAGE_SIZE = 50
+
+/** Cursors are opaque to clients: base64url of a position only this server reads. */
+export const makeCursor = (position: string) => Buffer.from(position, "utf8").toString("base64url")
+
+/**
+ * The position in `cursor` when it is one this server made and `valid` accepts it; anything else
+ * (forged, truncated, from another list) is a 400, never a query.
+ */
+export const openCursor = (cursor: string, valid: (position: string) => boolean) => {
+  const position = /^[A-Za-z0-9_-]+$/.test(cursor) ? Buffer.from(cursor, "base64url").toString("utf8") : ""
+  return position !== "" && makeCursor(position) === cursor && valid(position)
+    ? Effect.succeed(position)
+    : Effect.fail(new BadRequest({ code: "invalid_payload", message: "The cursor is not valid" }))
+}
+
+/** A positive integer that fits a Postgres bigint (a larger one would fail the query, not the request). */
+export const isBigint = (digits: string) => /^[1-9]\d{0,18}$/.test(digits) && BigInt(digits) <= 9223372036854775807n
+
+interface EntryRow {
+  readonly id: string
+  readonly at: Date
+  readonly actorId: string | null
+  readonly action: string
+  readonly target: string | null
+  readonly ip: string | null
+  readonly userAgent: string | null
+  readonly requestId: string | null
+  readonly revision: string | null
+  /** As text: the client's name transform would otherwise rewrite the keys inside. */
+  readonly data: string
+}
+
+const toEntry = (row: EntryRow) =>
+  new AuditLogEntry({
+    ...row,
+    at: DateTime.unsafeFromDate(row.at),
+    data: JSON.parse(row.data) as Record<string, unknown>
+  })
 
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
+
   return AuditLog.of({
     record: (entry) =>
       sql`
@@ -13,7 +56,40 @@ export const make = Effect.gen(function* () {
                 ${JSON.stringify(entry.data ?? {})}::jsonb, ${entry.revision ?? null})`.pipe(
         Effect.asVoid,
         Effect.catchAllCause((cause) => Effect.logError(`audit: could not record ${entry.action}`, cause))
+      ),
+
+    list: Effect.fn("AuditLog.list")(function* (member, filter) {
+      const limit = filter.limit ?? DEFAULT_PAGE_SIZE
+      const after = filter.cursor === undefined ? undefined : yield* openCursor(filter.cursor, isBigint)
+      // `at` is shown to the millisecond, so from/to compare at that precision: an `at` passed
+      // back as `from` includes its entry, as `to` excludes it.
+      const at = sql`date_trunc('milliseconds', created_at)`
+      const conditions = [
+        sql`organization_id = ${member.organizationId}`,
+        ...(filter.actor === undefined ? [] : [sql`actor_id = ${filter.actor}`]),
+        ...(filter.action === undefined
+          ? []
+          : [
+              filter.action.endsWith(".") ? sql`starts_with(action, ${filter.action})` : sql`action = ${filter.action}`
+            ]),
+        ...(filter.target === undefined ? [] : [sql`target = ${filter.target}`]),
+        ...(filter.from === undefined ? [] : [sql`${at} >= ${DateTime.toDateUtc(filter.from)}`]),
+        ...(filter.to === undefined ? [] : [sql`${at} < ${DateTime.toDateUtc(filter.to)}`]),
+        ...(after === undefined ? [] : [sql`id < ${after}::bigint`])
+      ]
+      const rows = yield* sql<EntryRow>`
+        SELECT id::text AS id, ${at} AS at, actor_id::text AS "actorId", action, target, ip,
+               user_agent AS "userAgent", request_id AS "requestId", revision::text AS revision, data::text AS data
+        FROM audit_log
+        WHERE ${sql.and(conditions)}
+        ORDER BY audit_log.id DESC
+        LIMIT ${limit + 1}`.pipe(Effect.orDie)
+      const items = rows.slice(0, limit).map(toEntry)
+      const last = items[items.length - 1]
+      return new AuditPage(
+        rows.length > limit && last !== undefined ? { items, nextCursor: makeCursor(last.id) } : { items }
       )
+    })
   })
 })
 

@@ -1,6 +1,6 @@
 /**
  * The guard of the operator's endpoints on both doors: a valid session whose user is a platform
- * administrator (`users.is_platform_admin`, set with `yarn admin:grant <email>`). Everyone else
+ * administrator (`users.is_platform_admin`, set with `yarn admin grant <email>`). Everyone else
  * gets 403, signed-out callers 401.
  */
 import { SqlClient } from "@effect/sql"
