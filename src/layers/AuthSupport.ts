@@ -168,14 +168,18 @@ export const makeAuthSupport = Effect.gen(function* () {
     Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const refreshToken = Totp.newToken()
+      // Only while the user is enabled: a disable that commits between the password check and
+      // here must not leave a session behind.
       const [session] = yield* sql<{ id: string }>`
         INSERT INTO sessions (user_id, idle_expires_at, absolute_expires_at, ip, user_agent)
-        VALUES (${userId}, ${new Date(now + Duration.toMillis(idleTtl))}, ${new Date(now + Duration.toMillis(absoluteTtl))},
-                ${meta.ip}, ${meta.userAgent})
+        SELECT id, ${new Date(now + Duration.toMillis(idleTtl))}, ${new Date(now + Duration.toMillis(absoluteTtl))},
+               ${meta.ip}, ${meta.userAgent}
+        FROM users WHERE id = ${userId} AND disabled_at IS NULL
         RETURNING id`
-      yield* sql`INSERT INTO refresh_tokens (token_hash, session_id) VALUES (${Totp.sha256(refreshToken)}, ${session!.id})`
-      return yield* tokenPair(userId, session!.id, refreshToken)
-    }).pipe(sql.withTransaction, Effect.orDie)
+      if (session === undefined) return yield* Effect.fail(invalidCredentials)
+      yield* sql`INSERT INTO refresh_tokens (token_hash, session_id) VALUES (${Totp.sha256(refreshToken)}, ${session.id})`
+      return yield* tokenPair(userId, session.id, refreshToken)
+    }).pipe(sql.withTransaction, Effect.catchTag("SqlError", Effect.die))
 
   const endSessions = (sessionIds: ReadonlyArray<string>, reason: string) => revocations.revoke(sessionIds, reason)
 
