@@ -1,10 +1,73 @@
-/** Invitations (being built: endpoints are added to these groups). */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
-import { RpcGroup } from "@effect/rpc"
+/**
+ * Invitations: the schemas of an invitation, and accepting one. Creating, listing and revoking
+ * invitations are organization endpoints (the members group, Members.ts); accepting needs only a
+ * session, because the one accepting is not a member yet: the mailed token and the signed-in
+ * user's email are what admit them.
+ */
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Rpc, RpcGroup } from "@effect/rpc"
+import { Schema } from "effect"
+import { Email } from "./Auth.ts"
+import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
+import { Revision } from "./Orgs.ts"
 import { Authentication, RpcAuthentication } from "./Security.ts"
 
+export const CreateInvitation = Schema.Struct({
+  /** Surrounding spaces are dropped; the address is compared without regard to case. */
+  email: Schema.compose(Schema.Trim, Email),
+  /** Roles of the organization the invited person gets on joining; the inviter must hold all they give. */
+  roleIds: Schema.optional(Schema.Array(Schema.UUID).pipe(Schema.maxItems(50)))
+})
+
+/** A pending invitation; its token is never shown again after it was mailed. */
+export class Invitation extends Schema.Class<Invitation>("Invitation")({
+  id: Schema.String,
+  email: Schema.String,
+  roleIds: Schema.Array(Schema.String),
+  expiresAt: Schema.DateTimeUtc,
+  createdAt: Schema.DateTimeUtc
+}) {}
+
+export class InvitationCreated extends Schema.Class<InvitationCreated>("InvitationCreated")({
+  invitation: Invitation
+}) {}
+
+export class InvitationRevoked extends Schema.Class<InvitationRevoked>("InvitationRevoked")({
+  revoked: Schema.Literal(true)
+}) {}
+
+export const AcceptInvitation = Schema.Struct({ token: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(512)) })
+
+/** The organization joined, the names of the roles received, and the revision that records it. */
+export class Joined extends Schema.Class<Joined>("Joined")({
+  organizationId: Schema.String,
+  roles: Schema.Array(Schema.String),
+  revision: Revision
+}) {}
+
 export class InvitationsApi extends HttpApiGroup.make("invitations")
+  .add(
+    HttpApiEndpoint.post("accept", "/v1/invitations/accept")
+      .setPayload(AcceptInvitation)
+      .addSuccess(Joined)
+      .addError(NotFound)
+      .addError(Forbidden)
+      .addError(Conflict)
+      .annotate(
+        OpenApi.Description,
+        "Joins the organization with the invited roles (those still existing). The signed-in user's email must " +
+          "be the invited address (else 403, and the invitation stays usable); an unknown, used, revoked or " +
+          "expired token answers 404; a token is used once. Someone who is already a member gets 409 " +
+          "`already_member`, and the invitation is used up."
+      )
+  )
   .middleware(Authentication)
   .annotate(OpenApi.Title, "Invitations") {}
 
-export class InvitationsRpcs extends RpcGroup.make().middleware(RpcAuthentication) {}
+export class InvitationsRpcs extends RpcGroup.make(
+  Rpc.make("invitations.accept", {
+    payload: AcceptInvitation,
+    success: Joined,
+    error: Schema.Union(NotFound, Forbidden, Conflict, ServiceUnavailable)
+  })
+).middleware(RpcAuthentication) {}
