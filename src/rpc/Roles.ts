@@ -1,10 +1,340 @@
-/** Roles and permissions (being built: endpoints are added to these groups). */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
-import { RpcGroup } from "@effect/rpc"
-import { OrgAuthorization, RpcOrgAuthorization } from "./Security.ts"
+/**
+ * Roles and the permission catalog of an organization, on both doors: the catalog (built-in keys
+ * plus the organization's own), roles with their parents (the inheritance DAG) and their grants,
+ * conditions included. Each operation declares the permission it requires; the organization guard
+ * enforces it before a handler runs.
+ */
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Rpc, RpcGroup } from "@effect/rpc"
+import { ParseResult, Schema } from "effect"
+import { type Condition as ConditionType, GRANT_PATTERN, PERMISSION_KEY } from "../layers/Decision.ts"
+import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
+import { OrganizationId, Revision } from "./Orgs.ts"
+import { OrgAuthorization, RequiredPermission, RpcOrgAuthorization, requires } from "./Security.ts"
+
+export const RoleId = Schema.UUID.annotations({ identifier: "RoleId" })
+
+const Name = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(200))
+const Description = Schema.Trim.pipe(Schema.maxLength(1000))
+
+export const PermissionKey = Schema.String.pipe(
+  Schema.maxLength(200),
+  Schema.pattern(PERMISSION_KEY, { message: () => "must be a lowercase `resource:action` key" })
+).annotations({ identifier: "PermissionKey" })
+
+export const GrantPattern = Schema.String.pipe(
+  Schema.maxLength(200),
+  Schema.pattern(GRANT_PATTERN, { message: () => "must be `*`, `resource:*` or a `resource:action` key" })
+).annotations({ identifier: "GrantPattern" })
+
+// Conditions: data, never code. Each node has exactly one operator; anything else is refused.
+export const CONDITION_MAX_DEPTH = 8
+export const CONDITION_MAX_NODES = 64
+
+const strict = { parseOptions: { onExcessProperty: "error" } } as const
+
+const Literal = Schema.Union(Schema.String.pipe(Schema.maxLength(1000)), Schema.Number, Schema.Boolean, Schema.Null)
+
+const VAR_PATH =
+  /^(subject\.id|resource\.id|resource\.type|(subject|resource)\.attributes(\.[A-Za-z_][\w-]{0,63}){1,8})$/
+const VarPath = Schema.String.pipe(
+  Schema.pattern(VAR_PATH, {
+    message: () =>
+      "must be subject.id, subject.attributes.<name>, resource.id, resource.type or resource.attributes.<name>"
+  })
+)
+
+const Operand = Schema.Union(Literal, Schema.Array(Literal), Schema.Struct({ var: VarPath }).annotations(strict))
+const Operands = Schema.Tuple(Operand, Operand)
+
+const Tree: Schema.Schema<ConditionType> = Schema.Union(
+  Schema.Struct({ eq: Operands }).annotations(strict),
+  Schema.Struct({ ne: Operands }).annotations(strict),
+  Schema.Struct({ in: Operands }).annotations(strict),
+  Schema.Struct({ and: Schema.Array(Schema.suspend(() => Tree)) }).annotations(strict),
+  Schema.Struct({ or: Schema.Array(Schema.suspend(() => Tree)) }).annotations(strict),
+  Schema.Struct({ not: Schema.suspend(() => Tree) }).annotations(strict)
+)
+
+const operandNodes = (operand: unknown) => (Array.isArray(operand) ? 1 + operand.length : 1)
+
+/** Condition objects plus operands (a list counts one more per item). */
+export const conditionNodes = (condition: ConditionType): number => {
+  if ("and" in condition) return 1 + condition.and.reduce((sum, c) => sum + conditionNodes(c), 0)
+  if ("or" in condition) return 1 + condition.or.reduce((sum, c) => sum + conditionNodes(c), 0)
+  if ("not" in condition) return 1 + conditionNodes(condition.not)
+  const [a, b] = "eq" in condition ? condition.eq : "ne" in condition ? condition.ne : condition.in
+  return 1 + operandNodes(a) + operandNodes(b)
+}
+
+/** A comparison is one level; and, or and not add one. */
+export const conditionDepth = (condition: ConditionType): number => {
+  if ("and" in condition) return 1 + Math.max(0, ...condition.and.map(conditionDepth))
+  if ("or" in condition) return 1 + Math.max(0, ...condition.or.map(conditionDepth))
+  if ("not" in condition) return 1 + conditionDepth(condition.not)
+  return 1
+}
+
+const Limited = Tree.pipe(
+  Schema.filter((condition) =>
+    conditionDepth(condition) > CONDITION_MAX_DEPTH
+      ? `is nested more than ${CONDITION_MAX_DEPTH} levels deep`
+      : conditionNodes(condition) > CONDITION_MAX_NODES
+        ? `has more than ${CONDITION_MAX_NODES} nodes`
+        : true
+  )
+)
+
+// JSON nesting and size any valid condition stays within (each level is an object and an array).
+const RAW_MAX_DEPTH = 2 * CONDITION_MAX_DEPTH + 2
+const RAW_MAX_VALUES = 4 * CONDITION_MAX_NODES
+
+/**
+ * Measures the raw JSON without recursion and stops early, before the recursive decoder (or the
+ * error formatter, which prints what it got) walks a body nested thousands of levels deep.
+ */
+const withinBounds = (input: unknown) => {
+  const stack: Array<readonly [unknown, number]> = [[input, 1]]
+  let values = 0
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!
+    values += 1
+    if (values > RAW_MAX_VALUES || depth > RAW_MAX_DEPTH) return false
+    if (typeof value === "object" && value !== null) {
+      for (const child of Object.values(value)) stack.push([child, depth + 1])
+    }
+  }
+  return true
+}
+
+const tooLarge = `is larger than a condition may be (${CONDITION_MAX_DEPTH} levels, ${CONDITION_MAX_NODES} nodes)`
+
+// The OpenAPI 3.1 description of the recursive shape (a declared schema carries its own).
+const literalJson = [{ type: "string", maxLength: 1000 }, { type: "number" }, { type: "boolean" }, { type: "null" }]
+const operandJson = {
+  anyOf: [
+    ...literalJson,
+    { type: "array", items: { anyOf: literalJson } },
+    {
+      type: "object",
+      required: ["var"],
+      properties: { var: { type: "string", pattern: VAR_PATH.source } },
+      additionalProperties: false
+    }
+  ]
+}
+const only = (key: string, schema: object) => ({
+  type: "object",
+  required: [key],
+  properties: { [key]: schema },
+  additionalProperties: false
+})
+const pairJson = { type: "array", prefixItems: [operandJson, operandJson], minItems: 2, items: false }
+const selfJson = { $ref: "#/components/schemas/Condition" }
+
+export const Condition = Schema.declare<ConditionType, ConditionType, []>(
+  [],
+  {
+    decode: () => (input, options, ast) =>
+      withinBounds(input)
+        ? ParseResult.decodeUnknown(Limited)(input, options)
+        : ParseResult.fail(new ParseResult.Type(ast, input, tooLarge)),
+    encode: () => (input, options) => ParseResult.encodeUnknown(Limited)(input, options)
+  },
+  {
+    identifier: "Condition",
+    description:
+      "eq/ne/in over two operands, and/or over a list, not over one condition; operands are literals, " +
+      'lists of literals or `{"var": "subject.id" | "subject.attributes.x" | "resource.id" | "resource.type" | ' +
+      `"resource.attributes.x"}\`. At most ${CONDITION_MAX_DEPTH} levels deep and ${CONDITION_MAX_NODES} nodes.`,
+    jsonSchema: {
+      anyOf: [
+        only("eq", pairJson),
+        only("ne", pairJson),
+        only("in", pairJson),
+        only("and", { type: "array", items: selfJson }),
+        only("or", { type: "array", items: selfJson }),
+        only("not", selfJson)
+      ]
+    }
+  }
+)
+
+export const Grant = Schema.Struct({
+  permission: GrantPattern,
+  effect: Schema.Literal("allow", "deny"),
+  condition: Schema.optionalWith(Condition, { exact: true })
+}).annotations({ identifier: "Grant" })
+export type Grant = typeof Grant.Type
+
+const Grants = Schema.Array(Grant).pipe(Schema.maxItems(200))
+const ParentIds = Schema.Array(RoleId).pipe(Schema.maxItems(50))
+
+export const CreatePermission = Schema.Struct({ key: PermissionKey, description: Schema.optional(Description) })
+export const CreateRole = Schema.Struct({
+  name: Name,
+  description: Schema.optional(Description),
+  parentIds: Schema.optional(ParentIds),
+  grants: Schema.optional(Grants)
+})
+export const UpdateRole = Schema.Struct({ name: Schema.optional(Name), description: Schema.optional(Description) })
+export const SetParents = Schema.Struct({ parentIds: ParentIds })
+export const SetGrants = Schema.Struct({ grants: Grants })
+
+export class Permission extends Schema.Class<Permission>("Permission")({
+  key: Schema.String,
+  description: Schema.String,
+  builtIn: Schema.Boolean
+}) {}
+
+export class PermissionCreated extends Schema.Class<PermissionCreated>("PermissionCreated")({
+  permission: Permission,
+  revision: Revision
+}) {}
+
+export class Role extends Schema.Class<Role>("Role")({
+  id: Schema.String,
+  name: Schema.String,
+  description: Schema.String,
+  isSystem: Schema.Boolean,
+  parentIds: Schema.Array(Schema.String),
+  grants: Schema.Array(Grant),
+  createdAt: Schema.DateTimeUtc,
+  updatedAt: Schema.DateTimeUtc
+}) {}
+
+export class RoleChanged extends Schema.Class<RoleChanged>("RoleChanged")({ role: Role, revision: Revision }) {}
+
+export class RoleDeleted extends Schema.Class<RoleDeleted>("RoleDeleted")({
+  deleted: Schema.Literal(true),
+  revision: Revision
+}) {}
+
+const OrgPath = Schema.Struct({ org: OrganizationId })
+const RolePath = Schema.Struct({ org: OrganizationId, roleId: RoleId })
 
 export class RolesApi extends HttpApiGroup.make("roles")
+  .add(
+    HttpApiEndpoint.get("listPermissions", "/v1/orgs/:org/permissions")
+      .setPath(OrgPath)
+      .addSuccess(Schema.Array(Permission))
+      .annotateContext(requires("permissions:read"))
+  )
+  .add(
+    HttpApiEndpoint.post("createPermission", "/v1/orgs/:org/permissions")
+      .setPath(OrgPath)
+      .setPayload(CreatePermission)
+      .addSuccess(PermissionCreated, { status: 201 })
+      .addError(Conflict)
+      .annotateContext(requires("permissions:create"))
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/v1/orgs/:org/roles")
+      .setPath(OrgPath)
+      .addSuccess(Schema.Array(Role))
+      .annotateContext(requires("roles:read"))
+  )
+  .add(
+    HttpApiEndpoint.post("create", "/v1/orgs/:org/roles")
+      .setPath(OrgPath)
+      .setPayload(CreateRole)
+      .addSuccess(RoleChanged, { status: 201 })
+      .addError(NotFound)
+      .addError(Forbidden)
+      .addError(Conflict)
+      .addError(ServiceUnavailable)
+      .annotateContext(requires("roles:create"))
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/v1/orgs/:org/roles/:roleId")
+      .setPath(RolePath)
+      .addSuccess(Role)
+      .addError(NotFound)
+      .annotateContext(requires("roles:read"))
+  )
+  .add(
+    HttpApiEndpoint.patch("update", "/v1/orgs/:org/roles/:roleId")
+      .setPath(RolePath)
+      .setPayload(UpdateRole)
+      .addSuccess(RoleChanged)
+      .addError(NotFound)
+      .addError(Conflict)
+      .annotateContext(requires("roles:update"))
+  )
+  .add(
+    HttpApiEndpoint.del("delete", "/v1/orgs/:org/roles/:roleId")
+      .setPath(RolePath)
+      .addSuccess(RoleDeleted)
+      .addError(NotFound)
+      .addError(Conflict)
+      .annotateContext(requires("roles:delete"))
+  )
+  .add(
+    HttpApiEndpoint.put("setParents", "/v1/orgs/:org/roles/:roleId/parents")
+      .setPath(RolePath)
+      .setPayload(SetParents)
+      .addSuccess(RoleChanged)
+      .addError(NotFound)
+      .addError(Forbidden)
+      .addError(Conflict)
+      .addError(ServiceUnavailable)
+      .annotateContext(requires("roles:update"))
+  )
+  .add(
+    HttpApiEndpoint.put("setGrants", "/v1/orgs/:org/roles/:roleId/grants")
+      .setPath(RolePath)
+      .setPayload(SetGrants)
+      .addSuccess(RoleChanged)
+      .addError(NotFound)
+      .addError(Forbidden)
+      .addError(Conflict)
+      .addError(ServiceUnavailable)
+      .annotateContext(requires("roles:update"))
+  )
   .middleware(OrgAuthorization)
   .annotate(OpenApi.Title, "Roles and permissions") {}
 
-export class RolesRpcs extends RpcGroup.make().middleware(RpcOrgAuthorization) {}
+const errors = Schema.Union(NotFound, Forbidden, Conflict, ServiceUnavailable)
+const inOrg = { organizationId: OrganizationId }
+const onRole = { organizationId: OrganizationId, roleId: RoleId }
+
+export class RolesRpcs extends RpcGroup.make(
+  Rpc.make("permissions.list", { payload: inOrg, success: Schema.Array(Permission), error: errors }).annotate(
+    RequiredPermission,
+    "permissions:read"
+  ),
+  Rpc.make("permissions.create", {
+    payload: { ...inOrg, ...CreatePermission.fields },
+    success: PermissionCreated,
+    error: errors
+  }).annotate(RequiredPermission, "permissions:create"),
+  Rpc.make("roles.list", { payload: inOrg, success: Schema.Array(Role), error: errors }).annotate(
+    RequiredPermission,
+    "roles:read"
+  ),
+  Rpc.make("roles.create", {
+    payload: { ...inOrg, ...CreateRole.fields },
+    success: RoleChanged,
+    error: errors
+  }).annotate(RequiredPermission, "roles:create"),
+  Rpc.make("roles.get", { payload: onRole, success: Role, error: errors }).annotate(RequiredPermission, "roles:read"),
+  Rpc.make("roles.update", {
+    payload: { ...onRole, ...UpdateRole.fields },
+    success: RoleChanged,
+    error: errors
+  }).annotate(RequiredPermission, "roles:update"),
+  Rpc.make("roles.delete", { payload: onRole, success: RoleDeleted, error: errors }).annotate(
+    RequiredPermission,
+    "roles:delete"
+  ),
+  Rpc.make("roles.setParents", {
+    payload: { ...onRole, ...SetParents.fields },
+    success: RoleChanged,
+    error: errors
+  }).annotate(RequiredPermission, "roles:update"),
+  Rpc.make("roles.setGrants", {
+    payload: { ...onRole, ...SetGrants.fields },
+    success: RoleChanged,
+    error: errors
+  }).annotate(RequiredPermission, "roles:update")
+).middleware(RpcOrgAuthorization) {}
