@@ -80,13 +80,18 @@ const withDecodeErrorCode = (response: HttpServerResponse.HttpServerResponse) =>
   try {
     const body = JSON.parse(new TextDecoder().decode(response.body.body))
     if (body?._tag !== "HttpApiDecodeError" || !Array.isArray(body.issues)) return response
-    const message = body.issues
+    // Schema messages end with ", actual <the value sent>": never echo what was sent (a password, say).
+    const issues = body.issues.map((issue: { path: Array<unknown>; message: string }) => ({
+      ...issue,
+      message: String(issue.message).replace(/,\s*actual[\s\S]*$/, "")
+    }))
+    const message = issues
       .map((issue: { path: Array<unknown>; message: string }) =>
         issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message
       )
       .join("; ")
     return HttpServerResponse.unsafeJson(
-      { ...body, code: "invalid_payload", message },
+      { ...body, issues, code: "invalid_payload", message },
       { status: 400, headers: response.headers }
     )
   } catch {
@@ -106,6 +111,16 @@ const withRetryAfter = (response: HttpServerResponse.HttpServerResponse) => {
     return response
   }
 }
+
+/**
+ * A body nested thousands of levels deep parses, but checking or describing it recurses past the
+ * stack: that is the client's error, not ours.
+ */
+const isStackOverflow = (cause: Cause.Cause<unknown>) =>
+  Option.match(Cause.dieOption(cause), {
+    onNone: () => false,
+    onSome: (defect) => defect instanceof RangeError && /call stack/i.test(defect.message)
+  })
 
 const isDecodeDefect = (cause: Cause.Cause<unknown>) =>
   Option.match(Cause.dieOption(cause), {
@@ -172,6 +187,13 @@ export const GlobalMiddleware = Layer.unwrapEffect(
             ),
             Effect.catchAllCause((cause) => {
               if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause) as never
+              if (isStackOverflow(cause)) {
+                return Effect.succeed(
+                  errorResponse(
+                    new BadRequest({ code: "invalid_payload", message: "The request body is nested too deeply" })
+                  )
+                )
+              }
               if (isDecodeDefect(cause)) {
                 return Effect.succeed(
                   errorResponse(new BadRequest({ code: "invalid_json", message: "The request body is not valid JSON" }))

@@ -76,6 +76,19 @@ describe("organizations and the guard, end to end on Postgres and Redis", () => 
     expect(outbox.every((row) => row.revision === "1")).toBe(true)
   })
 
+  it("answers a body nested 200,000 levels deep with 400, not a crash", async () => {
+    const owner = await signUp("deep")
+    const deep = `${"[".repeat(200_000)}${"]".repeat(200_000)}`
+    const response = await fetch(`${server.url}/v1/orgs`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${owner.token}` },
+      body: `{"name":${deep},"slug":"deep"}`
+    })
+    expect(response.status).toBe(400)
+    expect(await response.json()).toMatchObject({ code: "invalid_payload" })
+    expect((await fetch(`${server.url}/health/live`)).status).toBe(200)
+  })
+
   it("refuses a taken slug with 409 and ignores fields a client must not set", async () => {
     const owner = await signUp("slug")
     const slug = `taken-${Date.now()}`

@@ -182,6 +182,13 @@ describe("HTTP behaviour every route shares", () => {
     expect(((await missing.json()) as { message: string }).message).toMatch(/^name: /)
   })
 
+  it("never echoes the value that failed the schema", async () => {
+    const echoed = await post("/test/echo", JSON.stringify({ name: "a", age: "my secret value" }))
+    const text = await echoed.text()
+    expect(echoed.status).toBe(400)
+    expect(text).not.toContain("my secret value")
+  })
+
   it("turns a defect into a generic 500 without a stack trace or the defect's message", async () => {
     const response = await fetch(`${base}/test/boom`)
     expect(response.status).toBe(500)

@@ -173,48 +173,50 @@ const checkDelivery = (events: ReadonlyArray<OutboxEvent>) => {
 // --- tests --------------------------------------------------------------------------------------
 
 describe("Outbox.record", () => {
-  it.scopedLive("a change that fails or loses its connection after recording leaves neither the revision bump nor the event (R5)", () =>
-    Effect.gen(function* () {
-      const node = yield* startNode(yield* freshDatabase, EventStreamMemory)
-      yield* on(node)(
-        Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
-          const outbox = yield* Outbox
-          const org = yield* createOrganization
-          const roles = sql<{ n: number }>`SELECT count(*)::int AS n FROM roles WHERE organization_id = ${org}`
-          const events = sql<{ n: number }>`SELECT count(*)::int AS n FROM outbox WHERE organization_id = ${org}`
-          const failAfterRecord = (end: Effect.Effect<never, string>) =>
-            outbox.transaction(
+  it.scopedLive(
+    "a change that fails or loses its connection after recording leaves neither the revision bump nor the event (R5)",
+    () =>
+      Effect.gen(function* () {
+        const node = yield* startNode(yield* freshDatabase, EventStreamMemory)
+        yield* on(node)(
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            const outbox = yield* Outbox
+            const org = yield* createOrganization
+            const roles = sql<{ n: number }>`SELECT count(*)::int AS n FROM roles WHERE organization_id = ${org}`
+            const events = sql<{ n: number }>`SELECT count(*)::int AS n FROM outbox WHERE organization_id = ${org}`
+            const failAfterRecord = (end: Effect.Effect<never, string>) =>
+              outbox.transaction(
+                Effect.gen(function* () {
+                  yield* sql`INSERT INTO roles (organization_id, name) VALUES (${org}, 'editor')`
+                  const revision = yield* outbox.record(org, [{ type: "role.created", payload: { name: "editor" } }])
+                  expect(revision).toBe("1")
+                  return yield* end
+                })
+              )
+
+            expect(Exit.isFailure(yield* Effect.exit(failAfterRecord(Effect.fail("refused"))))).toBe(true)
+            expect(Exit.isFailure(yield* Effect.exit(failAfterRecord(Effect.die("crash"))))).toBe(true)
+            // Postgres drops the connection mid-transaction, after the outbox row was written.
+            const dropped = outbox.transaction(
               Effect.gen(function* () {
                 yield* sql`INSERT INTO roles (organization_id, name) VALUES (${org}, 'editor')`
-                const revision = yield* outbox.record(org, [{ type: "role.created", payload: { name: "editor" } }])
-                expect(revision).toBe("1")
-                return yield* end
+                yield* outbox.record(org, [{ type: "role.created", payload: { name: "editor" } }])
+                yield* sql`SELECT pg_terminate_backend(pg_backend_pid())`
               })
             )
+            expect(Exit.isFailure(yield* Effect.exit(dropped))).toBe(true)
+            expect(yield* revisionOf(org)).toBe("0")
+            expect((yield* roles)[0]!.n).toBe(0)
+            expect((yield* events)[0]!.n).toBe(0)
 
-          expect(Exit.isFailure(yield* Effect.exit(failAfterRecord(Effect.fail("refused"))))).toBe(true)
-          expect(Exit.isFailure(yield* Effect.exit(failAfterRecord(Effect.die("crash"))))).toBe(true)
-          // Postgres drops the connection mid-transaction, after the outbox row was written.
-          const dropped = outbox.transaction(
-            Effect.gen(function* () {
-              yield* sql`INSERT INTO roles (organization_id, name) VALUES (${org}, 'editor')`
-              yield* outbox.record(org, [{ type: "role.created", payload: { name: "editor" } }])
-              yield* sql`SELECT pg_terminate_backend(pg_backend_pid())`
-            })
-          )
-          expect(Exit.isFailure(yield* Effect.exit(dropped))).toBe(true)
-          expect(yield* revisionOf(org)).toBe("0")
-          expect((yield* roles)[0]!.n).toBe(0)
-          expect((yield* events)[0]!.n).toBe(0)
-
-          // The same change committed: both are there, with the revision the caller got.
-          expect(yield* addRole(org, "editor")).toBe("1")
-          expect(yield* revisionOf(org)).toBe("1")
-          expect((yield* events)[0]!.n).toBe(1)
-        })
-      )
-    })
+            // The same change committed: both are there, with the revision the caller got.
+            expect(yield* addRole(org, "editor")).toBe("1")
+            expect(yield* revisionOf(org)).toBe("1")
+            expect((yield* events)[0]!.n).toBe(1)
+          })
+        )
+      })
   )
 
   it.scopedLive("refuses to run outside a transaction, and fails with NotFound for an unknown organization", () =>

@@ -47,6 +47,19 @@ describe("the OpenAPI document", () => {
     expect(spec.paths["/v1/auth/login"]?.post?.security).toEqual([])
   })
 
+  it("names the permission every organization and admin operation requires", () => {
+    const operations = Object.entries(spec.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, operation]) => ({ path, method, operation }))
+    )
+    const guarded = operations.filter(({ path }) => path.startsWith("/v1/orgs/{org}") || path.startsWith("/v1/admin"))
+    expect(guarded.length).toBe(30)
+    for (const { path, method, operation } of guarded) {
+      const permission = (operation as Record<string, unknown>)["x-required-permission"]
+      expect(permission, `${method} ${path}`).toMatch(/^([a-z]+:[a-z*]+|platform-admin)$/)
+      expect(operation.security, `${method} ${path}`).toEqual([{ bearer: [] }])
+    }
+  })
+
   // An accidental change to the public API shows up here, in review.
   it("matches the reviewed snapshot", async () => {
     await expect(JSON.stringify(spec, null, 2)).toMatchFileSnapshot("./__snapshots__/openapi.json")
