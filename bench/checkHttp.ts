@@ -82,7 +82,7 @@ const buildPolicy = async (base: string, dataDir: string, policy: HttpPolicy) =>
   const org = await call<{ id: string }>(base, "POST", "/v1/orgs", owner.token, { name: "Bench", slug: "bench" })
   const path = `/v1/orgs/${org.id}`
   await call(base, "POST", `${path}/invitations`, owner.token, { email: "alice@bench.example" })
-  const mail = await waitForMail(dataDir, (m) => m.to.includes("alice@bench.example"))
+  const mail = await waitForMail(dataDir, (m) => m.to.includes("alice@bench.example") && /invit/i.test(m.subject))
   const token = mail.text.match(/^([A-Za-z0-9_-]{43})\s*$/m)?.[1]
   await call(base, "POST", "/v1/invitations/accept", member.token, { token })
   for (const key of policy.catalog) await call(base, "POST", `${path}/permissions`, owner.token, { key })

@@ -6,6 +6,7 @@ import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
 import { ApiClient } from "../../src/rpc/client.ts"
+import { tokenIn, waitForMail } from "../support/Mailbox.ts"
 import { type ServerProcess, startServer } from "../support/ServerProcess.ts"
 
 const portIsFree = (port: number) =>
@@ -140,6 +141,77 @@ describe("the server started with no environment at all (embedded default)", () 
     expect(mine).toHaveLength(30)
     expect(mine.every((org) => org.roles.join() === "owner")).toBe(true)
   })
+
+  it("runs the RBAC flow: invitation by mail, roles, an expiring assignment, checks on both doors, audit", async () => {
+    const base = "http://127.0.0.1:3000"
+    const call = async <A = Record<string, unknown>>(method: string, path: string, token?: string, body?: unknown) => {
+      const response = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` })
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) })
+      })
+      return { status: response.status, body: (await response.json()) as A }
+    }
+    const signIn = async (label: string) => {
+      const email = `${label}-${Date.now()}@example.com`
+      const password = "embedded rbac passphrase"
+      await call("POST", "/v1/auth/register", undefined, { email, password, name: label })
+      const { body } = await call<{ accessToken: string }>("POST", "/v1/auth/login", undefined, { email, password })
+      const me = await call<{ id: string }>("GET", "/v1/me", body.accessToken)
+      return { email, token: body.accessToken, userId: me.body.id }
+    }
+    const owner = await signIn("rbac-owner")
+    const member = await signIn("rbac-member")
+    const org = await call<{ id: string }>("POST", "/v1/orgs", owner.token, {
+      name: "Embedded",
+      slug: `emb-${Date.now()}`
+    })
+    expect(org.status).toBe(201)
+    const path = `/v1/orgs/${org.body.id}`
+
+    expect((await call("POST", `${path}/invitations`, owner.token, { email: member.email })).status).toBe(201)
+    const mail = await waitForMail(join(cwd, ".data"), (m) => m.to.includes(member.email) && /invit/i.test(m.subject))
+    const accepted = await call("POST", "/v1/invitations/accept", member.token, { token: tokenIn(mail) })
+    expect(accepted.status).toBe(200)
+
+    await call("POST", `${path}/permissions`, owner.token, { key: "docs:read" })
+    const role = await call<{ role: { id: string } }>("POST", `${path}/roles`, owner.token, {
+      name: "reader",
+      grants: [{ permission: "docs:read", effect: "allow" }]
+    })
+    expect(role.status).toBe(201)
+    const expiresAt = Date.now() + 2_000
+    const given = await call<{ revision: string }>("POST", `${path}/assignments`, owner.token, {
+      userId: member.userId,
+      roleId: role.body.role.id,
+      expiresAt: new Date(expiresAt).toISOString()
+    })
+    expect(given.status).toBe(201)
+
+    const check = () =>
+      call<{ allowed: boolean }>("POST", `${path}/check`, member.token, {
+        permission: "docs:read",
+        minRevision: given.body.revision
+      })
+    expect((await check()).body.allowed).toBe(true)
+    const viaRpc = await Effect.gen(function* () {
+      const client = yield* ApiClient.make(`${base}/rpc`, { accessToken: () => member.token })
+      return yield* client.authz.check({ organizationId: org.body.id, permission: "docs:read" })
+    }).pipe(Effect.scoped, Effect.runPromise)
+    expect(viaRpc.allowed).toBe(true)
+
+    await new Promise((resolve) => setTimeout(resolve, expiresAt - Date.now() + 1_200))
+    expect((await check()).body.allowed).toBe(false)
+    const audit = await call<{ items: Array<{ action: string; target: string }> }>(
+      "GET",
+      `${path}/audit?action=assignment.expired`,
+      owner.token
+    )
+    expect(audit.body.items).toHaveLength(1)
+  }, 30_000)
 
   it("answers a WebSocket ping with pong, and a malformed frame with an error", async () => {
     const ws = await openSocket("ws://127.0.0.1:3001/ws")
