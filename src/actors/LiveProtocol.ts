@@ -1,31 +1,138 @@
 /**
  * The live protocol: JSON text frames on the WebSocket, described once here and shared by the
- * server and the client. Every frame has a `type`.
+ * server (src/actors) and the client (src/rpc/LiveClient.ts). Every frame has a `type`. The prose
+ * version, with examples, is docs/live-protocol.md.
+ *
+ * Connect: `POST /v1/realtime/tickets {organizationId}` (signed in, a member) answers
+ * `{ticket, url, expiresIn}`; open `url` (it carries `?ticket=…`) within `expiresIn` seconds,
+ * optionally adding `&revision=R` (the last revision the client saw) to get a first snapshot at R or
+ * later. The ticket works once. The server then sends `hello` and keeps the set current with
+ * `permissions` diffs until the session ends (`revoked`, then close).
+ *
+ * Revisions are strings holding integers (they outgrow JavaScript numbers); a session's revision
+ * never goes backwards.
  */
 import { Schema } from "effect"
 
+const Revision = Schema.String.pipe(Schema.pattern(/^\d+$/))
+const Id = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100))
+const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
+
+/** Keys allowed only on one resource, by `type/id`. */
+export const ScopedPermissions = Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
+
+// --- client → server ---------------------------------------------------------------------------
+
+/** May the session's user do `permission` (on `resource`)? Answered with `check.result` and the same `id`. */
+export const Check = Schema.Struct({
+  type: Schema.Literal("check"),
+  id: Id,
+  permission: Text,
+  resource: Schema.optional(
+    Schema.Struct({
+      type: Text,
+      id: Text,
+      attributes: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+    })
+  )
+})
+
+/** Answered with `awaited` once the session has applied at least `revision`, or `error` (`revision_not_reached`). */
+export const Await = Schema.Struct({ type: Schema.Literal("await"), id: Id, revision: Revision })
+
 export const Ping = Schema.Struct({ type: Schema.Literal("ping") })
 
-export const ClientMessage = Schema.Union(Ping)
+export const ClientMessage = Schema.Union(Check, Await, Ping)
 export type ClientMessage = typeof ClientMessage.Type
+
+// --- server → client ---------------------------------------------------------------------------
+
+/** The whole state: the first frame of every connection, and again after the client fell behind. */
+export const Hello = Schema.Struct({
+  type: Schema.Literal("hello"),
+  sessionId: Schema.String,
+  userId: Schema.String,
+  organizationId: Schema.String,
+  /** Names of the roles assigned to the user organization-wide, sorted. */
+  roles: Schema.Array(Schema.String),
+  /** Keys allowed organization-wide, sorted. Grants with conditions depend on the resource: ask with `check`. */
+  permissions: Schema.Array(Schema.String),
+  scoped: ScopedPermissions,
+  revision: Revision
+})
+
+/** What changed since the last frame; sent only when something did. */
+export const PermissionsChanged = Schema.Struct({
+  type: Schema.Literal("permissions"),
+  revision: Revision,
+  added: Schema.Array(Schema.String),
+  removed: Schema.Array(Schema.String),
+  scopedAdded: Schema.optional(ScopedPermissions),
+  scopedRemoved: Schema.optional(ScopedPermissions)
+})
+
+/** The session ended; the server closes the socket with `CloseCode.revoked` right after. */
+export const Revoked = Schema.Struct({
+  type: Schema.Literal("revoked"),
+  reason: Schema.Literal(
+    "logout",
+    "session_revoked",
+    "session_expired",
+    "password_changed",
+    "user_disabled",
+    "member_removed",
+    "organization_frozen",
+    "organization_deleted"
+  )
+})
+export type RevokedReason = (typeof Revoked.Type)["reason"]
+
+export const CheckResult = Schema.Struct({
+  type: Schema.Literal("check.result"),
+  id: Schema.String,
+  allowed: Schema.Boolean,
+  reason: Schema.String,
+  revision: Revision
+})
+
+export const Awaited = Schema.Struct({ type: Schema.Literal("awaited"), id: Schema.String, revision: Revision })
 
 export const Pong = Schema.Struct({ type: Schema.Literal("pong") })
 
+/**
+ * Something the client sent could not be handled. Codes: `invalid_message` (not JSON, not one of the
+ * client messages, or binary), `rate_limited` (too many messages; the message was dropped),
+ * `revision_not_reached` (an `await` for a revision the organization never reached), `unavailable`
+ * (the server could not decide; treat as denied).
+ */
 export const ErrorMessage = Schema.Struct({
   type: Schema.Literal("error"),
-  code: Schema.String,
+  code: Schema.Literal("invalid_message", "rate_limited", "revision_not_reached", "unavailable"),
   message: Schema.String,
   id: Schema.optional(Schema.String)
 })
 
-export const ServerMessage = Schema.Union(Pong, ErrorMessage)
+export const ServerMessage = Schema.Union(Hello, PermissionsChanged, Revoked, CheckResult, Awaited, Pong, ErrorMessage)
 export type ServerMessage = typeof ServerMessage.Type
 
 /** Close codes the server uses; 4xxx codes are this protocol's own. */
 export const CloseCode = {
-  /** The server is shutting down; reconnect to another node. */
-  goingAway: 1001
+  /** The server is shutting down; reconnect (to another node) with a fresh ticket. */
+  goingAway: 1001,
+  /** A frame larger than `MAX_FRAME_BYTES` (beyond 4× that, the connection is cut without a code: 1006). */
+  tooBig: 1009,
+  /** The session ended (`revoked` was sent first with the reason); do not reconnect with this session. */
+  revoked: 4001,
+  /** The client did not read its messages: its send buffer stayed over the limit. Reconnect. */
+  tooSlow: 4002,
+  /** The client kept sending faster than the message rate limit. */
+  flooding: 4003
 } as const
 
+/** The largest frame the server accepts; a bigger one closes the connection (1009). */
+export const MAX_FRAME_BYTES = 16 * 1024
+
 export const decodeClientMessage = Schema.decodeUnknownEither(Schema.parseJson(ClientMessage))
+export const decodeServerMessage = Schema.decodeUnknownEither(Schema.parseJson(ServerMessage))
 export const encodeServerMessage = (message: ServerMessage) => JSON.stringify(message)
+export const encodeClientMessage = (message: ClientMessage) => JSON.stringify(message)

@@ -28,6 +28,7 @@ import { OrgAuthorizationLive, RpcOrgAuthorizationLive } from "../rpc/OrgAuthori
 import { OrgHttpLive, OrgRpcLive, OrgsHttpLive, OrgsRpcLive } from "../rpc/OrgHandlers.ts"
 import { PlatformAdminLive, RpcPlatformAdminLive } from "../rpc/PlatformAdmin.ts"
 import { RolesHttpLive, RolesRpcLive } from "../rpc/RoleHandlers.ts"
+import { RealtimeHttpLive, RealtimeRpcLive } from "../rpc/RealtimeHandlers.ts"
 import { Rpcs } from "../rpc/Rpcs.ts"
 import { GlobalMiddleware } from "./HttpMiddleware.ts"
 import { Settings } from "./Settings.ts"
@@ -46,7 +47,8 @@ const ApiRoutes = HttpLayerRouter.addHttpApi(Api, { openapiPath: "/openapi.json"
     RolesHttpLive,
     AuthzHttpLive,
     AuditHttpLive,
-    AdminHttpLive
+    AdminHttpLive,
+    RealtimeHttpLive
   ]),
   Layer.provide([AuthenticationLive, OrgAuthorizationLive, PlatformAdminLive])
 )
@@ -66,6 +68,7 @@ const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol
     AuthzRpcLive,
     AuditRpcLive,
     AdminRpcLive,
+    RealtimeRpcLive,
     RpcAuthenticationLive,
     RpcOrgAuthorizationLive,
     RpcPlatformAdminLive

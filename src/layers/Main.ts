@@ -4,6 +4,8 @@
  * provided around the whole program by main.ts, so every layer logs in the configured format.
  */
 import { Effect, Layer, Option } from "effect"
+import { LiveRouterLive } from "../actors/LiveRouter.ts"
+import { SessionRegistry } from "../actors/SessionRegistry.ts"
 import { AccessTokensLive } from "./AccessTokensLive.ts"
 import { AdminLive } from "./AdminLive.ts"
 import { AuditLogLive } from "./AuditLogLive.ts"
@@ -27,6 +29,7 @@ import { PermissionStoreLive } from "./PermissionStoreLive.ts"
 import { RateLimiterMemory } from "./RateLimiterMemory.ts"
 import { RateLimiterRedis } from "./RateLimiterRedis.ts"
 import { ReadinessLive } from "./ReadinessLive.ts"
+import { RealtimeLive } from "./RealtimeLive.ts"
 import * as RedisClient from "./RedisClient.ts"
 import { RolesLive } from "./RolesLive.ts"
 import { RevocationsLive } from "./RevocationsLive.ts"
@@ -62,6 +65,7 @@ export const DomainLive = Layer.mergeAll(
   RolesLive,
   MembersLive,
   AdminLive,
+  RealtimeLive,
   OutboxRelay,
   ExpiryScheduler
 ).pipe(
@@ -71,7 +75,10 @@ export const DomainLive = Layer.mergeAll(
   Layer.provideMerge(KeysLive)
 )
 
-export const TransportLive = Layer.mergeAll(HttpServerLive, LiveSocketServerLive)
+/** Live sessions: the sockets and this node's event router, sharing one session registry. */
+export const LiveLive = Layer.mergeAll(LiveSocketServerLive, LiveRouterLive).pipe(Layer.provide(SessionRegistry.layer))
+
+export const TransportLive = Layer.mergeAll(HttpServerLive, LiveLive)
 
 /** A bad setting or a missing native binary stops the server before anything is opened. */
 const Preflight = Layer.effectDiscard(Effect.zipRight(validateAll, loadUws))

@@ -23,7 +23,8 @@ import {
   type CheckAnswer,
   type EffectivePermissions,
   type Explanation,
-  PermissionStore
+  PermissionStore,
+  type SessionSnapshot
 } from "../services/PermissionStore.ts"
 import { BUILT_IN_PERMISSIONS } from "./Catalog.ts"
 import {
@@ -399,6 +400,29 @@ export const make = Effect.gen(function* () {
 
   const hasExpiring = (assignments: ReadonlyArray<Assignment>) => assignments.some((a) => a.expiresAt !== undefined)
 
+  /** The user's effective set at the view's revision: this node's memo, a shared one still valid, or computed. */
+  const effectiveIn = (v: View, organizationId: string, userId: string) =>
+    Effect.gen(function* () {
+      const { member, enabled, entry } = v.user(userId)
+      if (v.frozen || !member || !enabled || entry === undefined) {
+        return { revision: v.revision, permissions: [], scoped: {} } satisfies EffectivePermissions
+      }
+      // Sets with an expiry in them depend on the time; they are computed, never shared.
+      if (hasExpiring(entry.assignments)) return computeEffective(v, userId, yield* Clock.currentTimeMillis)
+      if (entry.effective?.revision === v.revision) return entry.effective
+      const orgEntry = cache.get(organizationId)
+      const shared = Option.flatMap(yield* kv.get(sharedKey(organizationId, userId)), decodeShared)
+      let result: EffectivePermissions
+      if (Option.isSome(shared) && unchangedSince(orgEntry, BigInt(shared.value.revision), userId)) {
+        result = { ...shared.value, revision: v.revision }
+      } else {
+        result = computeEffective(v, userId, yield* Clock.currentTimeMillis)
+        yield* kv.set(sharedKey(organizationId, userId), encodeShared(result), ENTRY_TTL)
+      }
+      entry.effective = result
+      return result
+    })
+
   return PermissionStore.of({
     check: ({ organizationId, userId, permission, resource, minRevision }) =>
       failClosed(
@@ -450,24 +474,30 @@ export const make = Effect.gen(function* () {
         Effect.gen(function* () {
           const v = yield* view(organizationId, [userId]).pipe(Effect.catchTag("Conflict", Effect.die))
           if (v === undefined) return { revision: "0", permissions: [], scoped: {} }
+          return yield* effectiveIn(v, organizationId, userId)
+        })
+      ),
+
+    session: (organizationId, userId, minRevision) =>
+      failClosed(
+        Effect.gen(function* () {
+          const v = yield* view(organizationId, [userId], minRevision)
+          if (v === undefined) {
+            return { access: "no_organization", revision: "0", permissions: [], scoped: {}, roles: [], roleIds: [] }
+          }
           const { member, enabled, entry } = v.user(userId)
-          if (v.frozen || !member || !enabled || entry === undefined) {
-            return { revision: v.revision, permissions: [], scoped: {} }
-          }
-          // Sets with an expiry in them depend on the time; they are computed, never shared.
-          if (hasExpiring(entry.assignments)) return computeEffective(v, userId, yield* Clock.currentTimeMillis)
-          if (entry.effective?.revision === v.revision) return entry.effective
-          const orgEntry = cache.get(organizationId)
-          const shared = Option.flatMap(yield* kv.get(sharedKey(organizationId, userId)), decodeShared)
-          let result: EffectivePermissions
-          if (Option.isSome(shared) && unchangedSince(orgEntry, BigInt(shared.value.revision), userId)) {
-            result = { ...shared.value, revision: v.revision }
-          } else {
-            result = computeEffective(v, userId, yield* Clock.currentTimeMillis)
-            yield* kv.set(sharedKey(organizationId, userId), encodeShared(result), ENTRY_TTL)
-          }
-          entry.effective = result
-          return result
+          const access = v.frozen ? "frozen" : !enabled ? "disabled" : !member ? "not_member" : "ok"
+          const now = yield* Clock.currentTimeMillis
+          const assignments = entry?.assignments ?? []
+          const live = assignments.filter((a) => a.expiresAt === undefined || a.expiresAt > now)
+          const roles = [
+            ...new Set(
+              live.filter((a) => a.scope === undefined).map((a) => v.policy.byId.get(a.roleId)?.name ?? a.roleId)
+            )
+          ].sort()
+          const roleIds = [...new Set(assignments.flatMap((a) => v.policy.ancestors.get(a.roleId) ?? [a.roleId]))]
+          const effective = yield* effectiveIn(v, organizationId, userId)
+          return { access, ...effective, roles, roleIds } satisfies SessionSnapshot
         })
       ),
 

@@ -16,7 +16,9 @@ const SessionsRevoked = Schema.parseJson(
     reason: Schema.String
   })
 )
-const decodeEvent = Schema.decodeUnknownOption(SessionsRevoked)
+/** Decodes an entry of AUTH_STREAM (also read by the live-session router). */
+export const decodeRevocationEvent = Schema.decodeUnknownOption(SessionsRevoked)
+const decodeEvent = decodeRevocationEvent
 const encodeEvent = Schema.encodeSync(SessionsRevoked)
 
 const markerKey = (sessionId: string) => `revoked-session:${sessionId}`

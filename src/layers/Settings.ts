@@ -63,6 +63,8 @@ export const Settings = {
     ),
     Config.withDefault("http://localhost:3000")
   ),
+  /** Where browsers open live sockets; by default PUBLIC_URL's host on WS_PORT (behind a proxy, set it). */
+  publicWsUrl: Config.option(url("PUBLIC_WS_URL", ["ws:", "wss:"])),
   databaseUrl: Config.option(url("DATABASE_URL", ["postgres:", "postgresql:"])),
   redisUrl: Config.option(url("REDIS_URL", ["redis:", "rediss:"])),
   redisKeyPrefix: Config.string("REDIS_KEY_PREFIX").pipe(Config.withDefault("lps:")),
@@ -139,6 +141,11 @@ export const Settings = {
       validation: (d) => Duration.between(d, { minimum: Duration.millis(10), maximum: Duration.seconds(10) })
     }),
     Config.withDefault(Duration.millis(150))
+  ),
+  /** Live sockets one user may hold on one node. */
+  maxSocketsPerUser: Config.integer("MAX_SOCKETS_PER_USER").pipe(
+    Config.validate({ message: "must be a positive number of sockets", validation: (n) => n > 0 }),
+    Config.withDefault(20)
   ),
   adminEmail: Config.option(Config.string("ADMIN_EMAIL")),
   adminPassword: Config.option(Config.redacted("ADMIN_PASSWORD"))

@@ -8,6 +8,7 @@ import { AuthzApi } from "./Authz.ts"
 import { InvitationsApi } from "./Invitations.ts"
 import { MembersApi } from "./Members.ts"
 import { OrgApi, OrgsApi } from "./Orgs.ts"
+import { RealtimeApi } from "./Realtime.ts"
 import { RolesApi } from "./Roles.ts"
 
 export class Api extends HttpApi.make("api")
@@ -24,11 +25,14 @@ export class Api extends HttpApi.make("api")
   .add(AuthzApi)
   .add(AuditApi)
   .add(AdminApi)
+  .add(RealtimeApi)
   .annotate(OpenApi.Title, "Live Permission Server")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(
     OpenApi.Description,
     "Authentication, multi-tenant RBAC and live permissions. Every operation here is also an RPC at " +
       "`POST /rpc` (NDJSON, @effect/rpc) with the same schemas and errors. Errors are JSON " +
-      "`{ _tag, code, message }` with a stable `code`."
+      "`{ _tag, code, message }` with a stable `code`. Live sessions: a WebSocket on WS_PORT pushes each " +
+      "session's permissions as they change; the protocol (messages, close codes, limits) is described in " +
+      "docs/live-protocol.md in the repository."
   ) {}

@@ -7,6 +7,7 @@ import { HealthRpcs } from "./Health.ts"
 import { InvitationsRpcs } from "./Invitations.ts"
 import { MembersRpcs } from "./Members.ts"
 import { OrgRpcs, OrgsRpcs } from "./Orgs.ts"
+import { RealtimeRpcs } from "./Realtime.ts"
 import { RolesRpcs } from "./Roles.ts"
 
 export class Rpcs extends HealthRpcs.merge(
@@ -19,5 +20,6 @@ export class Rpcs extends HealthRpcs.merge(
   RolesRpcs,
   AuthzRpcs,
   AuditRpcs,
-  AdminRpcs
+  AdminRpcs,
+  RealtimeRpcs
 ) {}

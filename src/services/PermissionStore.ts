@@ -65,6 +65,15 @@ export interface GrantRequest {
   readonly patterns?: ReadonlyArray<string> | undefined
 }
 
+/** What a live session holds: its access, effective set, roles and the roles whose changes affect it. */
+export interface SessionSnapshot extends EffectivePermissions {
+  readonly access: "ok" | "not_member" | "frozen" | "disabled" | "no_organization"
+  /** Names of the roles assigned organization-wide and not expired, sorted. */
+  readonly roles: ReadonlyArray<string>
+  /** Every role assigned to the user (any scope, expired or not) and their ancestors. */
+  readonly roleIds: ReadonlyArray<string>
+}
+
 export interface PermissionStoreShape {
   readonly check: (request: CheckRequest) => Effect.Effect<CheckAnswer, ServiceUnavailable | Conflict>
   /** Several checks in one organization, all answered at one revision, in order. */
@@ -79,6 +88,12 @@ export interface PermissionStoreShape {
     organizationId: string,
     userId: string
   ) => Effect.Effect<EffectivePermissions, ServiceUnavailable>
+  /** A live session's state, at `minRevision` or later. */
+  readonly session: (
+    organizationId: string,
+    userId: string,
+    minRevision?: string | undefined
+  ) => Effect.Effect<SessionSnapshot, ServiceUnavailable | Conflict>
   /**
    * Privilege escalation guard: the first permission that these roles or allow patterns would
    * give which `actorId` does not hold organization-wide, or `undefined` when the actor holds all

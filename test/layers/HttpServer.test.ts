@@ -13,6 +13,7 @@ import { Members } from "../../src/services/Members.ts"
 import { Organizations } from "../../src/services/Organizations.ts"
 import { PermissionStore } from "../../src/services/PermissionStore.ts"
 import { Readiness } from "../../src/services/Readiness.ts"
+import { Realtime } from "../../src/services/Realtime.ts"
 import { Roles } from "../../src/services/Roles.ts"
 
 // A payload endpoint and a crashing one, served next to the real routes and middleware.
@@ -66,6 +67,7 @@ const ServerLive = HttpLayerRouter.serve(Layer.mergeAll(Routes, TestRoutes), { d
   Layer.provide(Layer.succeed(Roles, unused as never)),
   Layer.provide(Layer.succeed(Members, unused as never)),
   Layer.provide(Layer.succeed(Admin, unused as never)),
+  Layer.provide(Layer.succeed(Realtime, unused as never)),
   Layer.provide(Layer.succeed(AuditLog, unused as never)),
   Layer.provide(Layer.succeed(SqlClient.SqlClient, unused as never)),
   Layer.provide(

@@ -1,0 +1,127 @@
+/**
+ * The session registry: this node's live sessions, indexed by session, user, organization and
+ * role, so an event reaches only the actors it affects without a scan of all sessions. Entries are
+ * added when an actor starts and removed in its finalizer; an index entry never outlives its actor.
+ */
+import { Context, Layer } from "effect"
+import type { RevokedReason } from "./LiveProtocol.ts"
+
+/** What the router can ask of a live session's actor. Both are cheap and idempotent. */
+export interface SessionHandle {
+  readonly connectionId: number
+  readonly sessionId: string
+  readonly userId: string
+  readonly organizationId: string
+  /** Recompute the permission set (requests coalesce into one recomputation). */
+  readonly refresh: () => void
+  /** End the session: send `revoked`, then close. */
+  readonly revoke: (reason: RevokedReason) => void
+}
+
+const add = <K, V>(index: Map<K, Set<V>>, key: K, value: V) => {
+  const set = index.get(key)
+  if (set === undefined) index.set(key, new Set([value]))
+  else set.add(value)
+}
+
+const remove = <K, V>(index: Map<K, Set<V>>, key: K, value: V) => {
+  const set = index.get(key)
+  if (set === undefined) return
+  set.delete(value)
+  if (set.size === 0) index.delete(key)
+}
+
+const none: ReadonlySet<SessionHandle> = new Set()
+
+export class Registry {
+  private readonly sessions = new Map<string, Set<SessionHandle>>()
+  private readonly users = new Map<string, Set<SessionHandle>>()
+  private readonly organizations = new Map<string, Set<SessionHandle>>()
+  private readonly roles = new Map<string, Set<SessionHandle>>()
+  private readonly roleIds = new Map<SessionHandle, ReadonlySet<string>>()
+
+  private readonly revisions = new Map<string, bigint>()
+
+  /** The newest revision this node's router has routed for an organization (set by the router). */
+  noteRevision(organizationId: string, revision: bigint) {
+    if ((this.revisions.get(organizationId) ?? -1n) < revision) this.revisions.set(organizationId, revision)
+    if (this.revisions.size > 100_000) this.revisions.delete(this.revisions.keys().next().value!)
+  }
+
+  latestRevision(organizationId: string): bigint | undefined {
+    return this.revisions.get(organizationId)
+  }
+
+  /** Counters for /metrics and the benchmarks. */
+  readonly counters = { recomputations: 0, pushes: 0, snapshots: 0, revoked: 0, opened: 0, closed: 0 }
+
+  get size() {
+    return this.roleIds.size
+  }
+
+  /** How many index entries exist in all; zero when no session is registered. */
+  get indexEntries() {
+    return this.sessions.size + this.users.size + this.organizations.size + this.roles.size
+  }
+
+  register(handle: SessionHandle, roleIds: Iterable<string>) {
+    add(this.sessions, handle.sessionId, handle)
+    add(this.users, handle.userId, handle)
+    add(this.organizations, handle.organizationId, handle)
+    this.roleIds.set(handle, new Set())
+    this.setRoles(handle, roleIds)
+  }
+
+  /** Re-indexes the session under the roles its permissions now depend on. */
+  setRoles(handle: SessionHandle, roleIds: Iterable<string>) {
+    const before = this.roleIds.get(handle)
+    if (before === undefined) return
+    const after = new Set(roleIds)
+    for (const role of before) if (!after.has(role)) remove(this.roles, role, handle)
+    for (const role of after) if (!before.has(role)) add(this.roles, role, handle)
+    this.roleIds.set(handle, after)
+  }
+
+  unregister(handle: SessionHandle) {
+    const roleIds = this.roleIds.get(handle)
+    if (roleIds === undefined) return
+    for (const role of roleIds) remove(this.roles, role, handle)
+    remove(this.sessions, handle.sessionId, handle)
+    remove(this.users, handle.userId, handle)
+    remove(this.organizations, handle.organizationId, handle)
+    this.roleIds.delete(handle)
+  }
+
+  bySession(sessionId: string): ReadonlySet<SessionHandle> {
+    return this.sessions.get(sessionId) ?? none
+  }
+
+  byUser(userId: string): ReadonlySet<SessionHandle> {
+    return this.users.get(userId) ?? none
+  }
+
+  byOrganization(organizationId: string): ReadonlySet<SessionHandle> {
+    return this.organizations.get(organizationId) ?? none
+  }
+
+  byRole(roleId: string): ReadonlySet<SessionHandle> {
+    return this.roles.get(roleId) ?? none
+  }
+
+  /** The user's sessions in one organization. */
+  byUserIn(userId: string, organizationId: string): ReadonlyArray<SessionHandle> {
+    return [...this.byUser(userId)].filter((handle) => handle.organizationId === organizationId)
+  }
+
+  organizationIds(): ReadonlyArray<string> {
+    return [...this.organizations.keys()]
+  }
+
+  all(): ReadonlyArray<SessionHandle> {
+    return [...this.roleIds.keys()]
+  }
+}
+
+export class SessionRegistry extends Context.Tag("app/SessionRegistry")<SessionRegistry, Registry>() {
+  static readonly layer = Layer.sync(SessionRegistry, () => new Registry())
+}

@@ -1,0 +1,43 @@
+/**
+ * Live session tickets: a signed-in member asks for a single-use ticket and opens the live socket
+ * with it (docs/live-protocol.md).
+ */
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Rpc, RpcGroup } from "@effect/rpc"
+import { Schema } from "effect"
+import { NotFound, ServiceUnavailable } from "./Errors.ts"
+import { OrganizationId } from "./Orgs.ts"
+import { Authentication, RpcAuthentication } from "./Security.ts"
+
+export const TicketRequest = Schema.Struct({ organizationId: OrganizationId })
+
+export class Ticket extends Schema.Class<Ticket>("Ticket")({
+  /** Single use, valid for `expiresIn` seconds, bound to this session and organization. */
+  ticket: Schema.String,
+  /** The WebSocket URL to open, ticket included. */
+  url: Schema.String,
+  expiresIn: Schema.Int
+}) {}
+
+export class RealtimeApi extends HttpApiGroup.make("realtime")
+  .add(
+    HttpApiEndpoint.post("ticket", "/v1/realtime/tickets")
+      .setPayload(TicketRequest)
+      .addSuccess(Ticket, { status: 201 })
+      .addError(NotFound)
+      .annotate(
+        OpenApi.Description,
+        "A single-use ticket (30 s) to open a live socket for this session in an organization you belong to. " +
+          "The socket pushes your permission set and every change to it; see docs/live-protocol.md."
+      )
+  )
+  .middleware(Authentication)
+  .annotate(OpenApi.Title, "Live sessions") {}
+
+export class RealtimeRpcs extends RpcGroup.make(
+  Rpc.make("realtime.ticket", {
+    payload: TicketRequest,
+    success: Ticket,
+    error: Schema.Union(NotFound, ServiceUnavailable)
+  })
+).middleware(RpcAuthentication) {}

@@ -1,0 +1,192 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { rest } from "../support/AuthClient.ts"
+import { openSocket, type TestSocket, upgradeStatus } from "../support/LiveSocket.ts"
+import type { ServerProcess } from "../support/ServerProcess.ts"
+import { createOrganization, signUp, tenant, type User } from "../support/Tenant.ts"
+import { startTestNode, type TestNode } from "../support/TestNode.ts"
+
+const ORIGIN = "https://app.example.com"
+
+/**
+ * Live sessions through two server processes on one Postgres and one Redis, with raw WebSockets
+ * (`ws`) as a browser would hold them: tickets, refusals at the upgrade, hello, diffs pushed from a
+ * change made on the other node, checks and awaits over the socket, revocation.
+ */
+describe("live sessions, end to end on two nodes", () => {
+  let node: TestNode
+  let a: ServerProcess
+  let b: ServerProcess
+  let apiA: ReturnType<typeof rest>
+  let owner: User
+  let org: ReturnType<typeof tenant>
+  const sockets: Array<TestSocket> = []
+
+  /** Opens a live socket on `server` for `user` with a fresh ticket from `server`. */
+  const connect = async (user: User, server: ServerProcess = b, query = "") => {
+    const { ticket } = await org.ticket(user, rest(server.url))
+    const socket = await openSocket(`${server.wsUrl}?ticket=${ticket}${query}`, { origin: ORIGIN })
+    sockets.push(socket)
+    return socket
+  }
+
+  beforeAll(async () => {
+    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000", ALLOWED_ORIGINS: ORIGIN })
+    a = node.server
+    b = await node.another()
+    apiA = rest(a.url)
+    owner = await signUp(apiA, "live-owner")
+    org = tenant(apiA, node.dataDir, owner, await createOrganization(apiA, owner, "live"))
+    await org.createPermission("docs:read")
+    await org.createPermission("docs:write")
+  }, 90_000)
+
+  afterAll(async () => {
+    for (const socket of sockets) socket.close()
+    await node?.stop()
+  })
+
+  it("issues single-use tickets to members only, and refuses bad upgrades before opening", async () => {
+    const member = await signUp(apiA, "live-ticket")
+    const outsider = await signUp(apiA, "live-outsider")
+    await org.join(member, ["member"])
+    const issued = await org.ticket(member)
+    expect(issued.expiresIn).toBe(30)
+    expect(issued.url).toMatch(new RegExp(`/ws\\?ticket=${issued.ticket}$`))
+    const refused = await apiA.call("POST", "/v1/realtime/tickets", {
+      token: outsider.token,
+      body: { organizationId: org.organizationId }
+    })
+    expect(refused.status).toBe(404)
+    const anonymous = await apiA.call("POST", "/v1/realtime/tickets", { body: { organizationId: org.organizationId } })
+    expect(anonymous.status).toBe(401)
+
+    // A foreign Origin is refused even with a good ticket, which stays unused.
+    expect(await upgradeStatus(`${b.wsUrl}?ticket=${issued.ticket}`, { origin: "https://evil.example.com" })).toBe(403)
+    expect(await upgradeStatus(`${b.wsUrl}?ticket=${issued.ticket}`, { origin: `${ORIGIN}.evil.com` })).toBe(403)
+    expect(await upgradeStatus(`${b.wsUrl}`, { origin: ORIGIN })).toBe(401)
+    expect(await upgradeStatus(`${b.wsUrl}?ticket=not-a-ticket`, { origin: ORIGIN })).toBe(401)
+    // Issued on A, used on B: one system. Used once, then refused.
+    expect(await upgradeStatus(`${b.wsUrl}?ticket=${issued.ticket}`, { origin: ORIGIN })).toBe(101)
+    expect(await upgradeStatus(`${b.wsUrl}?ticket=${issued.ticket}`, { origin: ORIGIN })).toBe(401)
+    // No Origin header (a service, not a browser): allowed with a valid ticket.
+    const fresh = await org.ticket(member)
+    expect(await upgradeStatus(`${a.wsUrl}?ticket=${fresh.ticket}`)).toBe(101)
+  })
+
+  it("says hello with the set, pushes a diff for a change made on the other node, and answers checks and awaits", async () => {
+    const member = await signUp(apiA, "live-member")
+    await org.join(member, ["member"])
+    const socket = await connect(member, b)
+    const hello = await socket.next("hello")
+    expect(hello).toMatchObject({
+      userId: member.userId,
+      sessionId: member.sessionId,
+      organizationId: org.organizationId,
+      roles: ["member"]
+    })
+    expect(hello.permissions).toEqual(expect.arrayContaining(["org:read", "members:read", "roles:read"]))
+    expect(hello.permissions).not.toContain("docs:read")
+
+    const reader = await org.createRole(`reader-${Date.now()}`, [{ permission: "docs:read", effect: "allow" }])
+    const given = await org.assign({ userId: member.userId, roleId: reader.role.id })
+    const diff = await socket.next("permissions")
+    expect(diff).toMatchObject({ revision: given.revision, added: ["docs:read"], removed: [] })
+
+    socket.send({ type: "check", id: "c1", permission: "docs:read" })
+    expect(await socket.next("check.result")).toMatchObject({ id: "c1", allowed: true })
+    socket.send({ type: "check", id: "c2", permission: "docs:write", resource: { type: "doc", id: "1" } })
+    expect(await socket.next("check.result")).toMatchObject({ id: "c2", allowed: false })
+
+    // A grant change on the role reaches the session through the role index.
+    const regranted = await org.setGrants(reader.role.id, [
+      { permission: "docs:read", effect: "allow" },
+      { permission: "docs:write", effect: "allow" }
+    ])
+    expect(await socket.next("permissions")).toMatchObject({ revision: regranted, added: ["docs:write"], removed: [] })
+
+    const removed = await org.unassign(given.assignment.id)
+    expect(await socket.next("permissions")).toMatchObject({
+      revision: removed,
+      added: [],
+      removed: ["docs:read", "docs:write"]
+    })
+    // The very next check denies (S32).
+    socket.send({ type: "check", id: "c3", permission: "docs:read" })
+    expect(await socket.next("check.result")).toMatchObject({ id: "c3", allowed: false })
+
+    socket.send({ type: "await", id: "w1", revision: removed })
+    expect(await socket.next("awaited")).toMatchObject({ id: "w1", revision: removed })
+    socket.send({ type: "await", id: "w2", revision: "999999999" })
+    expect(await socket.next("error", 5_000)).toMatchObject({ id: "w2", code: "revision_not_reached" })
+    socket.send({ type: "ping" })
+    expect(await socket.next("pong")).toEqual({ type: "pong" })
+  })
+
+  it("answers malformed and binary frames with an error, and closes on an oversized frame", async () => {
+    const member = await signUp(apiA, "live-bad")
+    await org.join(member)
+    const socket = await connect(member, a)
+    await socket.next("hello")
+    socket.send("{not json")
+    expect(await socket.next("error")).toMatchObject({ code: "invalid_message" })
+    socket.send({ type: "check", id: "x" })
+    expect(await socket.next("error")).toMatchObject({ code: "invalid_message" })
+    socket.ws.send(Buffer.from([1, 2, 3]))
+    expect(await socket.next("error")).toMatchObject({ code: "invalid_message" })
+    socket.send({ type: "ping" })
+    expect(await socket.next("pong")).toEqual({ type: "pong" })
+    socket.send("x".repeat(17 * 1024))
+    const closed = await socket.closed
+    expect(closed.code).toBe(1009)
+  })
+
+  it("rate limits a flooding client and closes it if it keeps on", async () => {
+    const member = await signUp(apiA, "live-flood")
+    await org.join(member)
+    const socket = await connect(member, a)
+    await socket.next("hello")
+    for (let i = 0; i < 400; i++) socket.send({ type: "ping" })
+    expect(await socket.next("error")).toMatchObject({ code: "rate_limited" })
+    expect((await socket.closed).code).toBe(4003)
+  })
+
+  it("ends the session's socket with revoked first, within a second, on logout and on removal from the organization", async () => {
+    const member = await signUp(apiA, "live-logout")
+    await org.join(member)
+    const socket = await connect(member, b)
+    await socket.next("hello")
+    const started = Date.now()
+    expect((await apiA.call("POST", "/v1/auth/logout", { token: member.token })).status).toBe(204)
+    expect(await socket.next("revoked")).toEqual({ type: "revoked", reason: "logout" })
+    expect((await socket.closed).code).toBe(4001)
+    expect(Date.now() - started).toBeLessThan(1_000)
+
+    const removedMember = await signUp(apiA, "live-removed")
+    await org.join(removedMember)
+    const other = await connect(removedMember, b)
+    await other.next("hello")
+    const removedAt = Date.now()
+    const removed = await apiA.call("DELETE", `${org.path}/members/${removedMember.userId}`, { token: owner.token })
+    expect(removed.status).toBe(200)
+    expect(await other.next("revoked")).toEqual({ type: "revoked", reason: "member_removed" })
+    expect((await other.closed).code).toBe(4001)
+    expect(Date.now() - removedAt).toBeLessThan(1_000)
+  })
+
+  it("reports its sessions in /metrics and forgets a closed socket", async () => {
+    const member = await signUp(apiA, "live-metrics")
+    await org.join(member)
+    const metrics = async () => {
+      const text = await (await fetch(b.wsUrl.replace("ws://", "http://").replace("/ws", "/metrics"))).text()
+      return Number(text.match(/^live_sessions (\d+)$/m)?.[1])
+    }
+    const before = await metrics()
+    const socket = await connect(member, b)
+    await socket.next("hello")
+    expect(await metrics()).toBe(before + 1)
+    socket.close()
+    await socket.closed
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(await metrics()).toBe(before)
+  })
+})
