@@ -27,6 +27,9 @@ const options = {
   lazyConnect: true,
   connectTimeout: 2_000,
   maxRetriesPerRequest: 1,
+  // While disconnected, commands fail at once instead of waiting in a queue: callers fall back to
+  // Postgres (revocations) or deny, rather than hold requests for seconds.
+  enableOfflineQueue: false,
   retryStrategy: (times: number) => Math.min(times * 100, 2_000)
 }
 
