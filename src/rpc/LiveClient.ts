@@ -11,8 +11,8 @@
  * nothing else; `LiveClient.scoped` wraps it for Effect code. It runs on the caller's event loop
  * with plain timers (there is no Effect runtime to own fibers in a browser page).
  *
- * While disconnected `can()` keeps answering from the last known set (check `connected` or
- * `onStatus` to show staleness); a revoked session clears the set and never reconnects.
+ * While disconnected `can()` answers false (deny by default; `staleWhileReconnecting` keeps the last
+ * known set instead); a revoked session clears the set and never reconnects.
  */
 import { Effect, Either, Schema, type Scope } from "effect"
 import {
@@ -68,6 +68,12 @@ export interface ConnectOptions {
   readonly heartbeat?: { readonly intervalMs?: number; readonly timeoutMs?: number }
   /** How long one attempt may take from opening the socket to `hello` (10 s). */
   readonly connectTimeoutMs?: number
+  /**
+   * Whether `can()` keeps answering from the last known set while reconnecting. Off by default: a
+   * permission revoked while the socket was down must not show as granted (`can()` is false until
+   * the next `hello`). Turn it on to keep UI stable across short reconnects, accepting staleness.
+   */
+  readonly staleWhileReconnecting?: boolean
 }
 
 export type LiveStatus = "connecting" | "open" | "reconnecting" | "revoked" | "closed"
@@ -315,9 +321,10 @@ export class LiveClient {
   /**
    * From the local set: allowed organization-wide, or on this resource. Grants with conditions are
    * not in the set (they depend on the resource's attributes): use `check()` for those. While
-   * disconnected this answers from the last known set; after revocation it is always false.
+   * disconnected it is false (unless `staleWhileReconnecting`); after revocation it is always false.
    */
   can(permission: string, resource?: Resource): boolean {
+    if (!this.connected && this.options.staleWhileReconnecting !== true) return false
     if (this.keys.has(permission)) return true
     return resource !== undefined && this.scopedKeys.get(scopeKey(resource))?.has(permission) === true
   }

@@ -292,8 +292,8 @@ describe("LiveClient", () => {
     server.last.socket.terminate() // no close frame: 1006 on the client
     expect(await pending).toBe("disconnected")
     expect(client.connected).toBe(false)
-    // While disconnected, can() answers from the last known set.
-    expect(client.can("doc:write")).toBe(true)
+    // While disconnected, can() denies: a revocation may have happened meanwhile (R4).
+    expect(client.can("doc:write")).toBe(false)
 
     await waitFor(() => client.revision === "8", "the second hello")
     expect(client.connected).toBe(true)
