@@ -2,9 +2,10 @@
  * One live session: a fiber with a bounded mailbox and private state (user, organization, session,
  * roles, permission set, revision). It handles one message at a time, so it needs no locks:
  * - client frames (`check`, `await`, `ping`), rate limited per connection;
- * - `refresh` requests from the router, coalesced: however many arrive while it works, it
- *   recomputes once more at most, from the permission store at the current revision, and pushes a
- *   diff only when something changed (otherwise its revision just moves on);
+ * - `refresh` requests from the router, coalesced: however many arrive while it works or within
+ *   `Limits.recomputeEvery` of its last recomputation, it recomputes once more at most, from the
+ *   permission store at the current revision, and pushes a diff only when something changed
+ *   (otherwise its revision just moves on);
  * - `revoke`: it sends `revoked` and closes with 4001;
  * - `drain`: a client that fell behind (send buffer over the soft limit) was not sent diffs; once it
  *   drains it gets one fresh `hello`. A client whose buffer passes the hard limit, or that stays
@@ -53,7 +54,13 @@ export const Limits = {
   /** Above this many buffered bytes the client is closed (4002). */
   hardBuffer: 1024 * 1024,
   /** A client behind for longer than this is closed (4002). */
-  stuckFor: Duration.seconds(30)
+  stuckFor: Duration.seconds(30),
+  /**
+   * At most one recomputation per this interval: the first change is applied at once, the ones
+   * that follow within the interval are applied together at its end (a burst of 1,000 changes in a
+   * second costs about ten recomputations per session, not 1,000).
+   */
+  recomputeEvery: Duration.millis(100)
 }
 
 interface State {
@@ -115,6 +122,8 @@ export const runSessionActor = (options: {
 
     let refreshPending = false
     let wakePending = false
+    let lastRecompute = Number.NEGATIVE_INFINITY
+    let throttled = false
     let revokeReason: RevokedReason | undefined
     let behind = false
     let behindTimer: Fiber.RuntimeFiber<void> | undefined
@@ -374,7 +383,24 @@ export const runSessionActor = (options: {
         case "Wake":
           wakePending = false
           if (refreshPending && revokeReason === undefined) {
+            const now = yield* Clock.currentTimeMillis
+            const wait = lastRecompute + Duration.toMillis(Limits.recomputeEvery) - now
+            if (wait > 0) {
+              if (!throttled) {
+                throttled = true
+                yield* Effect.forkScoped(
+                  Effect.sleep(Duration.millis(wait)).pipe(
+                    Effect.andThen(() => {
+                      throttled = false
+                      wake()
+                    })
+                  )
+                )
+              }
+              break
+            }
             refreshPending = false
+            lastRecompute = now
             const outcome = yield* Effect.either(recompute())
             // The store could not answer: try again shortly rather than keep a stale set.
             if (Either.isLeft(outcome)) {

@@ -109,13 +109,13 @@ describe("SessionActor", () => {
 
       actor.store.current.value = snapshot(4, ["org:read", "docs:read"])
       actor.handle().refresh()
-      yield* Effect.sleep(Duration.millis(5))
+      yield* Effect.sleep(Duration.millis(130))
       expect(actor.sent[1]).toEqual({ type: "permissions", revision: "4", added: ["docs:read"], removed: [] })
 
       // Nothing changed for this session at revision 5: no frame, but an await sees 5.
       actor.store.current.value = snapshot(5, ["org:read", "docs:read"])
       actor.handle().refresh()
-      yield* Effect.sleep(Duration.millis(5))
+      yield* Effect.sleep(Duration.millis(130))
       expect(actor.sent).toHaveLength(2)
       offerFrame(actor.mailbox, { _tag: "Frame", text: JSON.stringify({ type: "await", id: "a", revision: "5" }) })
       yield* Effect.sleep(Duration.millis(5))
@@ -124,7 +124,7 @@ describe("SessionActor", () => {
       // An older snapshot (a slow read racing a newer one) is ignored.
       actor.store.current.value = snapshot(4, ["org:read"])
       actor.handle().refresh()
-      yield* Effect.sleep(Duration.millis(5))
+      yield* Effect.sleep(Duration.millis(130))
       expect(actor.sent).toHaveLength(3)
       yield* Fiber.interrupt(actor.fiber)
     }).pipe(Effect.provide(RegistryLive))

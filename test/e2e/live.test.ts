@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { STRONG_PASSWORD, type TokenPairBody } from "../support/AuthClient.ts"
 import { rest } from "../support/AuthClient.ts"
 import { openSocket, type TestSocket, upgradeStatus } from "../support/LiveSocket.ts"
 import type { ServerProcess } from "../support/ServerProcess.ts"
@@ -6,6 +7,7 @@ import { createOrganization, signUp, tenant, type User } from "../support/Tenant
 import { startTestNode, type TestNode } from "../support/TestNode.ts"
 
 const ORIGIN = "https://app.example.com"
+const ADMIN = { email: `live-admin-${Date.now()}@example.com`, password: "live admin passphrase" }
 
 /**
  * Live sessions through two server processes on one Postgres and one Redis, with raw WebSockets
@@ -30,7 +32,14 @@ describe("live sessions, end to end on two nodes", () => {
   }
 
   beforeAll(async () => {
-    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000", ALLOWED_ORIGINS: ORIGIN })
+    node = await startTestNode({
+      TRUST_PROXY: "1",
+      AUTH_IP_RATE_LIMIT: "1000",
+      ALLOWED_ORIGINS: ORIGIN,
+      MAX_SOCKETS_PER_USER: "3",
+      ADMIN_EMAIL: ADMIN.email,
+      ADMIN_PASSWORD: ADMIN.password
+    })
     a = node.server
     b = await node.another()
     apiA = rest(a.url)
@@ -189,4 +198,124 @@ describe("live sessions, end to end on two nodes", () => {
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect(await metrics()).toBe(before)
   })
+
+  it("refuses a user's socket beyond the per-node cap with 429", async () => {
+    const member = await signUp(apiA, "live-cap")
+    await org.join(member)
+    for (let i = 0; i < 3; i++) await (await connect(member, a)).next("hello")
+    const { ticket } = await org.ticket(member)
+    expect(await upgradeStatus(`${a.wsUrl}?ticket=${ticket}`, { origin: ORIGIN })).toBe(429)
+  })
+
+  it("ends sockets on every node when an admin freezes the organization or disables the user, and on a password change", async () => {
+    const admin = (await apiA.login(ADMIN.email, ADMIN.password)).body as TokenPairBody
+    const frozenOwner = await signUp(apiA, "live-frozen-owner")
+    const frozenOrg = tenant(apiA, node.dataDir, frozenOwner, await createOrganization(apiA, frozenOwner, "frozen"))
+    const onA = await openSocket(`${a.wsUrl}?ticket=${(await frozenOrg.ticket(frozenOwner)).ticket}`)
+    const onB = await openSocket(`${b.wsUrl}?ticket=${(await frozenOrg.ticket(frozenOwner)).ticket}`)
+    sockets.push(onA, onB)
+    await onA.next("hello")
+    await onB.next("hello")
+    const frozenAt = Date.now()
+    const frozen = await apiA.call("POST", `/v1/admin/orgs/${frozenOrg.organizationId}/freeze`, {
+      token: admin.accessToken
+    })
+    expect(frozen.status).toBe(200)
+    for (const socket of [onA, onB]) {
+      expect(await socket.next("revoked")).toEqual({ type: "revoked", reason: "organization_frozen" })
+      expect((await socket.closed).code).toBe(4001)
+    }
+    expect(Date.now() - frozenAt).toBeLessThan(1_000)
+
+    const disabled = await signUp(apiA, "live-disabled")
+    await org.join(disabled)
+    const disabledSocket = await connect(disabled, b)
+    await disabledSocket.next("hello")
+    expect(
+      (await apiA.call("POST", `/v1/admin/users/${disabled.userId}/disable`, { token: admin.accessToken })).status
+    ).toBe(200)
+    expect(await disabledSocket.next("revoked")).toEqual({ type: "revoked", reason: "user_disabled" })
+
+    // A password change ends the user's other sessions, and their sockets.
+    const changer = await signUp(apiA, "live-password")
+    await org.join(changer)
+    const otherSession = (await apiA.login(changer.email, STRONG_PASSWORD)).body as TokenPairBody
+    const otherSocket = await connect({ ...changer, token: otherSession.accessToken }, b)
+    await otherSocket.next("hello")
+    const ownSocket = await connect(changer, a)
+    await ownSocket.next("hello")
+    const changed = await apiA.call("POST", "/v1/auth/password/change", {
+      token: changer.token,
+      body: { currentPassword: STRONG_PASSWORD, newPassword: "another strong passphrase here" }
+    })
+    expect(changed.status).toBe(204)
+    expect(await otherSocket.next("revoked")).toEqual({ type: "revoked", reason: "password_changed" })
+    ownSocket.send({ type: "ping" })
+    expect(await ownSocket.next("pong")).toEqual({ type: "pong" })
+  })
+
+  it("coalesces a burst of changes to one role: far fewer recomputations than events, ending at Postgres' state", async () => {
+    const burstRole = await org.createRole(`burst-${Date.now()}`, [])
+    const members = [await signUp(apiA, "live-burst-1"), await signUp(apiA, "live-burst-2")]
+    const socketsHere: Array<TestSocket> = []
+    for (const member of members) {
+      await org.join(member)
+      await org.assign({ userId: member.userId, roleId: burstRole.role.id })
+      const socket = await connect(member, b)
+      await socket.next("hello")
+      socketsHere.push(socket)
+    }
+    const metrics = async () => {
+      const text = await (await fetch(b.wsUrl.replace("ws://", "http://").replace("/ws", "/metrics"))).text()
+      return Number(text.match(/^live_recomputations_total (\d+)$/m)?.[1])
+    }
+    const before = await metrics()
+    const started = Date.now()
+    const changes = 200
+    const revisions: Array<string> = []
+    let next = 0
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        while (next < changes) {
+          const i = next++
+          revisions.push(
+            await org.setGrants(burstRole.role.id, i % 2 === 0 ? [{ permission: "docs:read", effect: "allow" }] : [])
+          )
+        }
+      })
+    )
+    const last = revisions
+      .map(BigInt)
+      .reduce((x, y) => (x > y ? x : y))
+      .toString()
+    for (const socket of socketsHere) {
+      socket.send({ type: "await", id: "end", revision: last })
+      await socket.next("awaited", 10_000)
+    }
+    const recomputed = (await metrics()) - before
+    const elapsed = Date.now() - started
+    // Two sessions, 200 events each: at most one recomputation per 100 ms per session (plus the
+    // awaits), far fewer than the 400 events.
+    expect(recomputed).toBeLessThanOrEqual(socketsHere.length * (Math.ceil(elapsed / 100) + 2))
+    expect(recomputed).toBeLessThan(changes)
+    const expected = (
+      await apiA.call<{ permissions: Array<string> }>("GET", `${org.path}/users/${members[0]!.userId}/permissions`, {
+        token: owner.token
+      })
+    ).body.permissions
+    for (const socket of socketsHere) {
+      const held = new Set<string>()
+      for (const frame of socket.frames) {
+        if (frame.type === "hello") for (const key of frame.permissions as Array<string>) held.add(key)
+        if (frame.type === "permissions") {
+          for (const key of frame.added as Array<string>) held.add(key)
+          for (const key of frame.removed as Array<string>) held.delete(key)
+        }
+      }
+      expect([...held].sort()).toEqual([...expected].sort())
+    }
+    console.log(
+      `burst: ${changes} changes in ${elapsed} ms, ${socketsHere.length} sessions, ${recomputed} recomputations`
+    )
+  }, 60_000)
 })
