@@ -1,3 +1,4 @@
+import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { rest } from "../support/AuthClient.ts"
 import { type Frame, openSocket, type TestSocket } from "../support/LiveSocket.ts"
@@ -114,4 +115,58 @@ describe("live sessions across a Redis outage", () => {
     }
     expect(node.server.output()).toMatch(/live: .*(unreachable|gap).*resynchronising/)
   }, 90_000)
+
+  it("ignores a replayed event: no frame for an event the session already applied (R7)", async () => {
+    const owner = await signUp(api, "replay-owner")
+    const org = tenant(api, node.dataDir, owner, await createOrganization(api, owner, "replay"))
+    await org.createPermission("docs:read")
+    const member = await signUp(api, "replay-member")
+    await org.join(member)
+    const role = await org.createRole("reader", [{ permission: "docs:read", effect: "allow" }])
+    const { ticket } = await org.ticket(member)
+    const socket = await openSocket(`${node.server.wsUrl}?ticket=${ticket}`)
+    await socket.next("hello")
+    await org.assign({ userId: member.userId, roleId: role.role.id })
+    await socket.next("permissions")
+    const framesBefore = socket.frames.length
+
+    // Append every event of the stream again, as a relay that published twice would.
+    const redis = new Redis(node.env.REDIS_URL!)
+    try {
+      const key = `${node.env.REDIS_KEY_PREFIX}permission-events`
+      const entries = await redis.xrange(key, "-", "+")
+      expect(entries.length).toBeGreaterThan(0)
+      for (const [, fields] of entries) await redis.xadd(key, "*", ...fields)
+    } finally {
+      redis.disconnect()
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    expect(socket.frames.slice(framesBefore)).toEqual([])
+    socket.send({ type: "check", id: "after", permission: "docs:read" })
+    expect(await socket.next("check.result")).toMatchObject({ allowed: true })
+    socket.close()
+  }, 30_000)
+})
+
+describe("live sessions and their session's lifetime", () => {
+  let node: TestNode
+  let api: ReturnType<typeof rest>
+
+  beforeAll(async () => {
+    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000", REFRESH_ABSOLUTE_TTL: "4 seconds" })
+    api = rest(node.server.url)
+  }, 60_000)
+
+  afterAll(() => node?.stop())
+
+  it("closes the socket with revoked session_expired when the session reaches its absolute expiry (S38)", async () => {
+    const owner = await signUp(api, "expiry-owner")
+    const org = tenant(api, node.dataDir, owner, await createOrganization(api, owner, "expiry"))
+    const { ticket } = await org.ticket(owner)
+    const socket = await openSocket(`${node.server.wsUrl}?ticket=${ticket}`)
+    await socket.next("hello")
+    const revoked = await socket.next("revoked", 8_000)
+    expect(revoked).toEqual({ type: "revoked", reason: "session_expired" })
+    expect((await socket.closed).code).toBe(4001)
+  }, 30_000)
 })
