@@ -213,8 +213,32 @@ describe("the server started with no environment at all (embedded default)", () 
     expect(audit.body.items).toHaveLength(1)
   }, 30_000)
 
-  it("answers a WebSocket ping with pong, and a malformed frame with an error", async () => {
-    const ws = await openSocket("ws://127.0.0.1:3001/ws")
+  /** A signed-in owner of a fresh organization, and a live-socket ticket for it. */
+  const liveTicket = async () => {
+    const base = "http://127.0.0.1:3000"
+    const email = `live-${Date.now()}-${Math.random().toString(36).slice(2)}@example.com`
+    const password = "embedded live passphrase"
+    const post = async (path: string, body: unknown, token?: string) =>
+      (await fetch(`${base}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body)
+      }).then((r) => r.json())) as Record<string, string>
+    await post("/v1/auth/register", { email, password, name: "Live" })
+    const { accessToken } = await post("/v1/auth/login", { email, password })
+    const org = await post("/v1/orgs", { name: "Live", slug: `live-${Date.now()}` }, accessToken)
+    const issued = await post("/v1/realtime/tickets", { organizationId: org.id }, accessToken)
+    return { ticket: issued.ticket!, url: issued.url!, organizationId: org.id!, accessToken: accessToken!, post }
+  }
+
+  it("runs live sessions single-node: hello, a pushed diff, ping, and an error for a malformed frame", async () => {
+    const { ticket, url, organizationId, accessToken, post } = await liveTicket()
+    expect(url).toBe(`ws://localhost:3001/ws?ticket=${ticket}`)
+    const ws = await openSocket(`ws://127.0.0.1:3001/ws?ticket=${ticket}`)
+    expect(await nextMessage(ws)).toMatchObject({ type: "hello", organizationId, roles: ["owner"] })
+    // The owner holds `*`: a new catalog key is pushed to their session.
+    await post(`/v1/orgs/${organizationId}/permissions`, { key: "docs:read" }, accessToken)
+    expect(await nextMessage(ws)).toMatchObject({ type: "permissions", added: ["docs:read"], removed: [] })
     ws.send(JSON.stringify({ type: "ping" }))
     expect(await nextMessage(ws)).toEqual({ type: "pong" })
     ws.send("{not json")
@@ -229,7 +253,8 @@ describe("the server started with no environment at all (embedded default)", () 
   })
 
   it("on SIGTERM closes live sockets with 1001 and exits 0 within 10 s", async () => {
-    const ws = await openSocket("ws://127.0.0.1:3001/ws")
+    const { ticket } = await liveTicket()
+    const ws = await openSocket(`ws://127.0.0.1:3001/ws?ticket=${ticket}`)
     const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)))
     const started = Date.now()
     const code = await server.stop("SIGTERM")
