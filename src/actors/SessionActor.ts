@@ -270,7 +270,7 @@ export const runSessionActor = (options: {
     const recompute = (atLeast?: string) =>
       Effect.gen(function* () {
         registry.counters.recomputations += 1
-        yield* apply(yield* snapshot(atLeast))
+        yield* apply(yield* registry.recomputations.withPermits(1)(snapshot(atLeast)))
       })
 
     const allowMessage = Effect.gen(function* () {

@@ -3,7 +3,7 @@
  * role, so an event reaches only the actors it affects without a scan of all sessions. Entries are
  * added when an actor starts and removed in its finalizer; an index entry never outlives its actor.
  */
-import { Context, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type { RevokedReason } from "./LiveProtocol.ts"
 
 /** What the router can ask of a live session's actor. Both are cheap and idempotent. */
@@ -51,6 +51,12 @@ export class Registry {
   latestRevision(organizationId: string): bigint | undefined {
     return this.revisions.get(organizationId)
   }
+
+  /**
+   * Recomputations in flight on this node at once. A fan-out to thousands of sessions waits here,
+   * in memory, instead of queueing on the database pool until its acquire timeout fails them.
+   */
+  readonly recomputations = Effect.unsafeMakeSemaphore(4)
 
   /** Counters for /metrics and the benchmarks. */
   readonly counters = { recomputations: 0, pushes: 0, snapshots: 0, revoked: 0, opened: 0, closed: 0 }
