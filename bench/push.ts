@@ -87,6 +87,7 @@ interface Round {
   readonly machineBusyMs: number
   readonly wallMs: number
   readonly recomputations: number | undefined
+  readonly loads: number | undefined
   readonly pushes: number | undefined
 }
 
@@ -128,7 +129,7 @@ const fanOut = async (
   serverPid: number,
   round: number,
   write: () => Promise<{ answeredAt: number | undefined; expect: Expected }>,
-  counters?: () => Promise<{ recomputations: number; pushes: number }>,
+  counters?: () => Promise<{ recomputations: number; loads: number; pushes: number }>,
   services: { readonly postgres: ReadonlyArray<number>; readonly redis: ReadonlyArray<number> } = {
     postgres: [],
     redis: []
@@ -173,6 +174,7 @@ const fanOut = async (
     wallMs: doneAt - sentAt,
     recomputations:
       countersBefore && countersAfter ? countersAfter.recomputations - countersBefore.recomputations : undefined,
+    loads: countersBefore && countersAfter ? countersAfter.loads - countersBefore.loads : undefined,
     pushes: countersBefore && countersAfter ? countersAfter.pushes - countersBefore.pushes : undefined
   }
 }
@@ -252,7 +254,11 @@ const ours = async (): Promise<Run & { frame: string; setupSeconds: number; user
         },
         async () => {
           const m = await metrics(stack.wsBase)
-          return { recomputations: m.live_recomputations_total ?? 0, pushes: m.live_pushes_total ?? 0 }
+          return {
+            recomputations: m.live_recomputations_total ?? 0,
+            loads: m.live_loads_total ?? 0,
+            pushes: m.live_pushes_total ?? 0
+          }
         },
         services
       )
@@ -379,7 +385,9 @@ const main = async () => {
         ? "—"
         : `${fmtMs(r.fromAnswer.p50)} / ${fmtMs(r.fromAnswer.p99)} / ${fmtMs(r.fromAnswer.max)}`,
       `${num(r.received)} / ${num(r.missing)} / ${num(r.incorrect)} / ${num(r.extra)}`,
-      r.recomputations === undefined ? "—" : `${num(r.recomputations)} / ${num(r.pushes ?? 0)}`,
+      r.recomputations === undefined
+        ? "—"
+        : `${num(r.recomputations)} / ${num(r.loads ?? 0)} / ${num(r.pushes ?? 0)}`,
       num(r.serverCpuMs),
       num((r.serverCpuMs * 1000) / N, 1),
       num((100 * r.serverCpuMs) / r.wallMs),
@@ -460,7 +468,7 @@ const main = async () => {
           "max ms",
           "from t0: p50 / p99 / max",
           "right / missing / wrong / extra",
-          "recomputed / pushed",
+          "recomputed / loaded / pushed",
           "server CPU ms",
           "µs/session",
           "server CPU %",

@@ -166,8 +166,12 @@ export const runSessionActor = (options: {
       if (socket.isOpen()) socket.close(CloseCode.tooSlow, "client too slow")
     })
 
+    /** The session's state from the store, shared with this user's other sessions asking at once. */
     const snapshot = (organizationRevision?: string) =>
-      store.session(claims.organizationId, claims.userId, organizationRevision)
+      registry.shared(
+        `${claims.organizationId}/${claims.userId}/${organizationRevision ?? ""}`,
+        store.session(claims.organizationId, claims.userId, organizationRevision)
+      )
 
     const hello = (state: State): ServerMessage => ({
       type: "hello",
@@ -270,7 +274,7 @@ export const runSessionActor = (options: {
     const recompute = (atLeast?: string) =>
       Effect.gen(function* () {
         registry.counters.recomputations += 1
-        yield* apply(yield* registry.recomputations.withPermits(1)(snapshot(atLeast)))
+        yield* apply(yield* snapshot(atLeast))
       })
 
     const allowMessage = Effect.gen(function* () {

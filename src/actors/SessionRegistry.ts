@@ -3,7 +3,7 @@
  * role, so an event reaches only the actors it affects without a scan of all sessions. Entries are
  * added when an actor starts and removed in its finalizer; an index entry never outlives its actor.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Deferred, Effect, Exit, FiberId, Layer } from "effect"
 import type { RevokedReason } from "./LiveProtocol.ts"
 
 /** What the router can ask of a live session's actor. Both are cheap and idempotent. */
@@ -58,8 +58,48 @@ export class Registry {
    */
   readonly recomputations = Effect.unsafeMakeSemaphore(4)
 
+  /** Loads waiting for a permit, by key: whoever asks for the same key meanwhile shares the result. */
+  private readonly waiting = new Map<string, Deferred.Deferred<unknown, unknown>>()
+
+  /**
+   * Runs `load` under a recomputation permit, shared by every caller asking for the same key
+   * while it waits for its permit. A caller never gets a result read before it asked: once a load
+   * has started reading, the next caller starts a new one. One role change reaching the 50 sessions
+   * of one user thus costs one load, not 50. The load runs on its own fiber, so a caller that is
+   * interrupted (its socket closed) does not cancel it for the others.
+   */
+  shared<A, E>(key: string, load: Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return Effect.suspend(() => {
+      const pending = this.waiting.get(key) as Deferred.Deferred<A, E> | undefined
+      if (pending !== undefined) return Deferred.await(pending)
+      const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
+      this.waiting.set(key, deferred as Deferred.Deferred<unknown, unknown>)
+      const start = Effect.sync(() => {
+        this.waiting.delete(key)
+        this.counters.loads += 1
+      })
+      const run = this.recomputations.withPermits(1)(start.pipe(Effect.zipRight(Effect.exit(load)))).pipe(
+        Effect.flatMap((exit) => Deferred.done(deferred, exit)),
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            if (this.waiting.get(key) === deferred) this.waiting.delete(key)
+          }).pipe(Effect.zipRight(Deferred.done(deferred, Exit.interrupt(FiberId.none))))
+        )
+      )
+      return Effect.forkDaemon(run).pipe(Effect.zipRight(Deferred.await(deferred)))
+    })
+  }
+
   /** Counters for /metrics and the benchmarks. */
-  readonly counters = { recomputations: 0, pushes: 0, snapshots: 0, revoked: 0, opened: 0, closed: 0 }
+  readonly counters = {
+    recomputations: 0,
+    loads: 0,
+    pushes: 0,
+    snapshots: 0,
+    revoked: 0,
+    opened: 0,
+    closed: 0
+  }
 
   get size() {
     return this.roleIds.size

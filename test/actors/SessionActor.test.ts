@@ -84,7 +84,7 @@ const start = (initial: SessionSnapshot) =>
       )
     )
     // Let it load and register.
-    yield* Effect.yieldNow()
+    for (let i = 0; i < 100 && registry.size === 0 && state.open; i++) yield* Effect.yieldNow()
     for (let i = 0; i < 20 && registry.size === 0 && state.open; i++) yield* Effect.sleep(Duration.millis(1))
     const handle = () => [...registry.bySession("s1")][0]!
     return { socket, sent, state, store, registry: registry as Registry, mailbox, fiber, handle }
