@@ -55,7 +55,8 @@ import {
   startWorkers,
   stopWorkers,
   summary,
-  treeCpuMs,
+  treeCpu,
+  treeCpuSinceMs,
   type Worker
 } from "./live/workers.ts"
 
@@ -137,8 +138,8 @@ const fanOut = async (
 ): Promise<Round> => {
   await all(workers, () => ({ cmd: "arm" }))
   const countersBefore = await counters?.()
-  const pg0 = treeCpuMs(services.postgres)
-  const redis0 = treeCpuMs(services.redis)
+  const pg0 = treeCpu(services.postgres)
+  const redis0 = treeCpu(services.redis)
   const server0 = cpuMs(serverPid)
   const workers0 = workersCpuMs(workers)
   const machine0 = machineCpu()
@@ -151,8 +152,8 @@ const fanOut = async (
   const server1 = cpuMs(serverPid)
   const workers1 = workersCpuMs(workers)
   const machine1 = machineCpu()
-  const pg1 = treeCpuMs(services.postgres)
-  const redis1 = treeCpuMs(services.redis)
+  const pgMs = treeCpuSinceMs(pg0)
+  const redisMs = treeCpuSinceMs(redis0)
   await sleep(500)
   const countersAfter = await counters?.()
   return {
@@ -168,8 +169,8 @@ const fanOut = async (
     bytes: collected.bytes,
     serverCpuMs: server1 - server0,
     workersCpuMs: workers1 - workers0,
-    postgresCpuMs: services.postgres.length === 0 ? undefined : pg1 - pg0,
-    redisCpuMs: services.redis.length === 0 ? undefined : redis1 - redis0,
+    postgresCpuMs: services.postgres.length === 0 ? undefined : pgMs,
+    redisCpuMs: services.redis.length === 0 ? undefined : redisMs,
     machineBusyMs: ((machine1.busy - machine0.busy) * 1000) / CLK_TCK,
     wallMs: doneAt - sentAt,
     recomputations:

@@ -52,7 +52,8 @@ import {
   startWorkers,
   stopWorkers,
   summary,
-  treeCpuMs,
+  treeCpu,
+  treeCpuSinceMs,
   type Worker
 } from "./live/workers.ts"
 
@@ -148,7 +149,7 @@ const main = async () => {
       }
       const batch = deal(tokens.slice(sessions, target), workers.length)
       const server0 = cpuMs(stack.pid)
-      const pg0 = treeCpuMs(services.postgres)
+      const pg0 = treeCpu(services.postgres)
       const workers0 = workers.reduce((s, w) => s + cpuMs(w.pid), 0)
       const t0 = now()
       const open = mergeOpen(
@@ -164,7 +165,7 @@ const main = async () => {
       )
       const seconds = (now() - t0) / 1000
       const serverCpuMs = cpuMs(stack.pid) - server0
-      const postgresCpuMs = treeCpuMs(services.postgres) - pg0
+      const postgresCpuMs = treeCpuSinceMs(pg0)
       const workersCpuMs = workers.reduce((s, w) => s + cpuMs(w.pid), 0) - workers0
       if (open.failed > 0) {
         throw new Error(`${open.failed} of ${target - sessions} sessions did not open: ${JSON.stringify(open.errors)}`)
@@ -223,8 +224,8 @@ const main = async () => {
     const fdsAfterDrop = openFds(stack.pid)
     say(`storm: the server closed them all in ${fmtMs(dropMs)} ms; reconnecting all at once`)
     const server0 = cpuMs(stack.pid)
-    const pg0 = treeCpuMs(services.postgres)
-    const redis0 = treeCpuMs(services.redis)
+    const pg0 = treeCpu(services.postgres)
+    const redis0 = treeCpu(services.redis)
     const workers0 = workers.reduce((s, w) => s + cpuMs(w.pid), 0)
     const machine0 = machineCpu()
     const stormStart = now()
@@ -241,8 +242,8 @@ const main = async () => {
     )
     const stormEnd = now()
     const stormServerMs = cpuMs(stack.pid) - server0
-    const stormPgMs = treeCpuMs(services.postgres) - pg0
-    const stormRedisMs = treeCpuMs(services.redis) - redis0
+    const stormPgMs = treeCpuSinceMs(pg0)
+    const stormRedisMs = treeCpuSinceMs(redis0)
     const stormWorkersMs = workers.reduce((s, w) => s + cpuMs(w.pid), 0) - workers0
     const machine1 = machineCpu()
     const stormMachineMs = ((machine1.busy - machine0.busy) * 1000) / CLK_TCK

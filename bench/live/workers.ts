@@ -184,17 +184,28 @@ export const processTree = (matches: (cmdline: string) => boolean) => {
 }
 
 /** CPU of a set of processes in ms; processes that exited meanwhile count 0. */
-export const treeCpuMs = (pids: ReadonlyArray<number>) => {
-  let total = 0
+/** CPU time (utime+stime, ms) of each of these processes now; a process that is gone is left out. */
+export const treeCpu = (pids: ReadonlyArray<number>) => {
+  const byPid = new Map<number, number>()
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK
+      byPid.set(pid, ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK)
     } catch {
       // gone
     }
   }
+  return byPid
+}
+
+/**
+ * CPU time spent since `before` by the processes still running (a Postgres backend that exited in
+ * between is left out rather than subtracted: the figure is a lower bound, never negative).
+ */
+export const treeCpuSinceMs = (before: ReadonlyMap<number, number>) => {
+  let total = 0
+  for (const [pid, ms] of treeCpu([...before.keys()])) total += ms - (before.get(pid) ?? ms)
   return total
 }
 
