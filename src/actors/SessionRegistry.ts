@@ -105,9 +105,16 @@ export class Registry {
     return this.roleIds.size
   }
 
-  /** How many index entries exist in all; zero when no session is registered. */
+  /**
+   * How many (key, session) entries the indexes hold in all: each session is in one entry per
+   * index and per role it depends on; zero when no session is registered.
+   */
   get indexEntries() {
-    return this.sessions.size + this.users.size + this.organizations.size + this.roles.size
+    let total = 0
+    for (const index of [this.sessions, this.users, this.organizations, this.roles]) {
+      for (const set of index.values()) total += set.size
+    }
+    return total
   }
 
   register(handle: SessionHandle, roleIds: Iterable<string>) {

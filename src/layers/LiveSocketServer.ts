@@ -182,6 +182,10 @@ export const make = Effect.gen(function* () {
       `live_sessions ${registry.size}`,
       "# TYPE live_sockets gauge",
       `live_sockets ${sockets.size}`,
+      "# TYPE live_actor_fibers gauge",
+      `live_actor_fibers ${Effect.runSync(FiberMap.size(fibers))}`,
+      "# TYPE live_index_entries gauge",
+      `live_index_entries ${registry.indexEntries}`,
       ...Object.entries(counters).flatMap(([name, value]) => [
         `# TYPE live_${name}_total counter`,
         `live_${name}_total ${value}`

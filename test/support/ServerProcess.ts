@@ -8,6 +8,8 @@ const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
 const main = fileURLToPath(new URL("../../src/main.ts", import.meta.url))
 
 export interface ServerProcess {
+  /** The server's process id, for reading its memory and descriptors from /proc. */
+  readonly pid: number
   readonly url: string
   readonly wsUrl: string
   readonly output: () => string
@@ -70,7 +72,7 @@ export const startServer = async (
     killQuietly(child)
     throw error
   }
-  return { url, wsUrl: `ws://127.0.0.1:${wsPort}/ws`, output, stop, exited }
+  return { pid: child.pid!, url, wsUrl: `ws://127.0.0.1:${wsPort}/ws`, output, stop, exited }
 }
 
 const killQuietly = (child: ChildProcess) => {
