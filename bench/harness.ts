@@ -43,7 +43,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 
 export const startNode = (args: Array<string>, env: Record<string, string>) => {
-  const child = spawn(process.execPath, ["--import", "tsx", ...args], {
+  // BENCH_CPU_PROF=<dir>: each server writes a V8 CPU profile there when it exits (open it in Chrome DevTools).
+  const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"]
