@@ -18,7 +18,7 @@ const Revision = Schema.String.pipe(Schema.pattern(/^\d+$/))
 const Id = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100))
 const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
 
-/** Keys allowed only on one resource, by `type/id`. */
+/** Keys by resource, `type/id` → keys. */
 export const ScopedPermissions = Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
 
 // --- client → server ---------------------------------------------------------------------------
@@ -57,7 +57,13 @@ export const Hello = Schema.Struct({
   roles: Schema.Array(Schema.String),
   /** Keys allowed organization-wide, sorted. Grants with conditions depend on the resource: ask with `check`. */
   permissions: Schema.Array(Schema.String),
+  /** Keys allowed on one resource beyond `permissions` (a role assigned on that resource). */
   scoped: ScopedPermissions,
+  /**
+   * Keys of `permissions` denied on one resource (a deny in a role assigned on it). On a resource,
+   * allowed = (permissions − scopedDenied[resource]) ∪ scoped[resource].
+   */
+  scopedDenied: Schema.optionalWith(ScopedPermissions, { default: () => ({}) }),
   revision: Revision
 })
 
@@ -68,7 +74,9 @@ export const PermissionsChanged = Schema.Struct({
   added: Schema.Array(Schema.String),
   removed: Schema.Array(Schema.String),
   scopedAdded: Schema.optional(ScopedPermissions),
-  scopedRemoved: Schema.optional(ScopedPermissions)
+  scopedRemoved: Schema.optional(ScopedPermissions),
+  scopedDeniedAdded: Schema.optional(ScopedPermissions),
+  scopedDeniedRemoved: Schema.optional(ScopedPermissions)
 })
 
 /** The session ended; the server closes the socket with `CloseCode.revoked` right after. */

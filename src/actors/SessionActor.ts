@@ -67,6 +67,7 @@ interface State {
   revision: bigint
   permissions: ReadonlySet<string>
   scoped: ReadonlyMap<string, ReadonlySet<string>>
+  scopedDenied: ReadonlyMap<string, ReadonlySet<string>>
   roles: ReadonlyArray<string>
   roleIds: ReadonlyArray<string>
 }
@@ -88,6 +89,9 @@ const revokedFor = (access: SessionSnapshot["access"]): RevokedReason | undefine
 
 const toSets = (scoped: Readonly<Record<string, ReadonlyArray<string>>>) =>
   new Map(Object.entries(scoped).map(([key, keys]) => [key, new Set(keys)] as const))
+
+const toRecord = (scoped: ReadonlyMap<string, ReadonlySet<string>>) =>
+  Object.fromEntries([...scoped].map(([key, keys]) => [key, [...keys].sort()]))
 
 const minus = (a: ReadonlySet<string>, b: ReadonlySet<string>) => [...a].filter((key) => !b.has(key)).sort()
 
@@ -180,7 +184,8 @@ export const runSessionActor = (options: {
       organizationId: claims.organizationId,
       roles: state.roles,
       permissions: [...state.permissions].sort(),
-      scoped: Object.fromEntries([...state.scoped].map(([key, keys]) => [key, [...keys].sort()])),
+      scoped: toRecord(state.scoped),
+      scopedDenied: toRecord(state.scopedDenied),
       revision: state.revision.toString()
     })
 
@@ -188,6 +193,7 @@ export const runSessionActor = (options: {
       revision: BigInt(s.revision),
       permissions: new Set(s.permissions),
       scoped: toSets(s.scoped),
+      scopedDenied: toSets(s.scopedDenied),
       roles: s.roles,
       roleIds: s.roleIds
     })
@@ -240,11 +246,19 @@ export const runSessionActor = (options: {
         const removed = minus(state.permissions, nextState.permissions)
         const scopedAdded = scopedDiff(state.scoped, nextState.scoped)
         const scopedRemoved = scopedDiff(nextState.scoped, state.scoped)
+        const scopedDeniedAdded = scopedDiff(state.scopedDenied, nextState.scopedDenied)
+        const scopedDeniedRemoved = scopedDiff(nextState.scopedDenied, state.scopedDenied)
         const rolesChanged = nextState.roles.join("\n") !== state.roles.join("\n")
         if (nextState.roleIds.join("\n") !== state.roleIds.join("\n")) registry.setRoles(handle, nextState.roleIds)
         state = nextState
         const changed =
-          added.length + removed.length + Object.keys(scopedAdded).length + Object.keys(scopedRemoved).length > 0
+          added.length +
+            removed.length +
+            Object.keys(scopedAdded).length +
+            Object.keys(scopedRemoved).length +
+            Object.keys(scopedDeniedAdded).length +
+            Object.keys(scopedDeniedRemoved).length >
+          0
         if (!changed && !rolesChanged) return
         if (behind) return
         if (!socket.isOpen()) return
@@ -267,7 +281,9 @@ export const runSessionActor = (options: {
           added,
           removed,
           ...(Object.keys(scopedAdded).length > 0 ? { scopedAdded } : {}),
-          ...(Object.keys(scopedRemoved).length > 0 ? { scopedRemoved } : {})
+          ...(Object.keys(scopedRemoved).length > 0 ? { scopedRemoved } : {}),
+          ...(Object.keys(scopedDeniedAdded).length > 0 ? { scopedDeniedAdded } : {}),
+          ...(Object.keys(scopedDeniedRemoved).length > 0 ? { scopedDeniedRemoved } : {})
         })
       })
 

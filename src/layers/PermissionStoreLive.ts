@@ -109,7 +109,8 @@ const SharedEffective = Schema.parseJson(
   Schema.Struct({
     revision: Schema.String,
     permissions: Schema.Array(Schema.String),
-    scoped: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
+    scoped: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) }),
+    scopedDenied: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
   })
 )
 const decodeShared = Schema.decodeUnknownOption(SharedEffective)
@@ -145,7 +146,8 @@ export const make = Effect.gen(function* () {
         SELECT role_id, permission, effect, condition FROM role_grants WHERE organization_id = ${organizationId}
         ORDER BY id`
       const catalogRows = yield* sql<{ key: string }>`
-        SELECT key FROM permissions WHERE organization_id IS NULL OR organization_id = ${organizationId} ORDER BY key`
+        SELECT DISTINCT key FROM permissions WHERE organization_id IS NULL OR organization_id = ${organizationId}
+        ORDER BY key`
       const parents = new Map<string, Array<string>>()
       for (const row of parentRows) parents.set(row.roleId, [...(parents.get(row.roleId) ?? []), row.parentId])
       const grants = new Map<string, Array<Role["grants"][number]>>()
@@ -379,14 +381,21 @@ export const make = Effect.gen(function* () {
       )
     const everywhere = allowedOn()
     const scoped: Record<string, ReadonlyArray<string>> = {}
+    const scopedDenied: Record<string, ReadonlyArray<string>> = {}
+    const seen = new Set<string>()
+    const everywhereSet = new Set(everywhere)
     for (const assignment of assignments) {
       if (assignment.scope === undefined) continue
       const key = `${assignment.scope.type}/${assignment.scope.id}`
-      if (key in scoped) continue
-      const extra = allowedOn(assignment.scope).filter((permission) => !everywhere.includes(permission))
+      if (seen.has(key)) continue
+      seen.add(key)
+      const on = new Set(allowedOn(assignment.scope))
+      const extra = [...on].filter((permission) => !everywhereSet.has(permission))
+      const denied = everywhere.filter((permission) => !on.has(permission))
       if (extra.length > 0) scoped[key] = extra
+      if (denied.length > 0) scopedDenied[key] = denied
     }
-    return { revision: v.revision, permissions: everywhere, scoped }
+    return { revision: v.revision, permissions: everywhere, scoped, scopedDenied }
   }
 
   /** Whether nothing between `from` and the entry's revision touched the user, per this node's history. */
@@ -405,7 +414,7 @@ export const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const { member, enabled, entry } = v.user(userId)
       if (v.frozen || !member || !enabled || entry === undefined) {
-        return { revision: v.revision, permissions: [], scoped: {} } satisfies EffectivePermissions
+        return { revision: v.revision, permissions: [], scoped: {}, scopedDenied: {} } satisfies EffectivePermissions
       }
       // Sets with an expiry in them depend on the time; they are computed, never shared.
       if (hasExpiring(entry.assignments)) return computeEffective(v, userId, yield* Clock.currentTimeMillis)
@@ -473,7 +482,7 @@ export const make = Effect.gen(function* () {
       failClosed(
         Effect.gen(function* () {
           const v = yield* view(organizationId, [userId]).pipe(Effect.catchTag("Conflict", Effect.die))
-          if (v === undefined) return { revision: "0", permissions: [], scoped: {} }
+          if (v === undefined) return { revision: "0", permissions: [], scoped: {}, scopedDenied: {} }
           return yield* effectiveIn(v, organizationId, userId)
         })
       ),
@@ -483,7 +492,15 @@ export const make = Effect.gen(function* () {
         Effect.gen(function* () {
           const v = yield* view(organizationId, [userId], minRevision)
           if (v === undefined) {
-            return { access: "no_organization", revision: "0", permissions: [], scoped: {}, roles: [], roleIds: [] }
+            return {
+              access: "no_organization",
+              revision: "0",
+              permissions: [],
+              scoped: {},
+              scopedDenied: {},
+              roles: [],
+              roleIds: []
+            }
           }
           const { member, enabled, entry } = v.user(userId)
           const access = v.frozen ? "frozen" : !enabled ? "disabled" : !member ? "not_member" : "ok"

@@ -92,8 +92,13 @@ export class EffectivePermissions extends Schema.Class<EffectivePermissions>("Ef
   revision: Revision,
   /** Catalog keys allowed organization-wide (grants with conditions depend on the resource and are left out). */
   permissions: Schema.Array(Schema.String),
-  /** Keys allowed only on one resource, by `type/id`. Resource-scoped denies are applied at check time. */
-  scoped: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
+  /** Keys allowed on one resource beyond the organization-wide ones, by `type/id`. */
+  scoped: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) }),
+  /**
+   * Organization-wide keys denied on one resource (a deny in a role assigned on it), by `type/id`.
+   * On a resource: allowed = (permissions − scopedDenied[resource]) ∪ scoped[resource].
+   */
+  scopedDenied: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
 }) {}
 
 const OrgPath = Schema.Struct({ org: OrganizationId })

@@ -90,6 +90,9 @@ export interface LiveChange {
   /** Resource-scoped keys added or removed, by `type/id`. */
   readonly scopedAdded: ScopedKeys
   readonly scopedRemoved: ScopedKeys
+  /** Organization-wide keys now denied, or no longer denied, on one resource, by `type/id`. */
+  readonly scopedDeniedAdded: ScopedKeys
+  readonly scopedDeniedRemoved: ScopedKeys
 }
 
 export interface CheckAnswer {
@@ -236,6 +239,7 @@ export class LiveClient {
   // State, as of `revision`.
   private readonly keys = new Set<string>()
   private readonly scopedKeys = new Map<string, Set<string>>()
+  private readonly deniedKeys = new Map<string, Set<string>>()
   private currentRoles: ReadonlyArray<string> = []
   private currentRevision: string | undefined
   private ids = { sessionId: "", userId: "", organizationId: "" }
@@ -286,9 +290,13 @@ export class LiveClient {
   get permissions(): ReadonlySet<string> {
     return this.keys
   }
-  /** Keys allowed on one resource only, by `type/id`. */
+  /** Keys allowed on one resource beyond `permissions`, by `type/id`. */
   get scoped(): ScopedKeys {
     return toRecord(this.scopedKeys)
+  }
+  /** Keys of `permissions` denied on one resource, by `type/id`. */
+  get scopedDenied(): ScopedKeys {
+    return toRecord(this.deniedKeys)
   }
   get roles(): ReadonlyArray<string> {
     return this.currentRoles
@@ -319,14 +327,18 @@ export class LiveClient {
   }
 
   /**
-   * From the local set: allowed organization-wide, or on this resource. Grants with conditions are
-   * not in the set (they depend on the resource's attributes): use `check()` for those. While
+   * From the local set, no round trip. Without a resource: allowed organization-wide. On a resource:
+   * allowed there by a role assigned on it, or allowed organization-wide and not denied on it. Grants
+   * with conditions are not in the set (they depend on the resource's attributes), so `can` may say
+   * false where `check()` would allow; never the reverse. While
    * disconnected it is false (unless `staleWhileReconnecting`); after revocation it is always false.
    */
   can(permission: string, resource?: Resource): boolean {
     if (!this.connected && this.options.staleWhileReconnecting !== true) return false
-    if (this.keys.has(permission)) return true
-    return resource !== undefined && this.scopedKeys.get(scopeKey(resource))?.has(permission) === true
+    if (resource === undefined) return this.keys.has(permission)
+    const key = scopeKey(resource)
+    if (this.scopedKeys.get(key)?.has(permission) === true) return true
+    return this.keys.has(permission) && this.deniedKeys.get(key)?.has(permission) !== true
   }
 
   // --- Calls -------------------------------------------------------------------------------------
@@ -553,8 +565,10 @@ export class LiveClient {
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer)
     const removed = [...this.keys].sort()
     const scopedRemoved = toRecord(this.scopedKeys)
+    const scopedDeniedRemoved = toRecord(this.deniedKeys)
     this.keys.clear()
     this.scopedKeys.clear()
+    this.deniedKeys.clear()
     this.currentRoles = []
     const error = new LiveClientError("revoked", `The session ended${reason === undefined ? "" : ` (${reason})`}`)
     this.failReady(error)
@@ -566,7 +580,9 @@ export class LiveClient {
       added: [],
       removed,
       scopedAdded: {},
-      scopedRemoved
+      scopedRemoved,
+      scopedDeniedAdded: {},
+      scopedDeniedRemoved
     })
     this.emit(this.revokedListeners, reason)
   }
@@ -629,11 +645,14 @@ export class LiveClient {
     if (!this.isBehind(hello.revision)) {
       const before = new Set(this.keys)
       const scopedBefore = new Map(this.scopedKeys)
+      const deniedBefore = new Map(this.deniedKeys)
       // Replaced in place: a caller holding `permissions` must never keep seeing an old set.
       this.keys.clear()
       for (const key of hello.permissions) this.keys.add(key)
       this.scopedKeys.clear()
       addScoped(this.scopedKeys, hello.scoped, new Map())
+      this.deniedKeys.clear()
+      addScoped(this.deniedKeys, hello.scopedDenied, new Map())
       this.currentRoles = [...hello.roles]
       this.currentRevision = hello.revision
       this.ids = { sessionId: hello.sessionId, userId: hello.userId, organizationId: hello.organizationId }
@@ -641,7 +660,9 @@ export class LiveClient {
         added: hello.permissions.filter((key) => !before.has(key)),
         removed: [...before].filter((key) => !this.keys.has(key)).sort(),
         scopedAdded: minus(this.scopedKeys, scopedBefore),
-        scopedRemoved: minus(scopedBefore, this.scopedKeys)
+        scopedRemoved: minus(scopedBefore, this.scopedKeys),
+        scopedDeniedAdded: minus(this.deniedKeys, deniedBefore),
+        scopedDeniedRemoved: minus(deniedBefore, this.deniedKeys)
       })
     }
     // Awaits asked on an earlier socket (or before one was open) that this snapshot did not settle.
@@ -663,12 +684,18 @@ export class LiveClient {
     const scopedRemoved = new Map<string, Set<string>>()
     if (diff.scopedAdded !== undefined) addScoped(this.scopedKeys, diff.scopedAdded, scopedAdded)
     if (diff.scopedRemoved !== undefined) removeScoped(this.scopedKeys, diff.scopedRemoved, scopedRemoved)
+    const deniedAdded = new Map<string, Set<string>>()
+    const deniedRemoved = new Map<string, Set<string>>()
+    if (diff.scopedDeniedAdded !== undefined) addScoped(this.deniedKeys, diff.scopedDeniedAdded, deniedAdded)
+    if (diff.scopedDeniedRemoved !== undefined) removeScoped(this.deniedKeys, diff.scopedDeniedRemoved, deniedRemoved)
     this.currentRevision = diff.revision
     this.changed("permissions", {
       added,
       removed,
       scopedAdded: toRecord(scopedAdded),
-      scopedRemoved: toRecord(scopedRemoved)
+      scopedRemoved: toRecord(scopedRemoved),
+      scopedDeniedAdded: toRecord(deniedAdded),
+      scopedDeniedRemoved: toRecord(deniedRemoved)
     })
   }
 

@@ -54,8 +54,13 @@ export interface EffectivePermissions {
   readonly revision: string
   /** Catalog keys allowed organization-wide (conditional grants excluded: they depend on the resource). */
   readonly permissions: ReadonlyArray<string>
-  /** Keys allowed only on one resource, by `type/id`. */
+  /** Keys allowed on one resource beyond the organization-wide ones, by `type/id`. */
   readonly scoped: Readonly<Record<string, ReadonlyArray<string>>>
+  /**
+   * Keys allowed organization-wide but denied on one resource (a deny in a role assigned on it),
+   * by `type/id`. On any other resource the organization-wide set applies.
+   */
+  readonly scopedDenied: Readonly<Record<string, ReadonlyArray<string>>>
 }
 
 export interface GrantRequest {

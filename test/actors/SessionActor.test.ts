@@ -21,6 +21,7 @@ const snapshot = (
   revision: String(revision),
   permissions,
   scoped: {},
+  scopedDenied: {},
   roles: ["member"],
   roleIds: ["r1"],
   ...extra
@@ -126,6 +127,34 @@ describe("SessionActor", () => {
       actor.handle().refresh()
       yield* Effect.sleep(Duration.millis(130))
       expect(actor.sent).toHaveLength(3)
+      yield* Fiber.interrupt(actor.fiber)
+    }).pipe(Effect.provide(RegistryLive))
+  )
+
+  it.live("sends resource-scoped keys and scoped denies in hello and their changes in diffs", () =>
+    Effect.gen(function* () {
+      const actor = yield* start(
+        snapshot(1, ["docs:read"], { scoped: { "project/1": ["docs:write"] }, scopedDenied: { "project/2": ["docs:read"] } })
+      )
+      expect(actor.sent[0]).toMatchObject({
+        type: "hello",
+        scoped: { "project/1": ["docs:write"] },
+        scopedDenied: { "project/2": ["docs:read"] }
+      })
+      actor.store.current.value = snapshot(2, ["docs:read"], {
+        scoped: { "project/1": ["docs:write"] },
+        scopedDenied: { "project/3": ["docs:read"] }
+      })
+      actor.handle().refresh()
+      yield* Effect.sleep(Duration.millis(130))
+      expect(actor.sent[1]).toEqual({
+        type: "permissions",
+        revision: "2",
+        added: [],
+        removed: [],
+        scopedDeniedAdded: { "project/3": ["docs:read"] },
+        scopedDeniedRemoved: { "project/2": ["docs:read"] }
+      })
       yield* Fiber.interrupt(actor.fiber)
     }).pipe(Effect.provide(RegistryLive))
   )

@@ -131,6 +131,35 @@ describe("live sessions, end to end on two nodes", () => {
     expect(await socket.next("pong")).toEqual({ type: "pong" })
   })
 
+  it("lists a deny assigned on one resource in scopedDenied, as checks over the socket and HTTP answer", async () => {
+    const member = await signUp(apiA, "live-deny")
+    await org.join(member, ["member"])
+    const socket = await connect(member)
+    const hello = await socket.next("hello")
+    expect(hello.permissions).toContain("members:read")
+    expect(hello.scopedDenied).toEqual({})
+
+    const { role } = await org.createRole("no-members-on-42", [{ permission: "members:read", effect: "deny" }])
+    const { revision } = await org.assign({ userId: member.userId, roleId: role.id, scope: { type: "project", id: "42" } })
+    expect(await socket.next("permissions")).toEqual({
+      type: "permissions",
+      revision,
+      added: [],
+      removed: [],
+      scopedDeniedAdded: { "project/42": ["members:read"] }
+    })
+    socket.send({ type: "check", id: "on-42", permission: "members:read", resource: { type: "project", id: "42" } })
+    expect(await socket.next("check.result")).toMatchObject({ id: "on-42", allowed: false })
+    socket.send({ type: "check", id: "on-7", permission: "members:read", resource: { type: "project", id: "7" } })
+    expect(await socket.next("check.result")).toMatchObject({ id: "on-7", allowed: true })
+    const effective = await apiA.call<{ scopedDenied: Record<string, Array<string>> }>(
+      "GET",
+      `${org.path}/users/${member.userId}/permissions`,
+      { token: member.token }
+    )
+    expect(effective.body.scopedDenied).toEqual({ "project/42": ["members:read"] })
+  })
+
   it("answers malformed and binary frames with an error, and closes on an oversized frame", async () => {
     const member = await signUp(apiA, "live-bad")
     await org.join(member)

@@ -158,6 +158,18 @@ describe("PermissionStore on Postgres", () => {
                 })
               }
             }
+            // What a live client derives from the effective set agrees with the check, on every resource.
+            const effective = yield* store.effective(organizationId, userId)
+            for (const permission of KEYS) {
+              for (const id of ["1", "2", "3"]) {
+                const key = `project/${id}`
+                const derived =
+                  effective.scoped[key]?.includes(permission) === true ||
+                  (effective.permissions.includes(permission) && effective.scopedDenied[key]?.includes(permission) !== true)
+                const stored = yield* store.check({ organizationId, userId, permission, resource: { type: "project", id } })
+                results.push({ stored: stored.allowed, expected: derived, permission, where: `${key} (effective set)` })
+              }
+            }
             return results
           })
         )
@@ -226,26 +238,51 @@ describe("PermissionStore on Postgres", () => {
     expect(answers.effective.permissions).not.toContain("docs:read")
   })
 
-  it("lists scoped permissions apart from organization-wide ones", async () => {
-    const effective = await runtime.runPromise(
+  it("lists scoped permissions and scoped denies apart from organization-wide ones, as checks answer", async () => {
+    const { effective, checks } = await runtime.runPromise(
       Effect.gen(function* () {
         const { organizationId, userId } = yield* insert({
           roles: [
-            { parents: [], grants: [{ permission: "org:read", effect: "allow", condition: undefined }] },
-            { parents: [], grants: [{ permission: "roles:*", effect: "allow", condition: undefined }] }
+            {
+              parents: [],
+              grants: [
+                { permission: "org:read", effect: "allow", condition: undefined },
+                { permission: "members:read", effect: "allow", condition: undefined }
+              ]
+            },
+            { parents: [], grants: [{ permission: "roles:*", effect: "allow", condition: undefined }] },
+            { parents: [], grants: [{ permission: "members:read", effect: "deny", condition: undefined }] }
           ],
           assignments: [
             { role: 0, scope: undefined, expiresIn: undefined },
-            { role: 1, scope: "1", expiresIn: undefined }
+            { role: 1, scope: "1", expiresIn: undefined },
+            { role: 2, scope: "2", expiresIn: undefined }
           ]
         })
-        return yield* Effect.flatMap(PermissionStore, (store) => store.effective(organizationId, userId))
+        const store = yield* PermissionStore
+        const check = (permission: string, id: string) =>
+          store
+            .check({ organizationId, userId, permission, resource: { type: "project", id } })
+            .pipe(Effect.map((answer) => answer.allowed))
+        return {
+          effective: yield* store.effective(organizationId, userId),
+          checks: {
+            membersOn2: yield* check("members:read", "2"),
+            membersOn1: yield* check("members:read", "1"),
+            orgOn2: yield* check("org:read", "2"),
+            rolesOn1: yield* check("roles:read", "1"),
+            rolesOn2: yield* check("roles:read", "2")
+          }
+        }
       })
     )
-    expect(effective.permissions).toEqual(["org:read"])
+    expect(effective.permissions).toEqual(["members:read", "org:read"])
     expect(effective.scoped).toEqual({
       "project/1": expect.arrayContaining(["roles:read", "roles:create", "roles:update", "roles:delete"])
     })
+    // Allowed organization-wide, denied on project/2 by the role assigned there: listed, as the check says.
+    expect(effective.scopedDenied).toEqual({ "project/2": ["members:read"] })
+    expect(checks).toEqual({ membersOn2: false, membersOn1: true, orgOn2: true, rolesOn1: true, rolesOn2: false })
   })
 
   /** The organization as Postgres holds it now, read straight from the tables. */

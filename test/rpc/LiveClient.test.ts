@@ -31,6 +31,7 @@ const hello = (
   roles: ["editor"],
   permissions: ["doc:read", "org:read"],
   scoped: { "doc/1": ["doc:edit"] },
+  scopedDenied: {},
   revision,
   ...overrides
 })
@@ -201,11 +202,14 @@ describe("LiveClient", () => {
       added: ["doc:write"],
       removed: ["org:read"],
       scopedAdded: { "doc/2": ["doc:edit"] },
-      scopedRemoved: { "doc/1": ["doc:edit"] }
+      scopedRemoved: { "doc/1": ["doc:edit"] },
+      scopedDeniedAdded: {},
+      scopedDeniedRemoved: {}
     })
   })
 
-  it("answers can() from the org-wide set and from the resource's scoped keys", async () => {
+  it("answers can() from the org-wide set, the resource's scoped keys and its scoped denies", async () => {
+    server.hello = () => hello("3", { scopedDenied: { "doc/9": ["doc:read"] } })
     const client = await connect()
 
     expect(client.can("doc:read")).toBe(true)
@@ -214,6 +218,25 @@ describe("LiveClient", () => {
     expect(client.can("doc:edit", { type: "doc", id: "1" })).toBe(true)
     expect(client.can("doc:edit", { type: "doc", id: "2" })).toBe(false)
     expect(client.can("doc:edit", { type: "folder", id: "1" })).toBe(false)
+    // Allowed organization-wide, denied on doc/9 by a role assigned there.
+    expect(client.can("doc:read", { type: "doc", id: "9" })).toBe(false)
+    expect(client.can("org:read", { type: "doc", id: "9" })).toBe(true)
+    expect(client.scopedDenied).toEqual({ "doc/9": ["doc:read"] })
+
+    // The deny moves from doc/9 to doc/7 in one diff.
+    const changes: Array<LiveChange> = []
+    client.onChange((change) => changes.push(change))
+    server.last.send(
+      diff("4", { scopedDeniedAdded: { "doc/7": ["doc:read"] }, scopedDeniedRemoved: { "doc/9": ["doc:read"] } })
+    )
+    await waitFor(() => client.revision === "4", "the diff")
+    expect(client.can("doc:read", { type: "doc", id: "9" })).toBe(true)
+    expect(client.can("doc:read", { type: "doc", id: "7" })).toBe(false)
+    expect(client.scopedDenied).toEqual({ "doc/7": ["doc:read"] })
+    expect(changes[0]).toMatchObject({
+      scopedDeniedAdded: { "doc/7": ["doc:read"] },
+      scopedDeniedRemoved: { "doc/9": ["doc:read"] }
+    })
   })
 
   it("round-trips check and rejects on an error with its id", async () => {
@@ -308,7 +331,9 @@ describe("LiveClient", () => {
       added: [],
       removed: ["doc:write"],
       scopedAdded: {},
-      scopedRemoved: {}
+      scopedRemoved: {},
+      scopedDeniedAdded: {},
+      scopedDeniedRemoved: {}
     })
 
     server.last.socket.close(CloseCode.goingAway, "server shutting down")
