@@ -168,7 +168,11 @@ const main = async () => {
       const postgresCpuMs = treeCpuSinceMs(pg0)
       const workersCpuMs = workers.reduce((s, w) => s + cpuMs(w.pid), 0) - workers0
       if (open.failed > 0) {
-        throw new Error(`${open.failed} of ${target - sessions} sessions did not open: ${JSON.stringify(open.errors)}`)
+        const lines = logLines(stack.logCounts(), stack.logCauses())
+        throw new Error(
+          `${open.failed} of ${target - sessions} sessions did not open: ${JSON.stringify(open.errors)}\n` +
+            `server log lines at WARN and above:\n${lines.join("\n")}`
+        )
       }
       for (const [i, mine] of batch.entries()) held[i]!.push(...mine)
       sessions = target
