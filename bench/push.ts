@@ -213,7 +213,8 @@ const ours = async (): Promise<Run & { frame: string; setupSeconds: number; user
     const o = summary(open.openMs)
     say(
       `ours: ${N} sessions open in ${seconds.toFixed(1)} s (ticket p50 ${fmtMs(t.p50)} ms, p99 ${fmtMs(t.p99)} ms; ` +
-        `ticket to hello p50 ${fmtMs(o.p50)} ms, p99 ${fmtMs(o.p99)} ms); RSS ${mib(rssBefore)} → ${mib(rssWith)} MiB`
+        `ticket to hello p50 ${fmtMs(o.p50)} ms, p99 ${fmtMs(o.p99)} ms); RSS ${mib(rssBefore)} → ${mib(rssWith)} MiB; ` +
+        `${open.reopened} dropped by the server right after the upgrade and reopened`
     )
     const logPhases: Array<string> = []
     let logsBefore = new Map<string, number>()

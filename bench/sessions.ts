@@ -194,7 +194,8 @@ const main = async () => {
       steps.push(step)
       say(
         `ramp: ${num(sessions)} sessions (server says ${num(live)}), +${num(open.opened)} in ${seconds.toFixed(1)} s, ` +
-          `RSS ${mib(step.rss)} MiB, ${num(step.fds)} descriptors`
+          `RSS ${mib(step.rss)} MiB, ${num(step.fds)} descriptors` +
+          (open.reopened > 0 ? `; ${open.reopened} dropped right after the upgrade and reopened` : "")
       )
       if (live !== sessions) throw new Error(`the server reports ${live} live sessions, not ${sessions}`)
       if (step.rss > GIB2) {
@@ -333,7 +334,8 @@ const main = async () => {
           (unanswered === 0 ? "" : `; ${unanswered} GET /metrics probes went unanswered for 1 s meanwhile`),
         `reconnect: all at once, each a fresh ticket (POST /v1/realtime/tickets over ${HTTP_CONNECTIONS} keep-alive connections ` +
           `per client process, ${HTTP_CONNECTIONS * WORKERS} in all) then upgrade and hello`,
-        `  back: ${num(storm.opened)} of ${num(sessions)} (failed ${num(storm.failed)}${storm.failed > 0 ? `: ${JSON.stringify(storm.errors)}` : ""}); ` +
+        `  back: ${num(storm.opened)} of ${num(sessions)} (failed ${num(storm.failed)}${storm.failed > 0 ? `: ${JSON.stringify(storm.errors)}` : ""}; ` +
+          `${num(storm.reopened)} dropped by the server right after the upgrade and reopened); ` +
           `the server reports ${num(after.live_sessions ?? 0)} live sessions after`,
         `  time until every session had its hello again: ${fmtMs(allBackMs)} ms → ${num(storm.opened / (allBackMs / 1000))} sessions/s`,
         `  per session, from the storm's start to its hello: p50 ${fmtMs(back.p50)} ms, p99 ${fmtMs(back.p99)} ms, max ${fmtMs(back.max)} ms; ` +

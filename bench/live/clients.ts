@@ -58,6 +58,8 @@ export type Expected =
 export interface OpenReport {
   readonly opened: number
   readonly failed: number
+  /** Sessions the server dropped right after the upgrade (1006, no frame), opened again with a fresh ticket. */
+  readonly reopened: number
   readonly errors: Record<string, number>
   readonly startedAt: number
   /** Arrival of each opened session's first frame (hello) or open event, absolute. */
@@ -264,6 +266,7 @@ const open = async (command: Extract<Command, { cmd: "open" }>): Promise<OpenRep
   const openMs: Array<number> = []
   let sample: string | undefined
   let failed = 0
+  let reopened = 0
   let next = 0
   const total = command.tokens.length
   const startedAt = now()
@@ -272,7 +275,19 @@ const open = async (command: Extract<Command, { cmd: "open" }>): Promise<OpenRep
       const index = next++
       const began = now()
       try {
-        const { client, hello } = await openOne(command, index, ticketMs)
+        let opened: Awaited<ReturnType<typeof openOne>> | undefined
+        // The pinned uWebSockets.js now and then drops a socket it has just upgraded (1006, no
+        // frame; uNetworking/uWebSockets#1929). A client reconnects with a fresh ticket, as
+        // LiveClient does: so do these, twice at most, and the drops are reported.
+        for (let attempt = 1; opened === undefined; attempt++) {
+          try {
+            opened = await openOne(command, index, ticketMs)
+          } catch (error) {
+            if (attempt === 3 || !(error as Error).message.startsWith("closed 1006 after the upgrade")) throw error
+            reopened += 1
+          }
+        }
+        const { client, hello } = opened
         clients.push(client)
         readyAt.push(client.readyAt)
         openMs.push(client.readyAt - began)
@@ -285,7 +300,7 @@ const open = async (command: Extract<Command, { cmd: "open" }>): Promise<OpenRep
   }
   const lanes = command.concurrency <= 0 ? total : Math.min(command.concurrency, total)
   await Promise.all(Array.from({ length: lanes }, lane))
-  return { opened: readyAt.length, failed, errors, startedAt, readyAt, openMs, ticketMs, sample }
+  return { opened: readyAt.length, failed, reopened, errors, startedAt, readyAt, openMs, ticketMs, sample }
 }
 
 const matches = (expected: Expected, data: string) => {

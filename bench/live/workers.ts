@@ -115,6 +115,7 @@ export const mergeOpen = (reports: ReadonlyArray<OpenReport>) => {
   return {
     opened: reports.reduce((sum, r) => sum + r.opened, 0),
     failed: reports.reduce((sum, r) => sum + r.failed, 0),
+    reopened: reports.reduce((sum, r) => sum + r.reopened, 0),
     errors,
     startedAt: Math.min(...reports.map((r) => r.startedAt)),
     readyAt: reports.flatMap((r) => r.readyAt),

@@ -6,6 +6,7 @@ import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
 import { ApiClient } from "../../src/rpc/client.ts"
+import { liveSession } from "../support/LiveSocket.ts"
 import { tokenIn, waitForMail } from "../support/Mailbox.ts"
 import { type ServerProcess, startServer } from "../support/ServerProcess.ts"
 
@@ -23,9 +24,6 @@ const openSocket = (url: string, headers: Record<string, string> = {}) =>
     ws.once("unexpected-response", (_request, response) => reject(new Error(`HTTP ${response.statusCode}`)))
     ws.once("error", reject)
   })
-
-const nextMessage = (ws: WebSocket) =>
-  new Promise<unknown>((resolve) => ws.once("message", (data) => resolve(JSON.parse(String(data)))))
 
 // The README's promise: `yarn start` on a fresh machine, nothing configured. So no environment at all
 // (not even PATH), the default ports 3000/3001, and DATA_DIR defaulting to ./.data in a fresh directory.
@@ -227,25 +225,38 @@ describe("the server started with no environment at all (embedded default)", () 
     await post("/v1/auth/register", { email, password, name: "Live" })
     const { accessToken } = await post("/v1/auth/login", { email, password })
     const org = await post("/v1/orgs", { name: "Live", slug: `live-${Date.now()}` }, accessToken)
+    const another = async () => (await post("/v1/realtime/tickets", { organizationId: org.id }, accessToken)).ticket!
     const issued = await post("/v1/realtime/tickets", { organizationId: org.id }, accessToken)
-    return { ticket: issued.ticket!, url: issued.url!, organizationId: org.id!, accessToken: accessToken!, post }
+    return {
+      ticket: issued.ticket!,
+      url: issued.url!,
+      organizationId: org.id!,
+      accessToken: accessToken!,
+      post,
+      another
+    }
   }
 
   it("runs live sessions single-node: hello, a pushed diff, ping, and an error for a malformed frame", async () => {
-    const { ticket, url, organizationId, accessToken, post } = await liveTicket()
+    const { ticket, url, organizationId, accessToken, post, another } = await liveTicket()
     expect(url).toBe(`ws://localhost:3001/ws?ticket=${ticket}`)
-    const ws = await openSocket(`ws://127.0.0.1:3001/ws?ticket=${ticket}`)
-    expect(await nextMessage(ws)).toMatchObject({ type: "hello", organizationId, roles: ["owner"] })
+    let first = true
+    const socket = await liveSession(async () => {
+      const next = first ? ticket : await another()
+      first = false
+      return `ws://127.0.0.1:3001/ws?ticket=${next}`
+    })
+    expect(await socket.next()).toMatchObject({ type: "hello", organizationId, roles: ["owner"] })
     // The owner holds `*`: a new catalog key is pushed to their session.
     await post(`/v1/orgs/${organizationId}/permissions`, { key: "docs:read" }, accessToken)
-    expect(await nextMessage(ws)).toMatchObject({ type: "permissions", added: ["docs:read"], removed: [] })
-    ws.send(JSON.stringify({ type: "ping" }))
-    expect(await nextMessage(ws)).toEqual({ type: "pong" })
-    ws.send("{not json")
-    expect(await nextMessage(ws)).toMatchObject({ type: "error", code: "invalid_message" })
-    ws.send(JSON.stringify({ type: "ping" }))
-    expect(await nextMessage(ws)).toEqual({ type: "pong" })
-    ws.close()
+    expect(await socket.next()).toMatchObject({ type: "permissions", added: ["docs:read"], removed: [] })
+    socket.send({ type: "ping" })
+    expect(await socket.next()).toEqual({ type: "pong" })
+    socket.send("{not json")
+    expect(await socket.next()).toMatchObject({ type: "error", code: "invalid_message" })
+    socket.send({ type: "ping" })
+    expect(await socket.next()).toEqual({ type: "pong" })
+    socket.close()
   })
 
   it("refuses a WebSocket from an Origin that is not allowed (none is, by default)", async () => {
@@ -253,12 +264,12 @@ describe("the server started with no environment at all (embedded default)", () 
   })
 
   it("on SIGTERM closes live sockets with 1001 and exits 0 within 10 s", async () => {
-    const { ticket } = await liveTicket()
-    const ws = await openSocket(`ws://127.0.0.1:3001/ws?ticket=${ticket}`)
-    const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)))
+    const { another } = await liveTicket()
+    const socket = await liveSession(async () => `ws://127.0.0.1:3001/ws?ticket=${await another()}`)
+    expect(await socket.next()).toMatchObject({ type: "hello" })
     const started = Date.now()
     const code = await server.stop("SIGTERM")
-    expect(await closed).toBe(1001)
+    expect((await socket.closed).code).toBe(1001)
     expect(code).toBe(0)
     expect(Date.now() - started).toBeLessThan(10_000)
   })

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { STRONG_PASSWORD, type TokenPairBody } from "../support/AuthClient.ts"
 import { rest } from "../support/AuthClient.ts"
-import { openSocket, type TestSocket, upgradeStatus } from "../support/LiveSocket.ts"
+import { liveSession, type TestSocket, upgradeStatus } from "../support/LiveSocket.ts"
 import type { ServerProcess } from "../support/ServerProcess.ts"
 import { createOrganization, signUp, tenant, type User } from "../support/Tenant.ts"
 import { startTestNode, type TestNode } from "../support/TestNode.ts"
@@ -25,8 +25,10 @@ describe("live sessions, end to end on two nodes", () => {
 
   /** Opens a live socket on `server` for `user` with a fresh ticket from `server`. */
   const connect = async (user: User, server: ServerProcess = b, query = "") => {
-    const { ticket } = await org.ticket(user, rest(server.url))
-    const socket = await openSocket(`${server.wsUrl}?ticket=${ticket}${query}`, { origin: ORIGIN })
+    const socket = await liveSession(
+      async () => `${server.wsUrl}?ticket=${(await org.ticket(user, rest(server.url))).ticket}${query}`,
+      { origin: ORIGIN }
+    )
     sockets.push(socket)
     return socket
   }
@@ -240,8 +242,8 @@ describe("live sessions, end to end on two nodes", () => {
     const admin = (await apiA.login(ADMIN.email, ADMIN.password)).body as TokenPairBody
     const frozenOwner = await signUp(apiA, "live-frozen-owner")
     const frozenOrg = tenant(apiA, node.dataDir, frozenOwner, await createOrganization(apiA, frozenOwner, "frozen"))
-    const onA = await openSocket(`${a.wsUrl}?ticket=${(await frozenOrg.ticket(frozenOwner)).ticket}`)
-    const onB = await openSocket(`${b.wsUrl}?ticket=${(await frozenOrg.ticket(frozenOwner)).ticket}`)
+    const onA = await liveSession(async () => `${a.wsUrl}?ticket=${(await frozenOrg.ticket(frozenOwner)).ticket}`)
+    const onB = await liveSession(async () => `${b.wsUrl}?ticket=${(await frozenOrg.ticket(frozenOwner)).ticket}`)
     sockets.push(onA, onB)
     await onA.next("hello")
     await onB.next("hello")

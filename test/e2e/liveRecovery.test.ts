@@ -1,7 +1,7 @@
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { rest } from "../support/AuthClient.ts"
-import { type Frame, openSocket, type TestSocket } from "../support/LiveSocket.ts"
+import { type Frame, liveSession, type TestSocket } from "../support/LiveSocket.ts"
 import { type RedisServer, startRedis } from "../support/Servers.ts"
 import { createOrganization, signUp, tenant, type User } from "../support/Tenant.ts"
 import { startTestNode, type TestNode } from "../support/TestNode.ts"
@@ -71,8 +71,7 @@ describe("live sessions across a Redis outage", () => {
     for (const [i, key] of keys.entries())
       roles.push((await org.createRole(`r${i}`, [{ permission: key, effect: "allow" }])).role.id)
     for (const member of members) {
-      const { ticket } = await org.ticket(member)
-      const socket = await openSocket(`${node.server.wsUrl}?ticket=${ticket}`)
+      const socket = await liveSession(async () => `${node.server.wsUrl}?ticket=${(await org.ticket(member)).ticket}`)
       await socket.next("hello")
       sockets.push(socket)
     }
@@ -123,8 +122,7 @@ describe("live sessions across a Redis outage", () => {
     const member = await signUp(api, "replay-member")
     await org.join(member)
     const role = await org.createRole("reader", [{ permission: "docs:read", effect: "allow" }])
-    const { ticket } = await org.ticket(member)
-    const socket = await openSocket(`${node.server.wsUrl}?ticket=${ticket}`)
+    const socket = await liveSession(async () => `${node.server.wsUrl}?ticket=${(await org.ticket(member)).ticket}`)
     await socket.next("hello")
     await org.assign({ userId: member.userId, roleId: role.role.id })
     await socket.next("permissions")
@@ -162,8 +160,7 @@ describe("live sessions and their session's lifetime", () => {
   it("closes the socket with revoked session_expired when the session reaches its absolute expiry (S38)", async () => {
     const owner = await signUp(api, "expiry-owner")
     const org = tenant(api, node.dataDir, owner, await createOrganization(api, owner, "expiry"))
-    const { ticket } = await org.ticket(owner)
-    const socket = await openSocket(`${node.server.wsUrl}?ticket=${ticket}`)
+    const socket = await liveSession(async () => `${node.server.wsUrl}?ticket=${(await org.ticket(owner)).ticket}`)
     await socket.next("hello")
     const revoked = await socket.next("revoked", 8_000)
     expect(revoked).toEqual({ type: "revoked", reason: "session_expired" })
