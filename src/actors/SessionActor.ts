@@ -199,7 +199,9 @@ export const runSessionActor = (options: {
     })
 
     // --- start: the first snapshot, or the reason there is none -------------------------------
-    const first = yield* Effect.either(snapshot(options.resumeAt))
+    // The first snapshot is loaded directly: opens arrive spread out (a ticket each), so there is
+    // little to share, and they must not queue behind a fan-out's recomputations.
+    const first = yield* Effect.either(store.session(claims.organizationId, claims.userId, options.resumeAt))
     if (Either.isLeft(first)) {
       send({ type: "error", code: "unavailable", message: "Cannot load the session; reconnect later" })
       if (socket.isOpen()) socket.close(CloseCode.goingAway, "unavailable")
