@@ -44,8 +44,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 export const startNode = (args: Array<string>, env: Record<string, string>) => {
   // BENCH_CPU_PROF=<dir>: each server writes a V8 CPU profile there when it exits (open it in Chrome DevTools).
-  // Seen here: while profiled, the server drops a few WebSockets (1006) right after opening them,
-  // never without the profiler; a profiled bench:push or bench:sessions may report them.
+  // While profiled, the pinned uWebSockets.js drops more fresh sockets right after their upgrade
+  // (1006; see "The uWebSockets.js drop" in BENCHMARKS.md): the bench clients reopen and count them.
   const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
   const child = spawn(process.execPath, [...profile, "--import", "tsx", ...args], {
     cwd: root,
