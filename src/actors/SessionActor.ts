@@ -246,21 +246,19 @@ export const runSessionActor = (options: {
         const nextState = fromSnapshot(next)
         const added = minus(nextState.permissions, state.permissions)
         const removed = minus(state.permissions, nextState.permissions)
-        const scopedAdded = scopedDiff(state.scoped, nextState.scoped)
-        const scopedRemoved = scopedDiff(nextState.scoped, state.scoped)
-        const scopedDeniedAdded = scopedDiff(state.scopedDenied, nextState.scopedDenied)
-        const scopedDeniedRemoved = scopedDiff(nextState.scopedDenied, state.scopedDenied)
+        // Only the resource-scoped changes that hold something go in the frame.
+        const scopedChanges = Object.fromEntries(
+          Object.entries({
+            scopedAdded: scopedDiff(state.scoped, nextState.scoped),
+            scopedRemoved: scopedDiff(nextState.scoped, state.scoped),
+            scopedDeniedAdded: scopedDiff(state.scopedDenied, nextState.scopedDenied),
+            scopedDeniedRemoved: scopedDiff(nextState.scopedDenied, state.scopedDenied)
+          }).filter(([, keys]) => Object.keys(keys).length > 0)
+        )
         const rolesChanged = nextState.roles.join("\n") !== state.roles.join("\n")
         if (nextState.roleIds.join("\n") !== state.roleIds.join("\n")) registry.setRoles(handle, nextState.roleIds)
         state = nextState
-        const changed =
-          added.length +
-            removed.length +
-            Object.keys(scopedAdded).length +
-            Object.keys(scopedRemoved).length +
-            Object.keys(scopedDeniedAdded).length +
-            Object.keys(scopedDeniedRemoved).length >
-          0
+        const changed = added.length + removed.length + Object.keys(scopedChanges).length > 0
         if (!changed && !rolesChanged) return
         if (behind) return
         if (!socket.isOpen()) return
@@ -282,10 +280,7 @@ export const runSessionActor = (options: {
           revision: state.revision.toString(),
           added,
           removed,
-          ...(Object.keys(scopedAdded).length > 0 ? { scopedAdded } : {}),
-          ...(Object.keys(scopedRemoved).length > 0 ? { scopedRemoved } : {}),
-          ...(Object.keys(scopedDeniedAdded).length > 0 ? { scopedDeniedAdded } : {}),
-          ...(Object.keys(scopedDeniedRemoved).length > 0 ? { scopedDeniedRemoved } : {})
+          ...scopedChanges
         })
       })
 
