@@ -162,6 +162,8 @@ interface Attempt {
   readonly socket: LiveSocket
   readonly startedAt: number
   lastTraffic: number
+  /** The upgrade succeeded (`open`). */
+  opened: boolean
   helloSeen: boolean
   ping?: ReturnType<typeof setInterval>
   watchdog?: ReturnType<typeof setTimeout>
@@ -218,7 +220,10 @@ const removeScoped = (map: Map<string, Set<string>>, scoped: ScopedKeys, changed
 }
 
 export class LiveClient {
-  /** Opens the live socket; resolves after the first `hello`, rejects if that first attempt fails. */
+  /**
+   * Opens the live socket; resolves after the first `hello`, rejects if that first attempt fails
+   * (a socket dropped right after its upgrade, before `hello`, is opened again, twice at most).
+   */
   static connect(options: ConnectOptions): Promise<LiveClient> {
     const client = new LiveClient(options)
     return client.ready
@@ -258,6 +263,8 @@ export class LiveClient {
   private attempt: Attempt | undefined
   private generation = 0
   private failures = 0
+  /** Retries of the first connect after a drop right after the upgrade (see `disconnected`). */
+  private connectRetries = 0
   private nextId = 0
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   private readonly checks = new Map<string, PendingCheck>()
@@ -454,10 +461,11 @@ export class LiveClient {
       return this.attemptFailed(new LiveClientError("connect_failed", "Could not open the socket", { cause }))
     }
     const now = Date.now()
-    const attempt: Attempt = { socket, startedAt: now, lastTraffic: now, helloSeen: false }
+    const attempt: Attempt = { socket, startedAt: now, lastTraffic: now, opened: false, helloSeen: false }
     this.attempt = attempt
     socket.onopen = () => {
       if (this.attempt !== attempt) return
+      attempt.opened = true
       attempt.ping = setInterval(() => this.send({ type: "ping" }), this.pingMs)
     }
     socket.onmessage = (event) => {
@@ -469,7 +477,7 @@ export class LiveClient {
     socket.onclose = (event) => {
       if (this.attempt !== attempt) return
       this.dropAttempt()
-      this.disconnected(event.code, event.reason)
+      this.disconnected(event.code, event.reason, attempt.opened && !attempt.helloSeen)
     }
     this.armWatchdog(attempt)
   }
@@ -513,9 +521,17 @@ export class LiveClient {
     }
   }
 
-  private disconnected(code: number | undefined, reason: string): void {
+  private disconnected(code: number | undefined, reason: string, beforeHello = false): void {
     if (code === CloseCode.revoked) {
       this.revoke(undefined)
+      return
+    }
+    // Dropped right after the upgrade, before `hello`: the server's WebSocket library does that now
+    // and then (docs/live-protocol.md, close code 1006). Not a refusal: the first connect tries
+    // again at once with a fresh ticket, twice at most.
+    if (beforeHello && code === 1006 && this.settleReady !== undefined && this.connectRetries < 2) {
+      this.connectRetries++
+      void this.open()
       return
     }
     const error = new LiveClientError(

@@ -188,10 +188,11 @@ describe("10,000 live sessions opened and closed on one node", () => {
       ].join("\n")
     )
 
-    // Every socket's descriptor is released: what remains open beyond the baseline is the database
-    // pool and the HTTP keep-alive connections of the openers, the same after each round.
+    // Every socket's descriptor is released. Right after the closes the openers' idle HTTP
+    // keep-alive connections may still be open (up to one per opener); they go within seconds.
     expect(second.after.descriptors - baseline.descriptors).toBeLessThan(OPENING_AT_ONCE + 20)
-    expect(second.after.descriptors).toBeLessThanOrEqual(first.after.descriptors + 5)
+    const settled = await until(server, (s) => s.descriptors <= baseline.descriptors + 10)
+    expect(settled.sessions).toBe(0)
     // The heap goes back to its baseline once the sessions are gone. The first round may leave a
     // little for good (compiled code, the permission cache of the 50 users); the second adds
     // nothing: a leak of even 200 bytes per session (a listener, a map entry) would show as 2 MiB.

@@ -452,6 +452,29 @@ describe("LiveClient", () => {
     expect(server.ticketCalls).toBe(2)
   })
 
+  it("connects anyway when the server drops the socket right after the upgrade, before hello (1006)", async () => {
+    server.hello = (connection) => {
+      if (server.connections.length === 1) {
+        connection.socket.terminate()
+        return undefined
+      }
+      return hello("7")
+    }
+    const client = await connect()
+    expect(client.revision).toBe("7")
+    expect(server.ticketCalls).toBe(2)
+    expect(server.connections[1]?.url.searchParams.get("ticket")).toBe("ticket-2")
+
+    // Dropped that way every time: connect gives up after the third attempt.
+    server.hello = (connection) => {
+      connection.socket.terminate()
+      return undefined
+    }
+    const calls = server.ticketCalls
+    expect(await errorCode(connect())).toBe("connect_failed")
+    expect(server.ticketCalls - calls).toBe(3)
+  })
+
   it("rejects connect when the first attempt fails, without retrying", async () => {
     await server.stop()
     server = await FakeServer.start(401)
