@@ -10,7 +10,7 @@
  */
 
 import type * as Uws from "uWebSockets.js"
-import { Data, Effect, FiberMap, FiberSet, Layer, Option, type Queue } from "effect"
+import { Data, Effect, FiberMap, FiberSet, Layer, Option, type Queue, Runtime } from "effect"
 import { CloseCode, MAX_FRAME_BYTES } from "../actors/LiveProtocol.ts"
 import { type Inbound, Limits, makeMailbox, offerFrame, runSessionActor } from "../actors/SessionActor.ts"
 import { SessionRegistry } from "../actors/SessionRegistry.ts"
@@ -45,6 +45,7 @@ export const make = Effect.gen(function* () {
   const runActor = yield* FiberMap.runtime(fibers)<PermissionStore | SessionRegistry>()
   const runPromise = yield* FiberSet.makeRuntimePromise<never>()
   const runFork = yield* FiberSet.makeRuntime<never>()
+  const runSync = Runtime.runSync(yield* Effect.runtime<never>())
   let nextId = 0
 
   const refuse = (res: Uws.HttpResponse, status: string, body: string) =>
@@ -120,7 +121,7 @@ export const make = Effect.gen(function* () {
       const pending = (upgrading.get(connection.claims.userId) ?? 1) - 1
       if (pending > 0) upgrading.set(connection.claims.userId, pending)
       else upgrading.delete(connection.claims.userId)
-      const mailbox = Effect.runSync(makeMailbox)
+      const mailbox = runSync(makeMailbox)
       connection.mailbox = mailbox
       runActor(
         connection.id,
@@ -183,7 +184,7 @@ export const make = Effect.gen(function* () {
       "# TYPE live_sockets gauge",
       `live_sockets ${sockets.size}`,
       "# TYPE live_actor_fibers gauge",
-      `live_actor_fibers ${Effect.runSync(FiberMap.size(fibers))}`,
+      `live_actor_fibers ${runSync(FiberMap.size(fibers))}`,
       "# TYPE live_index_entries gauge",
       `live_index_entries ${registry.indexEntries}`,
       ...Object.entries(counters).flatMap(([name, value]) => [
