@@ -337,8 +337,8 @@ export class LiveClient {
    * From the local set, no round trip. Without a resource: allowed organization-wide. On a resource:
    * allowed there by a role assigned on it, or allowed organization-wide and not denied on it. Grants
    * with conditions are not in the set (they depend on the resource's attributes), so `can` may say
-   * false where `check()` would allow; never the reverse. While
-   * disconnected it is false (unless `staleWhileReconnecting`); after revocation it is always false.
+   * false where `check()` would allow; never the reverse. While disconnected it is false (unless
+   * `staleWhileReconnecting`); after revocation it is always false.
    */
   can(permission: string, resource?: Resource): boolean {
     if (!this.connected && this.options.staleWhileReconnecting !== true) return false
