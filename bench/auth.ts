@@ -20,7 +20,7 @@ import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { Effect } from "effect"
-import { generateKeys } from "../src/layers/Keys.ts"
+import { generateKeys } from "../src/layers/auth/Keys.ts"
 import { startPostgres, startRedis } from "../test/support/Servers.ts"
 import {
   cpuModel,

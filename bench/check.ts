@@ -35,7 +35,7 @@ import {
   type Grant,
   type Resource,
   type Role
-} from "../src/layers/Decision.ts"
+} from "../src/domain/Decision.ts"
 import { httpPart } from "./checkHttp.ts"
 import { cpuModel, loadAverage, num, positiveInt, revision, runBench, version } from "./harness.ts"
 

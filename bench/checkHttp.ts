@@ -14,7 +14,7 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
-import type { Assignment, CheckInput, Role } from "../src/layers/Decision.ts"
+import type { Assignment, CheckInput, Role } from "../src/domain/Decision.ts"
 import { waitForMail } from "../test/support/Mailbox.ts"
 import { startPostgres, startRedis } from "../test/support/Servers.ts"
 import {

@@ -387,9 +387,7 @@ const main = async () => {
         ? "—"
         : `${fmtMs(r.fromAnswer.p50)} / ${fmtMs(r.fromAnswer.p99)} / ${fmtMs(r.fromAnswer.max)}`,
       `${num(r.received)} / ${num(r.missing)} / ${num(r.incorrect)} / ${num(r.extra)}`,
-      r.recomputations === undefined
-        ? "—"
-        : `${num(r.recomputations)} / ${num(r.loads ?? 0)} / ${num(r.pushes ?? 0)}`,
+      r.recomputations === undefined ? "—" : `${num(r.recomputations)} / ${num(r.loads ?? 0)} / ${num(r.pushes ?? 0)}`,
       num(r.serverCpuMs),
       num((r.serverCpuMs * 1000) / N, 1),
       num((100 * r.serverCpuMs) / r.wallMs),

@@ -1,7 +1,7 @@
 /** `yarn keys`: prints a fresh JWT_PRIVATE_KEYS and MFA_ENCRYPTION_KEY for a cluster's settings. */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect } from "effect"
-import { generateKeys } from "./layers/Keys.ts"
+import { generateKeys } from "./layers/auth/Keys.ts"
 
 generateKeys.pipe(
   Effect.flatMap((keys) =>

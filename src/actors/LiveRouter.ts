@@ -15,11 +15,11 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Option, Schedule, Schema } from "effect"
-import { AUTH_STREAM, decodeRevocationEvent } from "../layers/RevocationsLive.ts"
-import { decodePayload } from "../services/Events.ts"
+import { AUTH_STREAM, decodeRevocationEvent } from "../layers/auth/RevocationsLive.ts"
+import type { RevokedReason } from "../rpc/LiveProtocol.ts"
 import { EventStream } from "../services/EventStream.ts"
+import { decodePayload } from "../services/Events.ts"
 import { Outbox, type OutboxEvent, OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../services/Outbox.ts"
-import type { RevokedReason } from "./LiveProtocol.ts"
 import { type Registry, SessionRegistry } from "./SessionRegistry.ts"
 
 const decodeEntry = Schema.decodeUnknownOption(OutboxEventJson)

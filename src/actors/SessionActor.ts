@@ -13,9 +13,6 @@
  * The actor's revision never goes backwards. Interrupting the fiber (socket closed) unregisters it.
  */
 import { Clock, Duration, Effect, Either, Fiber, Option, Queue } from "effect"
-import type { SessionSnapshot } from "../services/PermissionStore.ts"
-import { PermissionStore } from "../services/PermissionStore.ts"
-import type { TicketClaims } from "../services/Realtime.ts"
 import {
   type ClientMessage,
   CloseCode,
@@ -23,7 +20,10 @@ import {
   encodeServerMessage,
   type RevokedReason,
   type ServerMessage
-} from "./LiveProtocol.ts"
+} from "../rpc/LiveProtocol.ts"
+import type { SessionSnapshot } from "../services/PermissionStore.ts"
+import { PermissionStore } from "../services/PermissionStore.ts"
+import type { TicketClaims } from "../services/Realtime.ts"
 import { type SessionHandle, SessionRegistry } from "./SessionRegistry.ts"
 
 /** The socket as the actor sees it; the transport (uWebSockets.js) implements it. */

@@ -4,7 +4,7 @@
  * added when an actor starts and removed in its finalizer; an index entry never outlives its actor.
  */
 import { Context, Deferred, Effect, Exit, FiberId, Layer } from "effect"
-import type { RevokedReason } from "./LiveProtocol.ts"
+import type { RevokedReason } from "../rpc/LiveProtocol.ts"
 
 /** What the router can ask of a live session's actor. Both are cheap and idempotent. */
 export interface SessionHandle {
@@ -78,14 +78,16 @@ export class Registry {
         this.waiting.delete(key)
         this.counters.loads += 1
       })
-      const run = this.recomputations.withPermits(1)(start.pipe(Effect.zipRight(Effect.exit(load)))).pipe(
-        Effect.flatMap((exit) => Deferred.done(deferred, exit)),
-        Effect.onInterrupt(() =>
-          Effect.sync(() => {
-            if (this.waiting.get(key) === deferred) this.waiting.delete(key)
-          }).pipe(Effect.zipRight(Deferred.done(deferred, Exit.interrupt(FiberId.none))))
+      const run = this.recomputations
+        .withPermits(1)(start.pipe(Effect.zipRight(Effect.exit(load))))
+        .pipe(
+          Effect.flatMap((exit) => Deferred.done(deferred, exit)),
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              if (this.waiting.get(key) === deferred) this.waiting.delete(key)
+            }).pipe(Effect.zipRight(Deferred.done(deferred, Exit.interrupt(FiberId.none))))
+          )
         )
-      )
       return Effect.forkDaemon(run).pipe(Effect.zipRight(Deferred.await(deferred)))
     })
   }

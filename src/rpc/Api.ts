@@ -1,10 +1,10 @@
 /** The REST API: every group, documented at /openapi.json and /docs. */
 import { HttpApi, OpenApi } from "@effect/platform"
-import { AuthApi, JwksApi, MeApi, SessionApi } from "./Auth.ts"
-import { HealthApi } from "./Health.ts"
 import { AdminApi } from "./Admin.ts"
 import { AuditApi } from "./Audit.ts"
+import { AuthApi, JwksApi, MeApi, SessionApi } from "./Auth.ts"
 import { AuthzApi } from "./Authz.ts"
+import { HealthApi } from "./Health.ts"
 import { InvitationsApi } from "./Invitations.ts"
 import { MembersApi } from "./Members.ts"
 import { OrgApi, OrgsApi } from "./Orgs.ts"

@@ -6,7 +6,7 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
-import { PERMISSION_KEY } from "../layers/Decision.ts"
+import { PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import {

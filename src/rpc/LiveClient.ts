@@ -17,14 +17,14 @@
 import { Effect, Either, Schema, type Scope } from "effect"
 import {
   Check,
+  type ClientMessage,
   CloseCode,
   decodeServerMessage,
   encodeClientMessage,
   MAX_FRAME_BYTES,
-  type ClientMessage,
   type RevokedReason,
   type ServerMessage
-} from "../actors/LiveProtocol.ts"
+} from "./LiveProtocol.ts"
 
 // --- WebSocket, structurally: the browser's and the `ws` package's both fit ----------------------
 

@@ -7,7 +7,7 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { ParseResult, Schema } from "effect"
-import { type Condition as ConditionType, GRANT_PATTERN, PERMISSION_KEY } from "../layers/Decision.ts"
+import { type Condition as ConditionType, GRANT_PATTERN, PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization, RequiredPermission, RpcOrgAuthorization, requires } from "./Security.ts"

@@ -103,3 +103,16 @@ export class RpcPlatformAdmin extends RpcMiddleware.Tag<RpcPlatformAdmin>()("app
   provides: CurrentUser,
   requiredForClient: true
 }) {}
+
+/** Each HttpApi guard and its RPC twin: an operation's Rpc carries the twin of its endpoint's guard. */
+export const guardTwins: ReadonlyMap<unknown, RpcMiddleware.TagClassAny> = new Map<unknown, RpcMiddleware.TagClassAny>([
+  [Authentication, RpcAuthentication],
+  [OrgAuthorization, RpcOrgAuthorization],
+  [PlatformAdmin, RpcPlatformAdmin]
+])
+
+/** The RPC twin of the guards in `R` (a group's or endpoint's middleware identifiers). */
+export type GuardTwin<R> =
+  | (Authentication extends R ? typeof RpcAuthentication : never)
+  | (OrgAuthorization extends R ? typeof RpcOrgAuthorization : never)
+  | (PlatformAdmin extends R ? typeof RpcPlatformAdmin : never)

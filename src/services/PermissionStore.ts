@@ -8,7 +8,7 @@
  * A failure while deciding is a denial: the error is logged and `ServiceUnavailable` returned.
  */
 import { Context, type Effect } from "effect"
-import type { Condition, Resource } from "../layers/Decision.ts"
+import type { Condition, Resource } from "../domain/Decision.ts"
 import type { Conflict, ServiceUnavailable } from "../rpc/Errors.ts"
 
 export interface CheckRequest {

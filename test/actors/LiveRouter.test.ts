@@ -3,7 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Schema } from "effect"
 import { LiveRouterLive } from "../../src/actors/LiveRouter.ts"
 import { type Registry, type SessionHandle, SessionRegistry } from "../../src/actors/SessionRegistry.ts"
-import { EventStreamMemory } from "../../src/layers/EventStreamMemory.ts"
+import { EventStreamMemory } from "../../src/layers/memory/EventStreamMemory.ts"
 import { EventStream } from "../../src/services/EventStream.ts"
 import { Outbox, type OutboxEvent, OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../../src/services/Outbox.ts"
 

@@ -134,7 +134,10 @@ describe("SessionActor", () => {
   it.live("sends resource-scoped keys and scoped denies in hello and their changes in diffs", () =>
     Effect.gen(function* () {
       const actor = yield* start(
-        snapshot(1, ["docs:read"], { scoped: { "project/1": ["docs:write"] }, scopedDenied: { "project/2": ["docs:read"] } })
+        snapshot(1, ["docs:read"], {
+          scoped: { "project/1": ["docs:write"] },
+          scopedDenied: { "project/2": ["docs:read"] }
+        })
       )
       expect(actor.sent[0]).toMatchObject({
         type: "hello",

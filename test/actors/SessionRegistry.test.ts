@@ -34,7 +34,9 @@ describe("Registry.shared", () => {
       const registry = new Registry()
       const { gate, counter, load } = yield* gatedLoad()
       const release = yield* holdPermits(registry)
-      const callers = yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.fork(registry.shared("o/u/", load)))
+      const callers = yield* Effect.forEach(Array.from({ length: 50 }), () =>
+        Effect.fork(registry.shared("o/u/", load))
+      )
       yield* settle
       expect(counter.started).toBe(0)
       yield* release

@@ -1,6 +1,6 @@
 import { Layer } from "effect"
-import { EventStreamMemory } from "../../src/layers/EventStreamMemory.ts"
-import { EventStreamRedis } from "../../src/layers/EventStreamRedis.ts"
+import { EventStreamMemory } from "../../src/layers/memory/EventStreamMemory.ts"
+import { EventStreamRedis } from "../../src/layers/redis/EventStreamRedis.ts"
 import { eventStreamContract } from "./eventStreamContract.ts"
 import { TestRedisClient } from "./TestRedisClient.ts"
 

@@ -1,6 +1,6 @@
 import { Layer } from "effect"
-import { KeyValueStoreMemory } from "../../src/layers/KeyValueStoreMemory.ts"
-import { KeyValueStoreRedis } from "../../src/layers/KeyValueStoreRedis.ts"
+import { KeyValueStoreMemory } from "../../src/layers/memory/KeyValueStoreMemory.ts"
+import { KeyValueStoreRedis } from "../../src/layers/redis/KeyValueStoreRedis.ts"
 import { keyValueStoreContract } from "./keyValueStoreContract.ts"
 import { TestRedisClient } from "./TestRedisClient.ts"
 

@@ -1,6 +1,6 @@
 import { Layer } from "effect"
-import { RateLimiterMemory } from "../../src/layers/RateLimiterMemory.ts"
-import { RateLimiterRedis } from "../../src/layers/RateLimiterRedis.ts"
+import { RateLimiterMemory } from "../../src/layers/memory/RateLimiterMemory.ts"
+import { RateLimiterRedis } from "../../src/layers/redis/RateLimiterRedis.ts"
 import { rateLimiterContract } from "./rateLimiterContract.ts"
 import { TestRedisClient } from "./TestRedisClient.ts"
 

@@ -1,6 +1,6 @@
 import { Effect, Layer, Logger, Redacted } from "effect"
 import { inject } from "vitest"
-import { make as makeRedisClient, RedisClient } from "../../src/layers/RedisClient.ts"
+import { make as makeRedisClient, RedisClient } from "../../src/layers/redis/RedisClient.ts"
 import { testRedisPrefix } from "../support/TestDatabase.ts"
 
 /**

@@ -1,6 +1,6 @@
 import { Layer } from "effect"
-import { WorkQueueMemory } from "../../src/layers/WorkQueueMemory.ts"
-import { WorkQueueRedis } from "../../src/layers/WorkQueueRedis.ts"
+import { WorkQueueMemory } from "../../src/layers/memory/WorkQueueMemory.ts"
+import { WorkQueueRedis } from "../../src/layers/redis/WorkQueueRedis.ts"
 import { TestRedisClient } from "./TestRedisClient.ts"
 import { workQueueContract } from "./workQueueContract.ts"
 

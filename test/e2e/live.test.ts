@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { STRONG_PASSWORD, type TokenPairBody } from "../support/AuthClient.ts"
-import { rest } from "../support/AuthClient.ts"
+import { rest, STRONG_PASSWORD, type TokenPairBody } from "../support/AuthClient.ts"
 import { liveSession, type TestSocket, upgradeStatus } from "../support/LiveSocket.ts"
 import type { ServerProcess } from "../support/ServerProcess.ts"
 import { createOrganization, signUp, tenant, type User } from "../support/Tenant.ts"
@@ -142,7 +141,11 @@ describe("live sessions, end to end on two nodes", () => {
     expect(hello.scopedDenied).toEqual({})
 
     const { role } = await org.createRole("no-members-on-42", [{ permission: "members:read", effect: "deny" }])
-    const { revision } = await org.assign({ userId: member.userId, roleId: role.id, scope: { type: "project", id: "42" } })
+    const { revision } = await org.assign({
+      userId: member.userId,
+      roleId: role.id,
+      scope: { type: "project", id: "42" }
+    })
     expect(await socket.next("permissions")).toEqual({
       type: "permissions",
       revision,

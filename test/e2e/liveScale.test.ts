@@ -80,9 +80,7 @@ const open = (url: string) =>
   new Promise<{ ws: WebSocket; hello: Record<string, unknown> } | "dropped">((resolve, reject) => {
     const ws = new WebSocket(url)
     ws.once("message", (data) => resolve({ ws, hello: JSON.parse(data.toString()) }))
-    ws.once("close", (code) =>
-      code === 1006 ? resolve("dropped") : reject(new Error(`closed ${code} before hello`))
-    )
+    ws.once("close", (code) => (code === 1006 ? resolve("dropped") : reject(new Error(`closed ${code} before hello`))))
     ws.once("unexpected-response", (_request, response) => reject(new Error(`upgrade refused: ${response.statusCode}`)))
     ws.once("error", reject)
   })

@@ -10,7 +10,7 @@ import {
   findCycle,
   type Grant,
   type Role
-} from "../../src/layers/Decision.ts"
+} from "../../src/domain/Decision.ts"
 
 const NOW = Date.UTC(2026, 10, 22)
 const allow = (permission: string, condition?: Condition): Grant => ({ permission, effect: "allow", condition })

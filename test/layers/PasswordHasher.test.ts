@@ -1,7 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Option, Redacted } from "effect"
 import { vi } from "vitest"
-import { PasswordHasherLive } from "../../src/layers/PasswordHasherLive.ts"
+import { PasswordHasherLive } from "../../src/layers/auth/PasswordHasherLive.ts"
 import { PasswordHasher } from "../../src/services/PasswordHasher.ts"
 
 /**

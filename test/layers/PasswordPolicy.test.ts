@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
-import { commonPasswordCount, isCommonPassword } from "../../src/layers/PasswordPolicy.ts"
+import { commonPasswordCount, isCommonPassword } from "../../src/domain/PasswordPolicy.ts"
 
 describe("PasswordPolicy", () => {
   it("ships a list of at least 3000 common passwords", () => {

@@ -3,10 +3,10 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, ManagedRuntime, Redacted, String as Str, TestClock, TestContext } from "effect"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Assignment, type Condition, decide, type Grant, type Role } from "../../src/domain/Decision.ts"
 import { runMigrations } from "../../src/layers/Database.ts"
-import { type Assignment, type Condition, decide, type Grant, type Role } from "../../src/layers/Decision.ts"
-import { KeyValueStoreMemory } from "../../src/layers/KeyValueStoreMemory.ts"
-import { PermissionStoreLive } from "../../src/layers/PermissionStoreLive.ts"
+import { KeyValueStoreMemory } from "../../src/layers/memory/KeyValueStoreMemory.ts"
+import { PermissionStoreLive } from "../../src/layers/rbac/PermissionStoreLive.ts"
 import { PermissionStore } from "../../src/services/PermissionStore.ts"
 import { createTestDatabase, type TestDatabase } from "../support/TestDatabase.ts"
 
@@ -165,8 +165,14 @@ describe("PermissionStore on Postgres", () => {
                 const key = `project/${id}`
                 const derived =
                   effective.scoped[key]?.includes(permission) === true ||
-                  (effective.permissions.includes(permission) && effective.scopedDenied[key]?.includes(permission) !== true)
-                const stored = yield* store.check({ organizationId, userId, permission, resource: { type: "project", id } })
+                  (effective.permissions.includes(permission) &&
+                    effective.scopedDenied[key]?.includes(permission) !== true)
+                const stored = yield* store.check({
+                  organizationId,
+                  userId,
+                  permission,
+                  resource: { type: "project", id }
+                })
                 results.push({ stored: stored.allowed, expected: derived, permission, where: `${key} (effective set)` })
               }
             }

@@ -6,11 +6,11 @@ import {
   matchingStep,
   newRecoveryCodes,
   newSecret,
-  newToken,
   normalizeRecoveryCode,
   open,
   seal
-} from "../../src/layers/Totp.ts"
+} from "../../src/layers/auth/Totp.ts"
+import { newToken } from "../../src/layers/Secrets.ts"
 
 // A fixed secret and an instant in the middle of a 30 s step keep the cases deterministic.
 const SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

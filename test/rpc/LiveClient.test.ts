@@ -2,14 +2,14 @@ import type { AddressInfo } from "node:net"
 import { Effect, Either } from "effect"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { WebSocket, WebSocketServer } from "ws"
+import { type ConnectOptions, type LiveChange, LiveClient, type LiveStatus } from "../../src/rpc/LiveClient.ts"
 import {
   type ClientMessage,
   CloseCode,
   decodeClientMessage,
   encodeServerMessage,
   type ServerMessage
-} from "../../src/actors/LiveProtocol.ts"
-import { type ConnectOptions, LiveClient, type LiveChange, type LiveStatus } from "../../src/rpc/LiveClient.ts"
+} from "../../src/rpc/LiveProtocol.ts"
 
 // --- A fake live server speaking the protocol with the shared schemas -----------------------------
 

@@ -1,0 +1,81 @@
+import { Duration, Effect, Layer, Option } from "effect"
+import { errors, importJWK, type JWTPayload, jwtVerify, SignJWT } from "jose"
+import { AccessTokens, InvalidAccessToken, type PublicJwk } from "../../services/AccessTokens.ts"
+import { Settings } from "../Settings.ts"
+import { Keys } from "./Keys.ts"
+
+const TYPE = "at+jwt"
+const CLOCK_TOLERANCE_SECONDS = 5
+
+/**
+ * EdDSA (Ed25519) with jose. Keys are imported once; verification accepts only EdDSA, only our own
+ * `kid`s, and checks `typ`, `iss`, `aud` and `exp`. Header fields that point elsewhere
+ * (`jku`, `x5u`, `jwk`) are never followed: the key comes from our table or nowhere.
+ */
+export const make = Effect.gen(function* () {
+  const keys = yield* Keys
+  const issuer = Option.getOrElse(yield* Settings.jwtIssuer, () => "")
+  const audience = yield* Settings.jwtAudience
+  const ttl = yield* Settings.accessTokenTtl
+  const iss = issuer === "" ? yield* Settings.publicUrl : issuer
+  const ttlSeconds = Math.floor(Duration.toSeconds(ttl))
+
+  const imported = yield* Effect.promise(() =>
+    Promise.all(
+      keys.jwt.map(async (jwk) => ({
+        kid: jwk.kid,
+        privateKey: await importJWK({ ...jwk, alg: "EdDSA" }, "EdDSA"),
+        publicKey: await importJWK({ kty: jwk.kty, crv: jwk.crv, x: jwk.x, alg: "EdDSA" }, "EdDSA"),
+        publicJwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid: jwk.kid, alg: "EdDSA", use: "sig" } as PublicJwk
+      }))
+    )
+  )
+  const signing = imported[0]!
+  const byKid = new Map(imported.map((key) => [key.kid, key.publicKey]))
+
+  return AccessTokens.of({
+    ttlSeconds,
+    jwks: { keys: imported.map((key) => key.publicJwk) },
+    issue: ({ userId, sessionId }) =>
+      Effect.promise(() => {
+        // jose checks exp against the wall clock, so iat comes from the same clock, read once.
+        const iat = Math.floor(Date.now() / 1000)
+        return new SignJWT({ sid: sessionId })
+          .setProtectedHeader({ alg: "EdDSA", typ: TYPE, kid: signing.kid })
+          .setIssuer(iss)
+          .setAudience(audience)
+          .setSubject(userId)
+          .setIssuedAt(iat)
+          .setExpirationTime(iat + ttlSeconds)
+          .sign(signing.privateKey)
+      }).pipe(Effect.map((token) => ({ token, expiresIn: ttlSeconds }))),
+    verify: (token) =>
+      Effect.tryPromise({
+        try: () =>
+          jwtVerify(
+            token,
+            (header) => {
+              const key = header.kid === undefined ? undefined : byKid.get(header.kid)
+              if (key === undefined) throw new errors.JWKSNoMatchingKey()
+              return key
+            },
+            {
+              algorithms: ["EdDSA"],
+              issuer: iss,
+              audience,
+              typ: TYPE,
+              clockTolerance: CLOCK_TOLERANCE_SECONDS,
+              requiredClaims: ["sub", "sid", "exp", "iat"]
+            }
+          ),
+        catch: (error) => new InvalidAccessToken({ reason: error instanceof Error ? error.name : "invalid" })
+      }).pipe(Effect.flatMap(({ payload }) => claims(payload)))
+  })
+})
+
+const claims = (payload: JWTPayload) =>
+  typeof payload.sub === "string" && typeof payload.sid === "string" && typeof payload.exp === "number"
+    ? Effect.succeed({ userId: payload.sub, sessionId: payload.sid, expiresAt: payload.exp })
+    : Effect.fail(new InvalidAccessToken({ reason: "claims" }))
+
+export const AccessTokensLive = Layer.effect(AccessTokens, make)

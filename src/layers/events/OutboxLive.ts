@@ -1,0 +1,120 @@
+import { SqlClient } from "@effect/sql"
+import { SqlError } from "@effect/sql/SqlError"
+import { Context, Duration, Effect, Layer, Option, Queue } from "effect"
+import { NotFound } from "../../rpc/Errors.ts"
+import { type NewEvent, Outbox, type OutboxEvent } from "../../services/Outbox.ts"
+
+/**
+ * This node's "events were committed" signal, from `Outbox` to the relay. A pending wake-up is
+ * kept until the relay next waits, so one given while the relay is busy is not lost.
+ */
+export class OutboxWakeup extends Context.Tag("app/layers/OutboxWakeup")<
+  OutboxWakeup,
+  {
+    readonly wake: Effect.Effect<void>
+    /** Returns at a wake-up, or after `timeout`. */
+    readonly wait: (timeout: Duration.DurationInput) => Effect.Effect<void>
+  }
+>() {}
+
+const makeWakeup = Effect.map(Queue.sliding<void>(1), (signal) =>
+  OutboxWakeup.of({
+    wake: Queue.offer(signal, undefined).pipe(Effect.asVoid),
+    wait: (timeout) => Queue.take(signal).pipe(Effect.timeout(Duration.decode(timeout)), Effect.ignore)
+  })
+)
+
+/** An outbox row as the relay and `eventsSince` select it (aliases survive any name transform). */
+export interface OutboxRow {
+  readonly id: string
+  readonly organizationId: string | null
+  readonly revision: string | null
+  readonly type: string
+  readonly payload: string
+  readonly createdAt: Date
+}
+
+export const toEvent = (row: OutboxRow): OutboxEvent => ({
+  id: row.id,
+  organizationId: row.organizationId,
+  revision: row.revision,
+  type: row.type,
+  payload: JSON.parse(row.payload) as Record<string, unknown>,
+  createdAt: row.createdAt.toISOString()
+})
+
+export const make = (wakeup: OutboxWakeup["Type"]) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+
+    const requireTransaction = Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (connection) =>
+      Option.isSome(connection)
+        ? Effect.void
+        : Effect.dieMessage("Outbox: record must run inside the transaction of the change it describes")
+    )
+
+    // One statement for all the events, in the order given (the ordinality decides the ids). The
+    // payload travels as JSON text so no name transform of the client touches its keys.
+    const insert = (organizationId: string | null, revision: string | null, events: ReadonlyArray<NewEvent>) =>
+      sql`
+        INSERT INTO outbox (organization_id, revision, event_type, payload)
+        SELECT ${organizationId}::uuid, ${revision}::bigint, e.value->>'type', e.value->'payload'
+        FROM jsonb_array_elements(${JSON.stringify(events.map(({ type, payload }) => ({ type, payload })))}::jsonb)
+          WITH ORDINALITY AS e(value, n)
+        ORDER BY e.n`
+
+    return Outbox.of({
+      record: Effect.fn("Outbox.record")(
+        function* (organizationId, events) {
+          yield* requireTransaction
+          // The row lock taken here is held until the caller commits: the next change of this
+          // organization waits, then reads this revision. Hence revision order = commit order, and
+          // the outbox ids of one organization grow with its revisions (the relay relies on that).
+          const [bumped] = yield* sql<{ revision: string }>`
+            UPDATE organizations SET revision = revision + 1, updated_at = now()
+            WHERE id = ${organizationId} RETURNING revision::text AS revision`
+          if (bumped === undefined) return yield* new NotFound({ message: "Organization not found" })
+          yield* insert(organizationId, bumped.revision, events)
+          return bumped.revision
+        },
+        Effect.catchTag("SqlError", Effect.die)
+      ),
+      recordUnscoped: Effect.fn("Outbox.recordUnscoped")(
+        function* (events) {
+          yield* requireTransaction
+          yield* insert(null, null, events)
+        },
+        Effect.catchTag("SqlError", Effect.die)
+      ),
+      eventsSince: Effect.fn("Outbox.eventsSince")(
+        function* (organizationId, revision, options) {
+          const rows = yield* sql<OutboxRow>`
+            SELECT id::text AS id, organization_id::text AS "organizationId", revision::text AS revision,
+              event_type AS type, payload::text AS payload, created_at AS "createdAt"
+            FROM outbox
+            WHERE organization_id = ${organizationId} AND revision > ${revision}::bigint
+            ORDER BY outbox.revision, outbox.id
+            LIMIT ${options?.limit ?? 1000}`
+          return rows.map(toEvent)
+        },
+        Effect.catchTag("SqlError", Effect.die)
+      ),
+      transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        sql.withTransaction(effect).pipe(
+          Effect.catchAll((error) =>
+            error instanceof SqlError ? Effect.die(error) : Effect.fail(error as Exclude<E, SqlError>)
+          ),
+          Effect.tap(() => wakeup.wake)
+        ),
+      wake: wakeup.wake
+    })
+  })
+
+/** `Outbox`, and the wake-up signal the relay (OutboxRelay.ts) waits on. */
+export const OutboxLive = Layer.effectContext(
+  Effect.gen(function* () {
+    const wakeup = yield* makeWakeup
+    const outbox = yield* make(wakeup)
+    return Context.make(OutboxWakeup, wakeup).pipe(Context.add(Outbox, outbox))
+  })
+)

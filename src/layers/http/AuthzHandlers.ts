@@ -1,0 +1,124 @@
+/** Thin adapters from both doors to the permission store's checks. */
+import { HttpApiBuilder } from "@effect/platform"
+import { DateTime, Effect } from "effect"
+import { Api } from "../../rpc/Api.ts"
+import {
+  AuthzRpcs,
+  type BatchCheckRequest,
+  BatchCheckResult,
+  type CheckRequest,
+  CheckResult,
+  EffectivePermissions,
+  Explanation
+} from "../../rpc/Authz.ts"
+import { NotFound } from "../../rpc/Errors.ts"
+import { CurrentMember, type Member } from "../../rpc/Security.ts"
+import { PermissionStore } from "../../services/PermissionStore.ts"
+import { actingFor } from "./OrgAuthorization.ts"
+
+const noSuchMember = new NotFound({ message: "No such member" })
+
+const make = Effect.gen(function* () {
+  const store = yield* PermissionStore
+
+  const check = (member: Member, request: typeof CheckRequest.Type) =>
+    Effect.gen(function* () {
+      yield* actingFor(member, [request.userId])
+      const answer = yield* store.check({
+        organizationId: member.organizationId,
+        userId: request.userId ?? member.userId,
+        permission: request.permission,
+        resource: request.resource,
+        minRevision: request.minRevision
+      })
+      if (!answer.member) return yield* noSuchMember
+      return new CheckResult({ allowed: answer.allowed, reason: answer.reason, revision: answer.revision })
+    })
+
+  const checkBatch = (member: Member, request: typeof BatchCheckRequest.Type) =>
+    Effect.gen(function* () {
+      yield* actingFor(
+        member,
+        request.checks.map((c) => c.userId)
+      )
+      const answers = yield* store.checkMany(
+        member.organizationId,
+        request.checks.map((c) => ({
+          userId: c.userId ?? member.userId,
+          permission: c.permission,
+          resource: c.resource
+        })),
+        request.minRevision
+      )
+      if (answers.some((answer) => !answer.member)) return yield* noSuchMember
+      return new BatchCheckResult({
+        revision: answers[0]?.revision ?? "0",
+        results: answers.map((answer) => ({ allowed: answer.allowed, reason: answer.reason }))
+      })
+    })
+
+  const explain = (member: Member, request: typeof CheckRequest.Type) =>
+    Effect.gen(function* () {
+      yield* actingFor(member, [request.userId])
+      const answer = yield* store.explain({
+        organizationId: member.organizationId,
+        userId: request.userId ?? member.userId,
+        permission: request.permission,
+        resource: request.resource,
+        minRevision: request.minRevision
+      })
+      if (!answer.member) return yield* noSuchMember
+      return new Explanation({
+        allowed: answer.allowed,
+        reason: answer.reason,
+        revision: answer.revision,
+        paths: answer.paths.map((path) => ({
+          ...path,
+          assignment: {
+            ...path.assignment,
+            expiresAt:
+              path.assignment.expiresAt === undefined ? undefined : DateTime.unsafeMake(path.assignment.expiresAt)
+          }
+        }))
+      })
+    })
+
+  const effective = (member: Member, userId: string) =>
+    Effect.gen(function* () {
+      yield* actingFor(member, [userId])
+      // Membership first, so a stranger's id answers 404 rather than an empty set.
+      const probe = yield* store
+        .check({ organizationId: member.organizationId, userId, permission: "org:read" })
+        .pipe(Effect.catchTag("Conflict", Effect.die))
+      if (!probe.member) return yield* noSuchMember
+      const result = yield* store.effective(member.organizationId, userId)
+      return new EffectivePermissions({ userId, ...result })
+    })
+
+  return { check, checkBatch, explain, effective }
+})
+
+export const AuthzHttpLive = HttpApiBuilder.group(Api, "authz", (handlers) =>
+  Effect.map(make, (authz) =>
+    handlers
+      .handle("check", ({ payload }) => Effect.flatMap(CurrentMember, (member) => authz.check(member, payload)))
+      .handle("checkBatch", ({ payload }) =>
+        Effect.flatMap(CurrentMember, (member) => authz.checkBatch(member, payload))
+      )
+      .handle("explain", ({ payload }) => Effect.flatMap(CurrentMember, (member) => authz.explain(member, payload)))
+      .handle("effective", ({ path }) =>
+        Effect.flatMap(CurrentMember, (member) => authz.effective(member, path.userId))
+      )
+  )
+)
+
+export const AuthzRpcLive = AuthzRpcs.toLayer(
+  Effect.map(make, (authz) =>
+    AuthzRpcs.of({
+      "authz.check": (payload) => Effect.flatMap(CurrentMember, (member) => authz.check(member, payload)),
+      "authz.checkBatch": (payload) => Effect.flatMap(CurrentMember, (member) => authz.checkBatch(member, payload)),
+      "authz.explain": (payload) => Effect.flatMap(CurrentMember, (member) => authz.explain(member, payload)),
+      "authz.effective": ({ userId }) => Effect.flatMap(CurrentMember, (member) => authz.effective(member, userId))
+    })
+  )
+)

@@ -1,0 +1,296 @@
+/**
+ * The cross-cutting HTTP behaviour every route gets: a request id in every log line and in the
+ * response, one structured log line per request, security headers, a body size limit, and JSON
+ * errors with a stable `code` for unknown routes, wrong methods, bad bodies and defects.
+ */
+
+import { randomUUID } from "node:crypto"
+import {
+  Headers,
+  HttpApi,
+  HttpIncomingMessage,
+  HttpLayerRouter,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { RouteNotFound } from "@effect/platform/HttpServerError"
+import { Cause, Clock, Effect, Layer, LogLevel, Option, Schema } from "effect"
+import { Api } from "../../rpc/Api.ts"
+import {
+  BadRequest,
+  InternalError,
+  LengthRequired,
+  MethodNotAllowed,
+  NotFound,
+  PayloadTooLarge
+} from "../../rpc/Errors.ts"
+import { Settings } from "../Settings.ts"
+import { clientIp } from "./ClientIp.ts"
+import { CLIENT_IP_HEADER } from "./RequestMeta.ts"
+
+type WireError = BadRequest | NotFound | MethodNotAllowed | LengthRequired | PayloadTooLarge | InternalError
+const WireError = Schema.Union(BadRequest, NotFound, MethodNotAllowed, LengthRequired, PayloadTooLarge, InternalError)
+const encodeError = Schema.encodeSync(WireError)
+
+const statusOf: Record<WireError["_tag"], number> = {
+  BadRequest: 400,
+  NotFound: 404,
+  MethodNotAllowed: 405,
+  LengthRequired: 411,
+  PayloadTooLarge: 413,
+  InternalError: 500
+}
+
+export const errorResponse = (error: WireError, headers: Record<string, string> = {}) =>
+  HttpServerResponse.unsafeJson(encodeError(error), { status: statusOf[error._tag], headers })
+
+/** Routes served outside the HttpApi, for telling 404 from 405. */
+const extraRoutes: ReadonlyArray<readonly [string, string]> = [
+  ["GET", "/openapi.json"],
+  ["GET", "/docs"],
+  ["POST", "/rpc"]
+]
+
+const routeTable = () => {
+  const routes: Array<{ method: string; pattern: RegExp }> = []
+  const add = (method: string, path: string) =>
+    routes.push({ method, pattern: new RegExp(`^${path.replace(/:[^/]+/g, "[^/]+")}/?$`) })
+  HttpApi.reflect(Api, {
+    onGroup: () => {},
+    onEndpoint: ({ endpoint }) => add(endpoint.method, endpoint.path)
+  })
+  for (const [method, path] of extraRoutes) add(method, path)
+  return (path: string) => [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))]
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"])
+
+const pathOf = (url: string) => {
+  const at = url.indexOf("?")
+  return at === -1 ? url : url.slice(0, at)
+}
+
+/**
+ * HttpApi answers a payload that fails its Schema with `HttpApiDecodeError`; give that body the same
+ * `code` every other error has and a message naming the fields.
+ */
+const withDecodeErrorCode = (response: HttpServerResponse.HttpServerResponse) => {
+  if (response.status !== 400 || response.body._tag !== "Uint8Array") return response
+  try {
+    const body = JSON.parse(new TextDecoder().decode(response.body.body))
+    if (body?._tag !== "HttpApiDecodeError" || !Array.isArray(body.issues)) return response
+    // Schema messages end with ", actual <the value sent>": never echo what was sent (a password, say).
+    const issues = body.issues.map((issue: { path: Array<unknown>; message: string }) => ({
+      ...issue,
+      message: String(issue.message).replace(/,\s*actual[\s\S]*$/, "")
+    }))
+    const message = issues
+      .map((issue: { path: Array<unknown>; message: string }) =>
+        issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message
+      )
+      .join("; ")
+    return HttpServerResponse.unsafeJson(
+      { ...body, issues, code: "invalid_payload", message },
+      { status: 400, headers: response.headers }
+    )
+  } catch {
+    return response
+  }
+}
+
+/** A 429 body carries `retryAfter` seconds; say it in the standard header too. */
+const withRetryAfter = (response: HttpServerResponse.HttpServerResponse) => {
+  if (response.status !== 429 || response.body._tag !== "Uint8Array") return response
+  try {
+    const body = JSON.parse(new TextDecoder().decode(response.body.body))
+    return typeof body?.retryAfter === "number"
+      ? HttpServerResponse.setHeader(response, "retry-after", String(body.retryAfter))
+      : response
+  } catch {
+    return response
+  }
+}
+
+/**
+ * A body nested thousands of levels deep parses, but checking or describing it recurses past the
+ * stack: that is the client's error, not ours.
+ */
+const isStackOverflow = (cause: Cause.Cause<unknown>) =>
+  Option.match(Cause.dieOption(cause), {
+    onNone: () => false,
+    onSome: (defect) => defect instanceof RangeError && /call stack/i.test(defect.message)
+  })
+
+const isDecodeDefect = (cause: Cause.Cause<unknown>) =>
+  Option.match(Cause.dieOption(cause), {
+    onNone: () => false,
+    onSome: (defect) =>
+      typeof defect === "object" &&
+      defect !== null &&
+      "_tag" in defect &&
+      defect._tag === "RequestError" &&
+      "reason" in defect &&
+      defect.reason === "Decode"
+  })
+
+export const GlobalMiddleware = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const maxBodySize = yield* Settings.maxBodySize
+    const trustProxy = yield* Settings.trustProxy
+    const publicUrl = yield* Settings.publicUrl
+    const allowedMethods = routeTable()
+    const security: Record<string, string> = {
+      "x-content-type-options": "nosniff",
+      "x-frame-options": "DENY",
+      "referrer-policy": "no-referrer",
+      ...(publicUrl.startsWith("https:") ? { "strict-transport-security": "max-age=63072000; includeSubDomains" } : {})
+    }
+
+    const guardBody = (request: HttpServerRequest.HttpServerRequest): Option.Option<WireError> => {
+      const length = request.headers["content-length"]
+      if (length !== undefined) {
+        return Number(length) > maxBodySize
+          ? Option.some(new PayloadTooLarge({ message: `The request body is larger than ${maxBodySize} bytes` }))
+          : Option.none()
+      }
+      if (BODY_METHODS.has(request.method) && request.headers["transfer-encoding"] !== undefined) {
+        return Option.some(new LengthRequired({ message: "Send the request body with a Content-Length header" }))
+      }
+      return Option.none()
+    }
+
+    const notFound = (request: HttpServerRequest.HttpServerRequest) => {
+      const path = pathOf(request.url)
+      const methods = allowedMethods(path)
+      return methods.length === 0
+        ? errorResponse(new NotFound({ message: `No route for ${request.method} ${path}` }))
+        : errorResponse(new MethodNotAllowed({ message: `${request.method} is not allowed on ${path}` }), {
+            allow: methods.join(", ")
+          })
+    }
+
+    const handle = <E>(
+      httpApp: Effect.Effect<HttpServerResponse.HttpServerResponse, E | RouteNotFound>,
+      request: HttpServerRequest.HttpServerRequest
+    ): Effect.Effect<HttpServerResponse.HttpServerResponse, E> =>
+      Option.match(guardBody(request), {
+        onSome: (error) => Effect.succeed(errorResponse(error)),
+        onNone: () =>
+          httpApp.pipe(
+            HttpIncomingMessage.withMaxBodySize(Option.some(maxBodySize)),
+            Effect.map(withDecodeErrorCode),
+            Effect.map(withRetryAfter),
+            Effect.catchIf(
+              (e): e is RouteNotFound => e instanceof RouteNotFound,
+              () => Effect.succeed(notFound(request))
+            ),
+            Effect.catchAllCause((cause) => {
+              if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause) as never
+              if (isStackOverflow(cause)) {
+                return Effect.succeed(
+                  errorResponse(
+                    new BadRequest({ code: "invalid_payload", message: "The request body is nested too deeply" })
+                  )
+                )
+              }
+              if (isDecodeDefect(cause)) {
+                return Effect.succeed(
+                  errorResponse(new BadRequest({ code: "invalid_json", message: "The request body is not valid JSON" }))
+                )
+              }
+              return Effect.logError("unhandled error", cause).pipe(
+                Effect.as(
+                  errorResponse(
+                    new InternalError({
+                      message: "Something went wrong on our side; the request id identifies it in our logs"
+                    })
+                  )
+                )
+              )
+            })
+          )
+      })
+
+    const allowedOrigins = new Set(yield* Settings.allowedOrigins)
+    const logLevel = yield* Settings.logLevel
+    const logs = {
+      health: LogLevel.greaterThanEqual(LogLevel.Debug, logLevel),
+      requests: LogLevel.greaterThanEqual(LogLevel.Info, logLevel)
+    }
+    const baseHeaders = { ...security, "content-security-policy": "default-src 'none'; frame-ancestors 'none'" }
+    const docsHeaders = security
+
+    /** CORS for the origins on ALLOWED_ORIGINS only, matched exactly; nothing is sent to others. */
+    const corsHeaders = (origin: string | undefined): Record<string, string> | undefined =>
+      origin !== undefined && allowedOrigins.has(origin)
+        ? {
+            "access-control-allow-origin": origin,
+            "access-control-allow-credentials": "true",
+            "access-control-expose-headers": "x-request-id, x-permission-revision, retry-after",
+            vary: "Origin"
+          }
+        : undefined
+
+    const preflight = (cors: Record<string, string> | undefined) =>
+      HttpServerResponse.empty({
+        status: 204,
+        headers:
+          cors === undefined
+            ? {}
+            : {
+                ...cors,
+                "access-control-allow-methods": "GET, HEAD, POST, PUT, PATCH, DELETE",
+                "access-control-allow-headers": "authorization, content-type, x-request-id",
+                "access-control-max-age": "600"
+              }
+      })
+
+    return HttpLayerRouter.middleware<{ handles: RouteNotFound }>()(
+      (httpApp) =>
+        Effect.gen(function* () {
+          const request = yield* HttpServerRequest.HttpServerRequest
+          const started = yield* Clock.currentTimeMillis
+          const given = request.headers["x-request-id"]
+          const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
+          const path = pathOf(request.url)
+          const ip = clientIp(
+            Option.getOrUndefined(request.remoteAddress),
+            request.headers["x-forwarded-for"],
+            trustProxy
+          )
+          const cors = corsHeaders(request.headers.origin)
+          let response: HttpServerResponse.HttpServerResponse
+          if (request.method === "OPTIONS" && request.headers["access-control-request-method"] !== undefined) {
+            response = preflight(cors)
+          } else {
+            const forwarded = request.modify({
+              headers: Headers.merge(
+                request.headers,
+                Headers.fromInput({ [CLIENT_IP_HEADER]: ip, "x-request-id": requestId })
+              )
+            })
+            response = yield* handle(httpApp, forwarded).pipe(
+              Effect.provideService(HttpServerRequest.HttpServerRequest, forwarded),
+              Effect.annotateLogs({ requestId })
+            )
+          }
+          // Log lines are built only when their level is on: this runs for every request.
+          if (path.startsWith("/health/") ? logs.health : logs.requests) {
+            const durationMs = (yield* Clock.currentTimeMillis) - started
+            const log = path.startsWith("/health/") ? Effect.logDebug : Effect.logInfo
+            yield* log("http request").pipe(
+              Effect.annotateLogs({ requestId, method: request.method, path, status: response.status, durationMs, ip })
+            )
+          }
+          return HttpServerResponse.setHeaders(response, {
+            ...(path === "/docs" ? docsHeaders : baseHeaders),
+            ...cors,
+            ...(response.headers["cache-control"] === undefined ? { "cache-control": "no-store" } : {}),
+            "x-request-id": requestId
+          })
+        }),
+      { global: true }
+    )
+  })
+)

@@ -1,0 +1,116 @@
+/**
+ * One Node HTTP server for the REST API (HttpApi), /openapi.json, /docs (Scalar) and POST /rpc.
+ * On shutdown it stops accepting, lets requests in flight finish within SHUTDOWN_TIMEOUT, then
+ * cuts what is left.
+ */
+
+import { createServer, type Server } from "node:http"
+import { HttpApiScalar, HttpLayerRouter } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { RpcSerialization, RpcServer } from "@effect/rpc"
+import { Duration, Effect, Layer } from "effect"
+import { Api } from "../../rpc/Api.ts"
+import { Rpcs } from "../../rpc/Rpcs.ts"
+import { Settings } from "../Settings.ts"
+import { AdminHttpLive, AdminRpcLive, AuditHttpLive, AuditRpcLive } from "./AdminHandlers.ts"
+import {
+  AuthenticationLive,
+  AuthHttpLive,
+  AuthRpcLive,
+  JwksHttpLive,
+  MeHttpLive,
+  RpcAuthenticationLive,
+  SessionHttpLive,
+  SessionRpcLive
+} from "./AuthHandlers.ts"
+import { AuthzHttpLive, AuthzRpcLive } from "./AuthzHandlers.ts"
+import { HealthHttpLive, HealthRpcLive } from "./HealthHandlers.ts"
+import { GlobalMiddleware } from "./HttpMiddleware.ts"
+import { InvitationsHttpLive, InvitationsRpcLive, MembersHttpLive, MembersRpcLive } from "./MemberHandlers.ts"
+import { OrgAuthorizationLive, RpcOrgAuthorizationLive } from "./OrgAuthorization.ts"
+import { OrgHttpLive, OrgRpcLive, OrgsHttpLive, OrgsRpcLive } from "./OrgHandlers.ts"
+import { PlatformAdminLive, RpcPlatformAdminLive } from "./PlatformAdmin.ts"
+import { RealtimeHttpLive, RealtimeRpcLive } from "./RealtimeHandlers.ts"
+import { RolesHttpLive, RolesRpcLive } from "./RoleHandlers.ts"
+
+const ApiRoutes = HttpLayerRouter.addHttpApi(Api, { openapiPath: "/openapi.json" }).pipe(
+  Layer.provide([
+    HealthHttpLive,
+    AuthHttpLive,
+    SessionHttpLive,
+    MeHttpLive,
+    JwksHttpLive,
+    OrgsHttpLive,
+    OrgHttpLive,
+    MembersHttpLive,
+    InvitationsHttpLive,
+    RolesHttpLive,
+    AuthzHttpLive,
+    AuditHttpLive,
+    AdminHttpLive,
+    RealtimeHttpLive
+  ]),
+  Layer.provide([AuthenticationLive, OrgAuthorizationLive, PlatformAdminLive])
+)
+
+const DocsRoute = HttpApiScalar.layerHttpLayerRouter({ api: Api, path: "/docs" })
+
+const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol: "http" }).pipe(
+  Layer.provide([
+    HealthRpcLive,
+    AuthRpcLive,
+    SessionRpcLive,
+    OrgsRpcLive,
+    OrgRpcLive,
+    MembersRpcLive,
+    InvitationsRpcLive,
+    RolesRpcLive,
+    AuthzRpcLive,
+    AuditRpcLive,
+    AdminRpcLive,
+    RealtimeRpcLive,
+    RpcAuthenticationLive,
+    RpcOrgAuthorizationLive,
+    RpcPlatformAdminLive
+  ]),
+  Layer.provide(RpcSerialization.layerNdjson)
+)
+
+export const Routes = Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute).pipe(Layer.provide(GlobalMiddleware))
+
+const closeGracefully = (server: Server, timeout: Duration.Duration) =>
+  Effect.gen(function* () {
+    if (!server.listening) return
+    yield* Effect.logInfo("http: draining requests in flight")
+    const closed = Effect.async<void>((resume) => {
+      server.close(() => resume(Effect.void))
+    })
+    yield* closed.pipe(
+      Effect.timeout(timeout),
+      Effect.catchTag("TimeoutException", () =>
+        Effect.logWarning(`http: requests still open after ${Duration.format(timeout)}; closing them`).pipe(
+          Effect.andThen(Effect.sync(() => server.closeAllConnections()))
+        )
+      )
+    )
+  })
+
+export const HttpServerLive = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const host = yield* Settings.host
+    const port = yield* Settings.port
+    const timeout = yield* Settings.shutdownTimeout
+    const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 })
+    const serve = HttpLayerRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
+      Layer.provide(NodeHttpServer.layer(() => server, { port, host }))
+    )
+    // Built after the server, so released before it: drain first, then the platform's close is a no-op.
+    const drain = Layer.scopedDiscard(
+      Effect.zipRight(
+        Effect.logInfo(`http: listening on http://${host}:${port} (REST, /rpc, /docs, /openapi.json)`),
+        Effect.addFinalizer(() => closeGracefully(server, timeout))
+      )
+    )
+    return drain.pipe(Layer.provide(serve))
+  })
+)

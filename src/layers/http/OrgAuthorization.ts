@@ -1,0 +1,126 @@
+/**
+ * The guard of organization endpoints on both doors: the caller's session, their membership of
+ * the organization named by the request (path or `organizationId`), and the permission the
+ * endpoint declares. Nothing reaches an organization handler without passing it.
+ */
+import { HttpApi, HttpRouter, HttpServerRequest } from "@effect/platform"
+import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Api } from "../../rpc/Api.ts"
+import { Forbidden, NotFound } from "../../rpc/Errors.ts"
+import {
+  type Member,
+  OrgAuthorization,
+  RequiredPermission,
+  RpcOrgAuthorization,
+  SelfService,
+  type SignedIn
+} from "../../rpc/Security.ts"
+import { Auth } from "../../services/Auth.ts"
+import { PermissionStore } from "../../services/PermissionStore.ts"
+import { bearerToken } from "./RequestMeta.ts"
+
+const isUuid = Schema.is(Schema.UUID)
+const noSuchOrganization = new NotFound({ message: "No such organization" })
+
+interface Declared {
+  readonly permission: string
+  readonly selfService: boolean
+}
+
+const declared = (annotations: Context.Context<never>): Declared | undefined => {
+  const permission = Context.getOption(annotations, RequiredPermission)
+  if (Option.isNone(permission)) return undefined
+  return { permission: permission.value, selfService: Option.isSome(Context.getOption(annotations, SelfService)) }
+}
+
+/** method + path pattern → what each HttpApi endpoint declares. */
+const declaredPermissions = () => {
+  const table = new Map<string, Declared>()
+  HttpApi.reflect(Api, {
+    onGroup: () => {},
+    onEndpoint: ({ endpoint, mergedAnnotations }) => {
+      const declaration = declared(mergedAnnotations)
+      if (declaration !== undefined) table.set(`${endpoint.method} ${endpoint.path}`, declaration)
+    }
+  })
+  return table
+}
+
+const forbidden = (permission: string, reason: string) =>
+  new Forbidden({ message: `Missing permission ${permission} (${reason})` })
+
+const authorize = Effect.fn("OrgAuthorization.authorize")(function* (
+  user: SignedIn,
+  organizationId: unknown,
+  declaration: Declared | undefined
+) {
+  // Deny by default: an organization endpoint that declares no permission is refused.
+  if (declaration === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
+  if (typeof organizationId !== "string" || !isUuid(organizationId)) return yield* noSuchOrganization
+  const store = yield* PermissionStore
+  const { permission, selfService } = declaration
+  // Without minRevision the store never answers `revision_not_reached`.
+  const answer = yield* store
+    .check({ organizationId, userId: user.userId, permission })
+    .pipe(Effect.catchTag("Conflict", Effect.die))
+  if (!answer.member) return yield* noSuchOrganization
+  if (selfService) {
+    // About themselves any member may ask, unless the organization or the user is shut out.
+    if (answer.blocked === true) return yield* forbidden(permission, answer.reason)
+    return { ...user, organizationId, aboutOthers: permission } satisfies Member
+  }
+  if (!answer.allowed) return yield* forbidden(permission, answer.reason)
+  return { ...user, organizationId } satisfies Member
+})
+
+/**
+ * The second half of the guard for self-service operations: the user the operation is about —
+ * the caller when `userId` is absent or their own — after checking that the caller holds the
+ * declared permission when it names someone else.
+ */
+export const actingFor = Effect.fn("OrgAuthorization.actingFor")(function* (
+  member: Member,
+  userIds: ReadonlyArray<string | undefined>
+) {
+  const others = userIds.filter((id): id is string => id !== undefined && id !== member.userId)
+  if (others.length === 0) return
+  const permission = member.aboutOthers
+  if (permission === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
+  const store = yield* PermissionStore
+  const answer = yield* store
+    .check({ organizationId: member.organizationId, userId: member.userId, permission })
+    .pipe(Effect.catchTag("Conflict", Effect.die))
+  if (!answer.allowed) return yield* forbidden(permission, answer.reason)
+})
+
+export const OrgAuthorizationLive = Layer.effect(
+  OrgAuthorization,
+  Effect.gen(function* () {
+    const auth = yield* Auth
+    const context = yield* Effect.context<PermissionStore>()
+    const permissions = declaredPermissions()
+    return {
+      bearer: (token) =>
+        Effect.gen(function* () {
+          const user = yield* auth.authenticate(Option.some(Redacted.value(token)))
+          const route = yield* HttpRouter.RouteContext
+          const request = yield* HttpServerRequest.HttpServerRequest
+          return yield* authorize(user, route.params.org, permissions.get(`${request.method} ${route.route.path}`))
+        }).pipe(Effect.provide(context))
+    }
+  })
+)
+
+export const RpcOrgAuthorizationLive = Layer.effect(
+  RpcOrgAuthorization,
+  Effect.gen(function* () {
+    const auth = yield* Auth
+    const context = yield* Effect.context<PermissionStore>()
+    return ({ headers, payload, rpc }) =>
+      Effect.gen(function* () {
+        const user = yield* auth.authenticate(bearerToken(headers))
+        const organizationId = (payload as { organizationId?: unknown } | undefined)?.organizationId
+        return yield* authorize(user, organizationId, declared(rpc.annotations))
+      }).pipe(Effect.provide(context))
+  })
+)

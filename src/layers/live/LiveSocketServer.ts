@@ -1,0 +1,223 @@
+/**
+ * The uWebSockets.js server for live sessions on WS_PORT at /ws (docs/live-protocol.md).
+ *
+ * The upgrade refuses, before any socket opens: an Origin not exactly on ALLOWED_ORIGINS (403), a
+ * missing, expired or used ticket (401), a user at the socket cap of this node (429). Each opened
+ * socket gets one SessionActor fiber (src/actors/SessionActor.ts), kept in a FiberMap by connection
+ * id: closing the socket interrupts it, which unregisters it. Frames larger than 16 KiB close the
+ * connection (1009; beyond 64 KiB it is cut); idle connections are pinged and closed. On shutdown every socket is closed
+ * with 1001. `GET /metrics` on the same port reports the live-session counters (Prometheus text).
+ */
+
+import type * as Uws from "uWebSockets.js"
+import { Data, Effect, FiberMap, FiberSet, Layer, Option, type Queue, Runtime } from "effect"
+import { type Inbound, Limits, makeMailbox, offerFrame, runSessionActor } from "../../actors/SessionActor.ts"
+import { SessionRegistry } from "../../actors/SessionRegistry.ts"
+import { CloseCode, MAX_FRAME_BYTES } from "../../rpc/LiveProtocol.ts"
+import type { PermissionStore } from "../../services/PermissionStore.ts"
+import { Realtime, type TicketClaims } from "../../services/Realtime.ts"
+import { Settings } from "../Settings.ts"
+import { loadUws } from "./Uws.ts"
+
+export class LiveSocketListenError extends Data.TaggedError("LiveSocketListenError")<{ readonly message: string }> {}
+
+interface Connection {
+  readonly id: number
+  readonly claims: TicketClaims
+  readonly resumeAt: string | undefined
+  closed: boolean
+  mailbox: Queue.Queue<Inbound> | undefined
+}
+
+const REVISION = /^\d{1,30}$/
+
+export const make = Effect.gen(function* () {
+  const uws = yield* loadUws
+  const host = yield* Settings.host
+  const port = yield* Settings.wsPort
+  const allowedOrigins = new Set(yield* Settings.allowedOrigins)
+  const maxSocketsPerUser = yield* Settings.maxSocketsPerUser
+  const realtime = yield* Realtime
+  const registry = yield* SessionRegistry
+  const sockets = new Set<Uws.WebSocket<Connection>>()
+  const upgrading = new Map<string, number>()
+  const fibers = yield* FiberMap.make<number>()
+  const runActor = yield* FiberMap.runtime(fibers)<PermissionStore | SessionRegistry>()
+  const runPromise = yield* FiberSet.makeRuntimePromise<never>()
+  const runFork = yield* FiberSet.makeRuntime<never>()
+  const runSync = Runtime.runSync(yield* Effect.runtime<never>())
+  let nextId = 0
+
+  const refuse = (res: Uws.HttpResponse, status: string, body: string) =>
+    res.cork(() => {
+      res.writeStatus(status).writeHeader("content-type", "application/json").end(body, true)
+    })
+
+  const socketsOf = (userId: string) => [...registry.byUser(userId)].length + (upgrading.get(userId) ?? 0)
+
+  const app = uws.App().ws<Connection>("/ws", {
+    // Frames up to 4× the limit are read and refused with 1009; bigger ones are cut by uWS itself.
+    maxPayloadLength: MAX_FRAME_BYTES * 4,
+    idleTimeout: 120,
+    sendPingsAutomatically: true,
+    // The actor stops sending diffs far below this and closes slow clients itself (4002).
+    maxBackpressure: Limits.hardBuffer * 2,
+    closeOnBackpressureLimit: 1,
+    upgrade: (res, req, context) => {
+      // `req` is gone once this returns: read all of it first.
+      const origin = req.getHeader("origin")
+      const ticket = req.getQuery("ticket") ?? ""
+      const revision = req.getQuery("revision") ?? ""
+      const key = req.getHeader("sec-websocket-key")
+      const protocol = req.getHeader("sec-websocket-protocol")
+      const extensions = req.getHeader("sec-websocket-extensions")
+      if (origin !== "" && !allowedOrigins.has(origin)) {
+        refuse(res, "403 Forbidden", '{"code":"forbidden","message":"Origin not allowed"}')
+        return
+      }
+      let aborted = false
+      res.onAborted(() => {
+        aborted = true
+      })
+      runPromise(Effect.either(realtime.redeem(ticket))).then(
+        (redeemed) => {
+          if (aborted) return
+          if (redeemed._tag === "Left") {
+            return refuse(res, "503 Service Unavailable", '{"code":"unavailable","message":"Try again shortly"}')
+          }
+          if (Option.isNone(redeemed.right)) {
+            return refuse(
+              res,
+              "401 Unauthorized",
+              '{"code":"invalid_ticket","message":"Missing, expired or used ticket"}'
+            )
+          }
+          const claims = redeemed.right.value
+          if (socketsOf(claims.userId) >= maxSocketsPerUser) {
+            return refuse(
+              res,
+              "429 Too Many Requests",
+              '{"code":"too_many_sockets","message":"Too many live sockets for this user"}'
+            )
+          }
+          upgrading.set(claims.userId, (upgrading.get(claims.userId) ?? 0) + 1)
+          const connection: Connection = {
+            id: nextId++,
+            claims,
+            resumeAt: REVISION.test(revision) ? revision : undefined,
+            closed: false,
+            mailbox: undefined
+          }
+          res.cork(() => res.upgrade<Connection>(connection, key, protocol, extensions, context))
+        },
+        () => {
+          if (!aborted) refuse(res, "500 Internal Server Error", '{"code":"internal_error","message":"Upgrade failed"}')
+        }
+      )
+    },
+    open: (ws) => {
+      sockets.add(ws)
+      const connection = ws.getUserData()
+      const pending = (upgrading.get(connection.claims.userId) ?? 1) - 1
+      if (pending > 0) upgrading.set(connection.claims.userId, pending)
+      else upgrading.delete(connection.claims.userId)
+      const mailbox = runSync(makeMailbox)
+      connection.mailbox = mailbox
+      runActor(
+        connection.id,
+        runSessionActor({
+          connectionId: connection.id,
+          socket: {
+            isOpen: () => !connection.closed,
+            send: (text) => {
+              if (!connection.closed) ws.send(text, false)
+            },
+            bufferedAmount: () => (connection.closed ? 0 : ws.getBufferedAmount()),
+            close: (code, reason) => {
+              if (!connection.closed) ws.end(code, reason)
+            }
+          },
+          claims: connection.claims,
+          mailbox,
+          resumeAt: connection.resumeAt
+        }).pipe(
+          Effect.catchAllCause((cause) => Effect.logError("live: session actor failed", cause)),
+          Effect.ensuring(
+            Effect.sync(() => {
+              if (!connection.closed) ws.end(CloseCode.goingAway, "session ended")
+            })
+          )
+        )
+      )
+    },
+    message: (ws, data, isBinary) => {
+      const { mailbox } = ws.getUserData()
+      if (mailbox === undefined) return
+      if (data.byteLength > MAX_FRAME_BYTES) {
+        ws.end(CloseCode.tooBig, "frame too large")
+        return
+      }
+      // The buffer is only valid during this call: copy it.
+      const inbound: Inbound = isBinary
+        ? { _tag: "Binary" }
+        : { _tag: "Frame", text: Buffer.from(data).toString("utf8") }
+      if (!offerFrame(mailbox, inbound)) {
+        ws.send('{"type":"error","code":"rate_limited","message":"Too many messages; this one was dropped"}')
+      }
+    },
+    drain: (ws) => {
+      ws.getUserData().mailbox?.unsafeOffer({ _tag: "Drain" })
+    },
+    close: (ws) => {
+      const connection = ws.getUserData()
+      connection.closed = true
+      sockets.delete(ws)
+      runFork(FiberMap.remove(fibers, connection.id))
+    }
+  })
+
+  app.get("/metrics", (res) => {
+    const { counters } = registry
+    const lines = [
+      "# TYPE live_sessions gauge",
+      `live_sessions ${registry.size}`,
+      "# TYPE live_sockets gauge",
+      `live_sockets ${sockets.size}`,
+      "# TYPE live_actor_fibers gauge",
+      `live_actor_fibers ${runSync(FiberMap.size(fibers))}`,
+      "# TYPE live_index_entries gauge",
+      `live_index_entries ${registry.indexEntries}`,
+      ...Object.entries(counters).flatMap(([name, value]) => [
+        `# TYPE live_${name}_total counter`,
+        `live_${name}_total ${value}`
+      ]),
+      "# TYPE process_resident_memory_bytes gauge",
+      `process_resident_memory_bytes ${process.memoryUsage.rss()}`
+    ]
+    res.cork(() => {
+      res.writeHeader("content-type", "text/plain; version=0.0.4").end(`${lines.join("\n")}\n`)
+    })
+  })
+
+  yield* Effect.acquireRelease(
+    Effect.async<Uws.us_listen_socket, LiveSocketListenError>((resume) => {
+      app.listen(host, port, (token) => {
+        resume(
+          token
+            ? Effect.succeed(token)
+            : Effect.fail(new LiveSocketListenError({ message: `cannot listen on ${host}:${port} (WS_PORT in use?)` }))
+        )
+      })
+    }),
+    (token) =>
+      Effect.gen(function* () {
+        uws.us_listen_socket_close(token)
+        // `end` runs the close handler at once, which edits the set: iterate over a copy.
+        for (const ws of [...sockets]) ws.end(CloseCode.goingAway, "server shutting down")
+        yield* Effect.logInfo("ws: closed")
+      })
+  )
+  yield* Effect.logInfo(`ws: listening on ws://${host}:${port}/ws`)
+})
+
+export const LiveSocketServerLive = Layer.scopedDiscard(make)

@@ -1,0 +1,390 @@
+/**
+ * Roles and the catalog on Postgres. Every write runs in one transaction that first bumps the
+ * organization's revision (`outbox.record`, which locks the organization row: writes to one
+ * organization's roles run one at a time), then reads what it checks, changes the rows and records
+ * the audit entry with the new revision. A refused write rolls the revision back with it.
+ *
+ * Rules worth knowing:
+ * - `owner` always holds `*`: its grants and parents cannot change (a parent could bring a deny).
+ *   Other system roles may get other grants and parents; no system role is renamed or deleted.
+ * - Escalation: the allow patterns of a grant set written (POST roles, PUT grants) and the roles
+ *   named as parents (POST roles, PUT parents) must be held by the caller organization-wide, so
+ *   nobody prepares a role with more than they hold. The check runs before the transaction (it
+ *   reads its own snapshot); the whole new set is checked, not only what it adds, so a concurrent
+ *   change cannot slip an unchecked grant through.
+ * - Creating a role records only `role.created`: a new role is held by nobody and is nobody's
+ *   parent, so its parents and grants change no one's permissions yet.
+ */
+import { randomUUID } from "node:crypto"
+import { SqlClient } from "@effect/sql"
+import { DateTime, Effect, Layer } from "effect"
+import { findCycle, type GrantEffect, PERMISSION_KEY } from "../../domain/Decision.ts"
+import { Conflict, Forbidden, NotFound } from "../../rpc/Errors.ts"
+import { type Grant, Permission, PermissionCreated, Role, RoleChanged, RoleDeleted } from "../../rpc/Roles.ts"
+import type { Member } from "../../rpc/Security.ts"
+import { AuditLog, type RequestMeta } from "../../services/AuditLog.ts"
+import { event } from "../../services/Events.ts"
+import { Outbox } from "../../services/Outbox.ts"
+import { PermissionStore } from "../../services/PermissionStore.ts"
+import { Roles } from "../../services/Roles.ts"
+
+interface RoleRow {
+  readonly id: string
+  readonly name: string
+  readonly description: string
+  readonly isSystem: boolean
+  readonly createdAt: Date
+  readonly updatedAt: Date
+}
+
+interface GrantRow {
+  readonly roleId: string
+  readonly permission: string
+  readonly effect: GrantEffect
+  /** jsonb as text, so no name transform of the client touches its keys. */
+  readonly condition: string | null
+}
+
+const noSuchRole = (id: string) => new NotFound({ message: `No such role ${id}` })
+const systemRole = (message: string) => new Conflict({ code: "system_role", message })
+const isOwner = (role: { readonly name: string; readonly isSystem: boolean }) => role.isSystem && role.name === "owner"
+
+const unique = <A>(items: ReadonlyArray<A>) => [...new Set(items)]
+
+/** Identical grants once, in the order first given. */
+const dedupe = (grants: ReadonlyArray<Grant>): ReadonlyArray<Grant> => {
+  const byKey = new Map<string, Grant>()
+  for (const grant of grants) {
+    byKey.set(JSON.stringify([grant.permission, grant.effect, grant.condition ?? null]), grant)
+  }
+  return [...byKey.values()]
+}
+
+const allowPatterns = (grants: ReadonlyArray<Grant>) =>
+  unique(grants.filter((grant) => grant.effect === "allow").map((grant) => grant.permission))
+
+/** What an audit entry says about a role: enough to see what changed, nothing secret. */
+const summary = (role: Role) => ({
+  name: role.name,
+  description: role.description,
+  parentIds: role.parentIds,
+  grants: role.grants
+})
+
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const outbox = yield* Outbox
+  const audit = yield* AuditLog
+  const store = yield* PermissionStore
+
+  /** The organization's roles (or the one named), with parents and grants, by name. */
+  const readRoles = (organizationId: string, roleId?: string) =>
+    Effect.gen(function* () {
+      const roles = yield* roleId === undefined
+        ? sql<RoleRow>`
+            SELECT id, name, description, is_system, created_at, updated_at FROM roles
+            WHERE organization_id = ${organizationId} ORDER BY name`
+        : sql<RoleRow>`
+            SELECT id, name, description, is_system, created_at, updated_at FROM roles
+            WHERE organization_id = ${organizationId} AND id = ${roleId}`
+      if (roles.length === 0) return []
+      const ids = sql.in(roles.map((role) => role.id))
+      const parents = yield* sql<{ roleId: string; parentId: string }>`
+        SELECT role_id, parent_id FROM role_parents
+        WHERE organization_id = ${organizationId} AND role_id IN ${ids} ORDER BY parent_id`
+      const grants = yield* sql<GrantRow>`
+        SELECT role_id, permission, effect, condition::text AS condition FROM role_grants
+        WHERE organization_id = ${organizationId} AND role_id IN ${ids}
+        ORDER BY permission, effect, condition::text NULLS FIRST`
+      return roles.map(
+        (role) =>
+          new Role({
+            id: role.id,
+            name: role.name,
+            description: role.description,
+            isSystem: role.isSystem,
+            parentIds: parents.filter((p) => p.roleId === role.id).map((p) => p.parentId),
+            grants: grants
+              .filter((g) => g.roleId === role.id)
+              .map((g) => ({
+                permission: g.permission,
+                effect: g.effect,
+                ...(g.condition === null ? {} : { condition: JSON.parse(g.condition) })
+              })),
+            createdAt: DateTime.unsafeFromDate(role.createdAt),
+            updatedAt: DateTime.unsafeFromDate(role.updatedAt)
+          })
+      )
+    }).pipe(Effect.orDie)
+
+  const readRole = (organizationId: string, roleId: string) =>
+    Effect.flatMap(readRoles(organizationId, roleId), (roles) =>
+      roles[0] === undefined ? Effect.fail(noSuchRole(roleId)) : Effect.succeed(roles[0])
+    )
+
+  /** The role, locked until commit; 404 when it is not this organization's. */
+  const lockRole = (organizationId: string, roleId: string) =>
+    Effect.gen(function* () {
+      const [row] = yield* sql`
+        SELECT 1 AS one FROM roles WHERE organization_id = ${organizationId} AND id = ${roleId} FOR UPDATE`.pipe(
+        Effect.orDie
+      )
+      if (row === undefined) return yield* noSuchRole(roleId)
+      return yield* readRole(organizationId, roleId)
+    })
+
+  /** Concrete keys must be in the catalog; `*` and `resource:*` need not. */
+  const requireCatalog = (organizationId: string, grants: ReadonlyArray<Grant>) =>
+    Effect.gen(function* () {
+      const keys = unique(grants.map((grant) => grant.permission).filter((p) => PERMISSION_KEY.test(p)))
+      if (keys.length === 0) return
+      const known = yield* sql<{ key: string }>`
+        SELECT key FROM permissions
+        WHERE key IN ${sql.in(keys)} AND (organization_id IS NULL OR organization_id = ${organizationId})`.pipe(
+        Effect.orDie
+      )
+      const missing = keys.find((key) => !known.some((row) => row.key === key))
+      if (missing !== undefined) {
+        return yield* new Conflict({
+          code: "unknown_permission",
+          message: `Unknown permission ${missing}: add it to the catalog first`
+        })
+      }
+    })
+
+  /** Refuses to give what the caller does not hold (see the module header). */
+  const requireHeld = (
+    member: Member,
+    request: { patterns?: ReadonlyArray<string>; roleIds?: ReadonlyArray<string> }
+  ) =>
+    Effect.flatMap(store.notHeldBy(member.organizationId, member.userId, request), (missing) =>
+      missing === undefined
+        ? Effect.void
+        : Effect.fail(new Forbidden({ message: `You cannot give ${missing}: you do not hold it` }))
+    )
+
+  /** 404 unless every id is a role of this organization. */
+  const requireRoles = (organizationId: string, roleIds: ReadonlyArray<string>) =>
+    Effect.gen(function* () {
+      if (roleIds.length === 0) return
+      const found = yield* sql<{ id: string }>`
+        SELECT id FROM roles WHERE organization_id = ${organizationId} AND id IN ${sql.in(roleIds)}`.pipe(Effect.orDie)
+      const missing = roleIds.find((id) => !found.some((row) => row.id === id))
+      if (missing !== undefined) return yield* noSuchRole(missing)
+    })
+
+  const insertParents = (organizationId: string, roleId: string, parentIds: ReadonlyArray<string>) =>
+    parentIds.length === 0
+      ? Effect.void
+      : sql`
+          INSERT INTO role_parents (organization_id, role_id, parent_id)
+          SELECT ${organizationId}::uuid, ${roleId}::uuid, unnest(${parentIds}::uuid[])`.pipe(Effect.orDie)
+
+  // One statement for the set; the condition travels as JSON text and is stored as jsonb data.
+  const insertGrants = (organizationId: string, roleId: string, grants: ReadonlyArray<Grant>) =>
+    grants.length === 0
+      ? Effect.void
+      : sql`
+          INSERT INTO role_grants (organization_id, role_id, permission, effect, condition)
+          SELECT ${organizationId}::uuid, ${roleId}::uuid, g->>'permission', g->>'effect', g->'condition'
+          FROM jsonb_array_elements(${JSON.stringify(grants)}::jsonb) AS g`.pipe(Effect.orDie)
+
+  const touch = (organizationId: string, roleId: string) =>
+    sql`UPDATE roles SET updated_at = now() WHERE organization_id = ${organizationId} AND id = ${roleId}`.pipe(
+      Effect.orDie
+    )
+
+  /** The role as it is now, audited as the outcome of `action` at `revision`. */
+  const changed = (
+    member: Member,
+    action: string,
+    roleId: string,
+    meta: RequestMeta,
+    revision: string,
+    data: (after: Role) => Record<string, unknown>
+  ) =>
+    Effect.gen(function* () {
+      const role = yield* readRole(member.organizationId, roleId)
+      yield* audit.record({
+        action,
+        actorId: member.userId,
+        organizationId: member.organizationId,
+        target: roleId,
+        data: data(role),
+        meta,
+        revision
+      })
+      return new RoleChanged({ role, revision })
+    })
+
+  return Roles.of({
+    permissions: Effect.fn("Roles.permissions")(function* (member) {
+      const rows = yield* sql<{ key: string; description: string; builtIn: boolean }>`
+        SELECT key, description, organization_id IS NULL AS built_in FROM permissions
+        WHERE organization_id IS NULL OR organization_id = ${member.organizationId}
+        ORDER BY key, organization_id NULLS FIRST`.pipe(Effect.orDie)
+      return rows.map((row) => new Permission(row))
+    }),
+
+    createPermission: Effect.fn("Roles.createPermission")(function* (member, { key, description = "" }, meta) {
+      const organizationId = member.organizationId
+      return yield* Effect.gen(function* () {
+        const revision = yield* outbox.record(organizationId, [event("permission.created", { key })])
+        const [taken] = yield* sql`
+          SELECT 1 AS one FROM permissions
+          WHERE key = ${key} AND (organization_id IS NULL OR organization_id = ${organizationId})`
+        if (taken !== undefined) {
+          return yield* new Conflict({ code: "permission_exists", message: `The permission ${key} already exists` })
+        }
+        yield* sql`INSERT INTO permissions (organization_id, key, description) VALUES (${organizationId}, ${key}, ${description})`
+        yield* audit.record({
+          action: "permission.created",
+          actorId: member.userId,
+          organizationId,
+          target: key,
+          data: { before: null, after: { key, description } },
+          meta,
+          revision
+        })
+        return new PermissionCreated({ permission: new Permission({ key, description, builtIn: false }), revision })
+      }).pipe(outbox.transaction)
+    }),
+
+    list: Effect.fn("Roles.list")((member) => readRoles(member.organizationId)),
+
+    get: Effect.fn("Roles.get")((member, roleId) => readRole(member.organizationId, roleId)),
+
+    create: Effect.fn("Roles.create")(function* (member, input, meta) {
+      const organizationId = member.organizationId
+      const grants = dedupe(input.grants ?? [])
+      const parentIds = unique(input.parentIds ?? [])
+      yield* requireCatalog(organizationId, grants)
+      yield* requireHeld(member, { patterns: allowPatterns(grants), roleIds: parentIds })
+      const roleId = randomUUID()
+      return yield* Effect.gen(function* () {
+        const revision = yield* outbox.record(organizationId, [event("role.created", { roleId })])
+        const [taken] = yield* sql`
+          SELECT 1 AS one FROM roles WHERE organization_id = ${organizationId} AND name = ${input.name}`
+        if (taken !== undefined) {
+          return yield* new Conflict({ code: "role_name_taken", message: `A role named "${input.name}" exists` })
+        }
+        yield* requireRoles(organizationId, parentIds)
+        yield* sql`
+          INSERT INTO roles (id, organization_id, name, description)
+          VALUES (${roleId}, ${organizationId}, ${input.name}, ${input.description ?? ""})`
+        yield* insertParents(organizationId, roleId, parentIds)
+        yield* insertGrants(organizationId, roleId, grants)
+        return yield* changed(member, "role.created", roleId, meta, revision, (role) => ({
+          before: null,
+          after: summary(role)
+        }))
+      }).pipe(outbox.transaction)
+    }),
+
+    update: Effect.fn("Roles.update")(function* (member, roleId, { name, description }, meta) {
+      const organizationId = member.organizationId
+      return yield* Effect.gen(function* () {
+        const revision = yield* outbox.record(organizationId, [event("role.updated", { roleId })])
+        const before = yield* lockRole(organizationId, roleId)
+        if (name !== undefined && name !== before.name) {
+          if (before.isSystem) return yield* systemRole(`The system role ${before.name} cannot be renamed`)
+          const [taken] = yield* sql`
+            SELECT 1 AS one FROM roles WHERE organization_id = ${organizationId} AND name = ${name}`
+          if (taken !== undefined) {
+            return yield* new Conflict({ code: "role_name_taken", message: `A role named "${name}" exists` })
+          }
+        }
+        yield* sql`
+          UPDATE roles SET name = ${name ?? before.name}, description = ${description ?? before.description},
+                 updated_at = now()
+          WHERE organization_id = ${organizationId} AND id = ${roleId}`
+        return yield* changed(member, "role.updated", roleId, meta, revision, (role) => ({
+          before: { name: before.name, description: before.description },
+          after: { name: role.name, description: role.description }
+        }))
+      }).pipe(outbox.transaction)
+    }),
+
+    remove: Effect.fn("Roles.remove")(function* (member, roleId, meta) {
+      const organizationId = member.organizationId
+      return yield* Effect.gen(function* () {
+        const revision = yield* outbox.record(organizationId, [event("role.deleted", { roleId })])
+        const before = yield* lockRole(organizationId, roleId)
+        if (before.isSystem) return yield* systemRole(`The system role ${before.name} cannot be deleted`)
+        // Grants, parent links, child links and assignments go with it (foreign keys cascade).
+        yield* sql`DELETE FROM roles WHERE organization_id = ${organizationId} AND id = ${roleId}`
+        yield* audit.record({
+          action: "role.deleted",
+          actorId: member.userId,
+          organizationId,
+          target: roleId,
+          data: { before: summary(before), after: null },
+          meta,
+          revision
+        })
+        return new RoleDeleted({ deleted: true, revision })
+      }).pipe(outbox.transaction)
+    }),
+
+    setParents: Effect.fn("Roles.setParents")(function* (member, roleId, parentIdsGiven, meta) {
+      const organizationId = member.organizationId
+      const parentIds = unique(parentIdsGiven)
+      const current = yield* readRole(organizationId, roleId)
+      if (isOwner(current)) return yield* systemRole("The owner role's parents cannot change")
+      yield* requireHeld(member, { roleIds: parentIds })
+      return yield* Effect.gen(function* () {
+        const revision = yield* outbox.record(organizationId, [event("role.parents_changed", { roleId, parentIds })])
+        const before = yield* lockRole(organizationId, roleId)
+        yield* requireRoles(organizationId, parentIds)
+        // The organization row is locked: no other parent change can interleave with this read.
+        const roles = yield* sql<{ id: string; name: string }>`
+          SELECT id, name FROM roles WHERE organization_id = ${organizationId}`
+        const links = yield* sql<{ roleId: string; parentId: string }>`
+          SELECT role_id, parent_id FROM role_parents WHERE organization_id = ${organizationId}`
+        const graph = roles.map((role) => ({
+          id: role.id,
+          name: role.name,
+          parents: links.filter((link) => link.roleId === role.id).map((link) => link.parentId),
+          grants: []
+        }))
+        const cycle = findCycle(graph, roleId, parentIds)
+        if (cycle !== undefined) {
+          const names = cycle.map((id) => roles.find((role) => role.id === id)?.name ?? id)
+          return yield* new Conflict({
+            code: "role_cycle",
+            message: `These parents would make a cycle: ${names.join(" → ")}`
+          })
+        }
+        yield* sql`DELETE FROM role_parents WHERE organization_id = ${organizationId} AND role_id = ${roleId}`
+        yield* insertParents(organizationId, roleId, parentIds)
+        yield* touch(organizationId, roleId)
+        return yield* changed(member, "role.parents_changed", roleId, meta, revision, (role) => ({
+          before: { parentIds: before.parentIds },
+          after: { parentIds: role.parentIds }
+        }))
+      }).pipe(outbox.transaction)
+    }),
+
+    setGrants: Effect.fn("Roles.setGrants")(function* (member, roleId, grantsGiven, meta) {
+      const organizationId = member.organizationId
+      const grants = dedupe(grantsGiven)
+      const current = yield* readRole(organizationId, roleId)
+      if (isOwner(current)) return yield* systemRole("The owner role always holds * and its grants cannot change")
+      yield* requireCatalog(organizationId, grants)
+      yield* requireHeld(member, { patterns: allowPatterns(grants) })
+      return yield* Effect.gen(function* () {
+        const revision = yield* outbox.record(organizationId, [event("role.grants_changed", { roleId })])
+        const before = yield* lockRole(organizationId, roleId)
+        yield* sql`DELETE FROM role_grants WHERE organization_id = ${organizationId} AND role_id = ${roleId}`
+        yield* insertGrants(organizationId, roleId, grants)
+        yield* touch(organizationId, roleId)
+        return yield* changed(member, "role.grants_changed", roleId, meta, revision, (role) => ({
+          before: { grants: before.grants },
+          after: { grants: role.grants }
+        }))
+      }).pipe(outbox.transaction)
+    })
+  })
+})
+
+export const RolesLive = Layer.effect(Roles, make)
