@@ -4,7 +4,7 @@
  */
 import type { Grant } from "./Decision.ts"
 
-export const BUILT_IN_PERMISSIONS: ReadonlyArray<readonly [key: string, description: string]> = [
+export const BUILT_IN_PERMISSIONS = [
   ["org:read", "See the organization"],
   ["org:update", "Rename the organization"],
   ["org:delete", "Delete the organization"],
@@ -22,7 +22,10 @@ export const BUILT_IN_PERMISSIONS: ReadonlyArray<readonly [key: string, descript
   ["assignments:delete", "Take roles away"],
   ["authz:check", "Check or explain another user's permissions"],
   ["audit:read", "Read the audit log"]
-]
+] as const satisfies ReadonlyArray<readonly [key: string, description: string]>
+
+/** A built-in permission key: what an operation may declare as the permission it requires. */
+export type CatalogKey = (typeof BUILT_IN_PERMISSIONS)[number][0]
 
 export interface SystemRole {
   readonly name: "owner" | "admin" | "member" | "viewer"
