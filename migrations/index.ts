@@ -3,10 +3,12 @@ import core from "./0001_core.ts"
 import auth from "./0002_auth.ts"
 import rbac from "./0003_rbac.ts"
 import rbacRuntime from "./0004_rbac_runtime.ts"
+import builtinPermissions from "./0005_builtin_permissions.ts"
 
 export const migrations = {
   "0001_core": core,
   "0002_auth": auth,
   "0003_rbac": rbac,
-  "0004_rbac_runtime": rbacRuntime
+  "0004_rbac_runtime": rbacRuntime,
+  "0005_builtin_permissions": builtinPermissions
 }

@@ -3,6 +3,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { migrations } from "../migrations/index.ts"
+import { BUILT_IN_PERMISSIONS } from "../src/domain/Catalog.ts"
 import { runMigrations } from "../src/layers/Database.ts"
 import { createTestDatabase, query, type TestDatabase } from "./support/TestDatabase.ts"
 
@@ -31,10 +32,12 @@ describe("migrations", () => {
       for (const migration of Object.values(migrations)) yield* migration
       const afterSecond = yield* schema
       const sql = yield* SqlClient.SqlClient
+      const builtIn = yield* sql<{ key: string; description: string }>`
+        SELECT key, description FROM permissions WHERE organization_id IS NULL ORDER BY key COLLATE "C"`
       const recorded = yield* sql<{
         migrationId: number
       }>`SELECT migration_id FROM effect_sql_migrations ORDER BY migration_id`
-      return { first, second, afterFirst, afterSecond, recorded }
+      return { first, second, afterFirst, afterSecond, recorded, builtIn }
     }).pipe(
       Effect.provide(
         PgClient.layer({
@@ -44,15 +47,28 @@ describe("migrations", () => {
       ),
       Effect.runPromise
     )
-    expect(result.first.map(([id, name]) => `${id}_${name}`)).toEqual(["1_core", "2_auth", "3_rbac", "4_rbac_runtime"])
+    expect(result.first.map(([id, name]) => `${id}_${name}`)).toEqual([
+      "1_core",
+      "2_auth",
+      "3_rbac",
+      "4_rbac_runtime",
+      "5_builtin_permissions"
+    ])
     expect(result.second).toEqual([])
     expect(result.afterSecond).toEqual(result.afterFirst)
-    expect(result.recorded).toEqual([{ migrationId: 1 }, { migrationId: 2 }, { migrationId: 3 }, { migrationId: 4 }])
+    expect(result.recorded).toEqual([1, 2, 3, 4, 5].map((migrationId) => ({ migrationId })))
     const tables = new Set(result.afterFirst.map((column) => column.tableName))
     expect([...tables]).toEqual(
       expect.arrayContaining(["users", "organizations", "memberships", "outbox", "audit_log"])
     )
     expect(result.afterFirst).toContainEqual({ tableName: "organizations", columnName: "revision", dataType: "bigint" })
+    // The catalog's built-in keys are in the database, once each, with their descriptions: a key added
+    // to Catalog.ts without a migration that inserts it fails here.
+    expect(result.builtIn).toEqual(
+      BUILT_IN_PERMISSIONS.map(([key, description]) => ({ key, description })).sort((a, b) =>
+        a.key < b.key ? -1 : a.key > b.key ? 1 : 0
+      )
+    )
   })
 })
 

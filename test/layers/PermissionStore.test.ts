@@ -5,6 +5,7 @@ import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Assignment, type Condition, decide, type Grant, type Role } from "../../src/domain/Decision.ts"
 import { runMigrations } from "../../src/layers/Database.ts"
+import { OutboxLive } from "../../src/layers/events/OutboxLive.ts"
 import { KeyValueStoreMemory } from "../../src/layers/memory/KeyValueStoreMemory.ts"
 import { PermissionStoreLive } from "../../src/layers/rbac/PermissionStoreLive.ts"
 import { PermissionStore } from "../../src/services/PermissionStore.ts"
@@ -59,7 +60,7 @@ describe("PermissionStore on Postgres", () => {
     })
     runtime = ManagedRuntime.make(
       PermissionStoreLive.pipe(
-        Layer.provide(KeyValueStoreMemory),
+        Layer.provide(Layer.merge(KeyValueStoreMemory, OutboxLive)),
         Layer.provideMerge(Layer.effectDiscard(runMigrations)),
         Layer.provideMerge(client)
       )
