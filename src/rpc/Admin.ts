@@ -3,12 +3,12 @@
  * guard): every organization, freezing and unfreezing one, disabling and enabling a user.
  */
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Rpc, RpcGroup } from "@effect/rpc"
 import { Context, Schema } from "effect"
 import { PageCursor, PageLimit, PageLimitParam } from "./Audit.ts"
 import { BadRequest, Conflict, NotFound } from "./Errors.ts"
-import { OrganizationId, Revision } from "./Orgs.ts"
-import { PlatformAdmin, RpcPlatformAdmin } from "./Security.ts"
+import { rpcsOf } from "./Operation.ts"
+import { OrgPath, Revision } from "./Orgs.ts"
+import { PlatformAdmin } from "./Security.ts"
 
 export const UserId = Schema.UUID.annotations({ identifier: "UserId" })
 
@@ -48,7 +48,6 @@ const platformAdminOnly = Context.make(OpenApi.Override, {
   description: "Platform administrators only."
 })
 
-const OrgPath = Schema.Struct({ org: OrganizationId })
 const UserPath = Schema.Struct({ userId: UserId })
 
 export class AdminApi extends HttpApiGroup.make("admin")
@@ -61,7 +60,7 @@ export class AdminApi extends HttpApiGroup.make("admin")
       .annotate(OpenApi.Summary, "Every organization, newest first")
   )
   .add(
-    HttpApiEndpoint.post("freeze", "/v1/admin/orgs/:org/freeze")
+    HttpApiEndpoint.post("freeze", "/v1/admin/orgs/:organizationId/freeze")
       .setPath(OrgPath)
       .addSuccess(OrganizationStatusChange)
       .addError(NotFound)
@@ -72,7 +71,7 @@ export class AdminApi extends HttpApiGroup.make("admin")
       )
   )
   .add(
-    HttpApiEndpoint.post("unfreeze", "/v1/admin/orgs/:org/unfreeze")
+    HttpApiEndpoint.post("unfreeze", "/v1/admin/orgs/:organizationId/unfreeze")
       .setPath(OrgPath)
       .addSuccess(OrganizationStatusChange)
       .addError(NotFound)
@@ -99,26 +98,4 @@ export class AdminApi extends HttpApiGroup.make("admin")
   .middleware(PlatformAdmin)
   .annotate(OpenApi.Title, "Platform administration") {}
 
-export class AdminRpcs extends RpcGroup.make(
-  Rpc.make("admin.listOrganizations", {
-    payload: { ...listFilters, limit: Schema.optional(PageLimit) },
-    success: AdminOrganizationPage,
-    error: BadRequest
-  }),
-  Rpc.make("admin.freeze", {
-    payload: { organizationId: OrganizationId },
-    success: OrganizationStatusChange,
-    error: NotFound
-  }),
-  Rpc.make("admin.unfreeze", {
-    payload: { organizationId: OrganizationId },
-    success: OrganizationStatusChange,
-    error: NotFound
-  }),
-  Rpc.make("admin.disableUser", {
-    payload: { userId: UserId },
-    success: UserStatus,
-    error: Schema.Union(NotFound, Conflict)
-  }),
-  Rpc.make("admin.enableUser", { payload: { userId: UserId }, success: UserStatus, error: NotFound })
-).middleware(RpcPlatformAdmin) {}
+export const AdminRpcs = rpcsOf(AdminApi)

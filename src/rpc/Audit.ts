@@ -3,11 +3,11 @@
  * action, target and time, in pages. Also the paging pieces the admin lists share (limit, cursor).
  */
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { BadRequest } from "./Errors.ts"
-import { OrganizationId, Revision } from "./Orgs.ts"
-import { OrgAuthorization, RequiredPermission, RpcOrgAuthorization, requires } from "./Security.ts"
+import { rpcsOf } from "./Operation.ts"
+import { OrgPath, Revision } from "./Orgs.ts"
+import { OrgAuthorization, requires } from "./Security.ts"
 
 /** How many items a page holds: 1..200, 50 when not given. */
 export const PageLimit = Schema.Int.pipe(Schema.between(1, 200))
@@ -62,8 +62,8 @@ export class AuditPage extends Schema.Class<AuditPage>("AuditPage")({
 
 export class AuditApi extends HttpApiGroup.make("audit")
   .add(
-    HttpApiEndpoint.get("list", "/v1/orgs/:org/audit")
-      .setPath(Schema.Struct({ org: OrganizationId }))
+    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/audit")
+      .setPath(OrgPath)
       .setUrlParams(AuditQuery)
       .addSuccess(AuditPage)
       .addError(BadRequest)
@@ -78,10 +78,4 @@ export class AuditApi extends HttpApiGroup.make("audit")
   .middleware(OrgAuthorization)
   .annotate(OpenApi.Title, "Audit log") {}
 
-export class AuditRpcs extends RpcGroup.make(
-  Rpc.make("audit.list", {
-    payload: { organizationId: OrganizationId, ...filters, limit: Schema.optional(PageLimit) },
-    success: AuditPage,
-    error: BadRequest
-  }).annotate(RequiredPermission, "audit:read")
-).middleware(RpcOrgAuthorization) {}
+export const AuditRpcs = rpcsOf(AuditApi)

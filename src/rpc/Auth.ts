@@ -1,9 +1,9 @@
 /** Accounts, login, sessions, passwords, MFA and the public keys: the contract of both doors. */
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
-import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { Conflict, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests, Unauthorized } from "./Errors.ts"
-import { Authentication, RpcAuthentication } from "./Security.ts"
+import { rpcsOf } from "./Operation.ts"
+import { Authentication } from "./Security.ts"
 
 export const Email = Schema.String.pipe(
   Schema.maxLength(254),
@@ -104,7 +104,7 @@ const SessionId = Schema.UUID.annotations({ identifier: "SessionId" })
 
 export class AuthApi extends HttpApiGroup.make("auth")
   .add(
-    HttpApiEndpoint.post("register", "/register")
+    HttpApiEndpoint.post("register", "/v1/auth/register")
       .setPayload(Register)
       .addSuccess(Accepted, { status: 202 })
       .addError(InvalidInput)
@@ -112,7 +112,7 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .annotate(OpenApi.Description, "The same answer whether or not the email is taken; the mail tells them apart.")
   )
   .add(
-    HttpApiEndpoint.post("login", "/login")
+    HttpApiEndpoint.post("login", "/v1/auth/login")
       .setPayload(Login)
       .addSuccess(LoginResult)
       .addError(Unauthorized)
@@ -120,14 +120,14 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .addError(ServiceUnavailable)
   )
   .add(
-    HttpApiEndpoint.post("loginMfa", "/login/mfa")
+    HttpApiEndpoint.post("loginMfa", "/v1/auth/login/mfa")
       .setPayload(LoginMfa)
       .addSuccess(TokenPair)
       .addError(Unauthorized)
       .addError(TooManyRequests)
   )
   .add(
-    HttpApiEndpoint.post("refresh", "/refresh")
+    HttpApiEndpoint.post("refresh", "/v1/auth/refresh")
       .setPayload(Refresh)
       .addSuccess(TokenPair)
       .addError(Unauthorized)
@@ -135,13 +135,13 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .annotate(OpenApi.Description, "Rotates the refresh token (body or the HttpOnly cookie); the old one is dead.")
   )
   .add(
-    HttpApiEndpoint.post("forgotPassword", "/password/forgot")
+    HttpApiEndpoint.post("forgotPassword", "/v1/auth/password/forgot")
       .setPayload(ForgotPassword)
       .addSuccess(Accepted, { status: 202 })
       .addError(TooManyRequests)
   )
   .add(
-    HttpApiEndpoint.post("resetPassword", "/password/reset")
+    HttpApiEndpoint.post("resetPassword", "/v1/auth/password/reset")
       .setPayload(ResetPassword)
       .addSuccess(HttpApiSchema.NoContent)
       .addError(Unauthorized)
@@ -149,90 +149,68 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .addError(TooManyRequests)
   )
   .add(
-    HttpApiEndpoint.post("verifyEmail", "/email/verify")
+    HttpApiEndpoint.post("verifyEmail", "/v1/auth/email/verify")
       .setPayload(VerifyEmail)
       .addSuccess(HttpApiSchema.NoContent)
       .addError(Unauthorized)
       .addError(TooManyRequests)
   )
-  .prefix("/v1/auth")
-  .annotate(OpenApi.Title, "Authentication") {}
-
-export class SessionApi extends HttpApiGroup.make("session")
-  .add(HttpApiEndpoint.post("logout", "/logout").addSuccess(HttpApiSchema.NoContent))
-  .add(HttpApiEndpoint.post("logoutAll", "/logout-all").addSuccess(HttpApiSchema.NoContent))
-  .add(HttpApiEndpoint.get("sessions", "/sessions").addSuccess(Schema.Array(SessionInfo)))
-  .add(
-    HttpApiEndpoint.del("revokeSession", "/sessions/:id")
-      .setPath(Schema.Struct({ id: SessionId }))
-      .addSuccess(HttpApiSchema.NoContent)
-      .addError(NotFound)
-  )
-  .add(
-    HttpApiEndpoint.post("changePassword", "/password/change")
-      .setPayload(ChangePassword)
-      .addSuccess(HttpApiSchema.NoContent)
-      .addError(InvalidInput)
-      .addError(TooManyRequests)
-  )
-  .add(HttpApiEndpoint.post("enrollTotp", "/mfa/totp/enroll").addSuccess(TotpEnrollment).addError(Conflict))
-  .add(
-    HttpApiEndpoint.post("confirmTotp", "/mfa/totp/confirm")
-      .setPayload(MfaCode)
-      .addSuccess(RecoveryCodes)
-      .addError(InvalidInput)
-      .addError(Conflict)
-      .addError(TooManyRequests)
-  )
-  .add(
-    HttpApiEndpoint.post("disableTotp", "/mfa/totp/disable")
-      .setPayload(DisableMfa)
-      .addSuccess(HttpApiSchema.NoContent)
-      .addError(InvalidInput)
-      .addError(Conflict)
-      .addError(TooManyRequests)
-  )
-  .prefix("/v1/auth")
-  .middleware(Authentication)
-  .annotate(OpenApi.Title, "Sessions and MFA") {}
-
-export class MeApi extends HttpApiGroup.make("me")
-  .add(HttpApiEndpoint.get("me", "/v1/me").addSuccess(Me))
-  .middleware(Authentication)
-  .annotate(OpenApi.Title, "Me") {}
-
-export class JwksApi extends HttpApiGroup.make("jwks")
   .add(
     HttpApiEndpoint.get("jwks", "/.well-known/jwks.json")
       .addSuccess(Jwks)
       .annotate(OpenApi.Description, "Public Ed25519 keys that verify access tokens (EdDSA).")
   )
-  .annotate(OpenApi.Title, "Keys") {}
+  .add(HttpApiEndpoint.post("logout", "/v1/auth/logout").addSuccess(HttpApiSchema.NoContent).middleware(Authentication))
+  .add(
+    HttpApiEndpoint.post("logoutAll", "/v1/auth/logout-all")
+      .addSuccess(HttpApiSchema.NoContent)
+      .middleware(Authentication)
+  )
+  .add(
+    HttpApiEndpoint.get("sessions", "/v1/auth/sessions")
+      .addSuccess(Schema.Array(SessionInfo))
+      .middleware(Authentication)
+  )
+  .add(
+    HttpApiEndpoint.del("revokeSession", "/v1/auth/sessions/:id")
+      .setPath(Schema.Struct({ id: SessionId }))
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(NotFound)
+      .middleware(Authentication)
+  )
+  .add(
+    HttpApiEndpoint.post("changePassword", "/v1/auth/password/change")
+      .setPayload(ChangePassword)
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(InvalidInput)
+      .addError(TooManyRequests)
+      .middleware(Authentication)
+  )
+  .add(
+    HttpApiEndpoint.post("enrollTotp", "/v1/auth/mfa/totp/enroll")
+      .addSuccess(TotpEnrollment)
+      .addError(Conflict)
+      .middleware(Authentication)
+  )
+  .add(
+    HttpApiEndpoint.post("confirmTotp", "/v1/auth/mfa/totp/confirm")
+      .setPayload(MfaCode)
+      .addSuccess(RecoveryCodes)
+      .addError(InvalidInput)
+      .addError(Conflict)
+      .addError(TooManyRequests)
+      .middleware(Authentication)
+  )
+  .add(
+    HttpApiEndpoint.post("disableTotp", "/v1/auth/mfa/totp/disable")
+      .setPayload(DisableMfa)
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(InvalidInput)
+      .addError(Conflict)
+      .addError(TooManyRequests)
+      .middleware(Authentication)
+  )
+  .add(HttpApiEndpoint.get("me", "/v1/me").addSuccess(Me).middleware(Authentication))
+  .annotate(OpenApi.Title, "Authentication") {}
 
-const publicErrors = Schema.Union(Unauthorized, TooManyRequests, InvalidInput, ServiceUnavailable)
-const signedIn = { middleware: RpcAuthentication } as const
-
-export class AuthRpcs extends RpcGroup.make(
-  Rpc.make("auth.register", { payload: Register, success: Accepted, error: publicErrors }),
-  Rpc.make("auth.login", { payload: Login, success: LoginResult, error: publicErrors }),
-  Rpc.make("auth.loginMfa", { payload: LoginMfa, success: TokenPair, error: publicErrors }),
-  Rpc.make("auth.refresh", { payload: Refresh, success: TokenPair, error: publicErrors }),
-  Rpc.make("auth.forgotPassword", { payload: ForgotPassword, success: Accepted, error: publicErrors }),
-  Rpc.make("auth.resetPassword", { payload: ResetPassword, error: publicErrors }),
-  Rpc.make("auth.verifyEmail", { payload: VerifyEmail, error: publicErrors }),
-  Rpc.make("auth.jwks", { success: Jwks })
-) {}
-
-const sessionErrors = Schema.Union(NotFound, InvalidInput, Conflict, TooManyRequests)
-
-export class SessionRpcs extends RpcGroup.make(
-  Rpc.make("auth.logout", { error: sessionErrors }),
-  Rpc.make("auth.logoutAll", { error: sessionErrors }),
-  Rpc.make("auth.sessions", { success: Schema.Array(SessionInfo), error: sessionErrors }),
-  Rpc.make("auth.revokeSession", { payload: { id: SessionId }, error: sessionErrors }),
-  Rpc.make("auth.changePassword", { payload: ChangePassword, error: sessionErrors }),
-  Rpc.make("auth.enrollTotp", { success: TotpEnrollment, error: sessionErrors }),
-  Rpc.make("auth.confirmTotp", { payload: MfaCode, success: RecoveryCodes, error: sessionErrors }),
-  Rpc.make("auth.disableTotp", { payload: DisableMfa, error: sessionErrors }),
-  Rpc.make("me", { success: Me, error: sessionErrors })
-).middleware(signedIn.middleware) {}
+export const AuthRpcs = rpcsOf(AuthApi)

@@ -4,18 +4,12 @@
  * `assignments:read` for a whole effective set). A user who is not a member answers 404.
  */
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { PERMISSION_KEY } from "../domain/Decision.ts"
-import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
-import { OrganizationId, Revision } from "./Orgs.ts"
-import {
-  OrgAuthorization,
-  RequiredPermission,
-  RpcOrgAuthorization,
-  requiresUnlessSelf,
-  SelfService
-} from "./Security.ts"
+import { Conflict, NotFound, ServiceUnavailable } from "./Errors.ts"
+import { rpcsOf } from "./Operation.ts"
+import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
+import { OrgAuthorization, requiresUnlessSelf } from "./Security.ts"
 
 const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
 
@@ -101,12 +95,9 @@ export class EffectivePermissions extends Schema.Class<EffectivePermissions>("Ef
   scopedDenied: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
 }) {}
 
-const OrgPath = Schema.Struct({ org: OrganizationId })
-const errors = [NotFound, Forbidden, Conflict, ServiceUnavailable] as const
-
 export class AuthzApi extends HttpApiGroup.make("authz")
   .add(
-    HttpApiEndpoint.post("check", "/v1/orgs/:org/check")
+    HttpApiEndpoint.post("check", "/v1/orgs/:organizationId/check")
       .setPath(OrgPath)
       .setPayload(CheckRequest)
       .addSuccess(CheckResult)
@@ -122,7 +113,7 @@ export class AuthzApi extends HttpApiGroup.make("authz")
       )
   )
   .add(
-    HttpApiEndpoint.post("checkBatch", "/v1/orgs/:org/check/batch")
+    HttpApiEndpoint.post("checkBatch", "/v1/orgs/:organizationId/check/batch")
       .setPath(OrgPath)
       .setPayload(BatchCheckRequest)
       .addSuccess(BatchCheckResult)
@@ -132,7 +123,7 @@ export class AuthzApi extends HttpApiGroup.make("authz")
       .annotateContext(requiresUnlessSelf("authz:check"))
   )
   .add(
-    HttpApiEndpoint.post("explain", "/v1/orgs/:org/explain")
+    HttpApiEndpoint.post("explain", "/v1/orgs/:organizationId/explain")
       .setPath(OrgPath)
       .setPayload(CheckRequest)
       .addSuccess(Explanation)
@@ -142,8 +133,8 @@ export class AuthzApi extends HttpApiGroup.make("authz")
       .annotateContext(requiresUnlessSelf("authz:check"))
   )
   .add(
-    HttpApiEndpoint.get("effective", "/v1/orgs/:org/users/:userId/permissions")
-      .setPath(Schema.Struct({ org: OrganizationId, userId: Schema.UUID }))
+    HttpApiEndpoint.get("effective", "/v1/orgs/:organizationId/users/:userId/permissions")
+      .setPath(Schema.Struct({ organizationId: OrganizationId, userId: Schema.UUID }))
       .addSuccess(EffectivePermissions)
       .addError(NotFound)
       .addError(ServiceUnavailable)
@@ -152,35 +143,4 @@ export class AuthzApi extends HttpApiGroup.make("authz")
   .middleware(OrgAuthorization)
   .annotate(OpenApi.Title, "Checks and explanations") {}
 
-const rpcErrors = Schema.Union(...errors)
-
-export class AuthzRpcs extends RpcGroup.make(
-  Rpc.make("authz.check", {
-    payload: { organizationId: OrganizationId, ...CheckRequest.fields },
-    success: CheckResult,
-    error: rpcErrors
-  })
-    .annotate(RequiredPermission, "authz:check")
-    .annotate(SelfService, true),
-  Rpc.make("authz.checkBatch", {
-    payload: { organizationId: OrganizationId, ...BatchCheckRequest.fields },
-    success: BatchCheckResult,
-    error: rpcErrors
-  })
-    .annotate(RequiredPermission, "authz:check")
-    .annotate(SelfService, true),
-  Rpc.make("authz.explain", {
-    payload: { organizationId: OrganizationId, ...CheckRequest.fields },
-    success: Explanation,
-    error: rpcErrors
-  })
-    .annotate(RequiredPermission, "authz:check")
-    .annotate(SelfService, true),
-  Rpc.make("authz.effective", {
-    payload: { organizationId: OrganizationId, userId: Schema.UUID },
-    success: EffectivePermissions,
-    error: rpcErrors
-  })
-    .annotate(RequiredPermission, "assignments:read")
-    .annotate(SelfService, true)
-).middleware(RpcOrgAuthorization) {}
+export const AuthzRpcs = rpcsOf(AuthzApi)

@@ -1,8 +1,8 @@
 /** Liveness and readiness: the same contract as REST endpoints and as RPCs. */
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { HealthChecks, NotReady } from "./Errors.ts"
+import { rpcsOf } from "./Operation.ts"
 
 export class Liveness extends Schema.Class<Liveness>("Liveness")({ status: Schema.Literal("ok") }) {}
 
@@ -23,7 +23,4 @@ export class HealthApi extends HttpApiGroup.make("health")
   )
   .annotate(OpenApi.Title, "Health") {}
 
-export class HealthRpcs extends RpcGroup.make(
-  Rpc.make("health.live", { success: Liveness }),
-  Rpc.make("health.ready", { success: HealthReport, error: NotReady })
-) {}
+export const HealthRpcs = rpcsOf(HealthApi)

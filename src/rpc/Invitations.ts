@@ -1,16 +1,15 @@
 /**
- * Invitations: the schemas of an invitation, and accepting one. Creating, listing and revoking
- * invitations are organization endpoints (the members group, Members.ts); accepting needs only a
- * session, because the one accepting is not a member yet: the mailed token and the signed-in
- * user's email are what admit them.
+ * Invitations: creating, listing and revoking them are organization operations (`members:invite`);
+ * accepting needs only a session, because the one accepting is not a member yet: the mailed token
+ * and the signed-in user's email are what admit them.
  */
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { Email } from "./Auth.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
-import { Revision } from "./Orgs.ts"
-import { Authentication, RpcAuthentication } from "./Security.ts"
+import { rpcsOf } from "./Operation.ts"
+import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
+import { Authentication, OrgAuthorization, requires } from "./Security.ts"
 
 export const CreateInvitation = Schema.Struct({
   /** Surrounding spaces are dropped; the address is compared without regard to case. */
@@ -47,12 +46,40 @@ export class Joined extends Schema.Class<Joined>("Joined")({
 
 export class InvitationsApi extends HttpApiGroup.make("invitations")
   .add(
+    HttpApiEndpoint.post("create", "/v1/orgs/:organizationId/invitations")
+      .setPath(OrgPath)
+      .setPayload(CreateInvitation)
+      .addSuccess(InvitationCreated, { status: 201 })
+      .addError(NotFound)
+      .addError(Forbidden)
+      .addError(Conflict)
+      .addError(ServiceUnavailable)
+      .middleware(OrgAuthorization)
+      .annotateContext(requires("members:invite"))
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/invitations")
+      .setPath(OrgPath)
+      .addSuccess(Schema.Array(Invitation))
+      .middleware(OrgAuthorization)
+      .annotateContext(requires("members:invite"))
+  )
+  .add(
+    HttpApiEndpoint.del("revoke", "/v1/orgs/:organizationId/invitations/:invitationId")
+      .setPath(Schema.Struct({ organizationId: OrganizationId, invitationId: Schema.UUID }))
+      .addSuccess(InvitationRevoked)
+      .addError(NotFound)
+      .middleware(OrgAuthorization)
+      .annotateContext(requires("members:invite"))
+  )
+  .add(
     HttpApiEndpoint.post("accept", "/v1/invitations/accept")
       .setPayload(AcceptInvitation)
       .addSuccess(Joined)
       .addError(NotFound)
       .addError(Forbidden)
       .addError(Conflict)
+      .middleware(Authentication)
       .annotate(
         OpenApi.Description,
         "Joins the organization with the invited roles (those still existing). The signed-in user's email must " +
@@ -61,13 +88,6 @@ export class InvitationsApi extends HttpApiGroup.make("invitations")
           "`already_member`, and the invitation is used up."
       )
   )
-  .middleware(Authentication)
   .annotate(OpenApi.Title, "Invitations") {}
 
-export class InvitationsRpcs extends RpcGroup.make(
-  Rpc.make("invitations.accept", {
-    payload: AcceptInvitation,
-    success: Joined,
-    error: Schema.Union(NotFound, Forbidden, Conflict, ServiceUnavailable)
-  })
-).middleware(RpcAuthentication) {}
+export const InvitationsRpcs = rpcsOf(InvitationsApi)

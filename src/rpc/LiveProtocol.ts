@@ -6,7 +6,8 @@
  * Connect: `POST /v1/realtime/tickets {organizationId}` (signed in, a member) answers
  * `{ticket, url, expiresIn}`; open `url` (it carries `?ticket=…`) within `expiresIn` seconds,
  * optionally adding `&revision=R` (the last revision the client saw) to get a first snapshot at R or
- * later. The ticket works once. The server then sends `hello` and keeps the set current with
+ * later (at the current revision if the organization never reached R: the client replaces its set,
+ * revision included). The ticket works once. The server then sends `hello` and keeps the set current with
  * `permissions` diffs until the session ends (`revoked`, then close).
  *
  * Revisions are strings holding integers (they outgrow JavaScript numbers); a session's revision
@@ -127,6 +128,10 @@ export type ServerMessage = typeof ServerMessage.Type
 export const CloseCode = {
   /** The server is shutting down; reconnect (to another node) with a fresh ticket. */
   goingAway: 1001,
+  /** The session ended on the server's side unexpectedly (a defect, logged). Reconnect with backoff. */
+  internalError: 1011,
+  /** The session could not be loaded (a dependency is down). Reconnect with backoff. */
+  tryAgainLater: 1013,
   /** A frame larger than `MAX_FRAME_BYTES` (beyond 4× that, the connection is cut without a code: 1006). */
   tooBig: 1009,
   /** The session ended (`revoked` was sent first with the reason); do not reconnect with this session. */
@@ -137,8 +142,73 @@ export const CloseCode = {
   flooding: 4003
 } as const
 
+/**
+ * The limits the server sets on every live socket. The server reads them from here, and
+ * docs/live-protocol.md states each one: test/rpc/LiveProtocolDoc.test.ts fails when the page and
+ * these values disagree.
+ */
+export const LiveLimits = {
+  /** The largest frame accepted; a bigger one closes with 1009 (beyond 4× this the connection is cut: 1006). */
+  maxFrameBytes: 16 * 1024,
+  /** Client messages per second, sustained; beyond it a message is dropped and answered `rate_limited`. */
+  messagesPerSecond: 20,
+  /** Client messages allowed at once above the sustained rate. */
+  burst: 40,
+  /** Dropped messages after which a flooding client is closed (4003). */
+  floodClose: 200,
+  /** Client messages queued for the session at most; beyond it they are answered `rate_limited`. */
+  mailbox: 256,
+  /** A socket that sends nothing (not even a protocol pong) for this long is closed. */
+  idleTimeoutSeconds: 120,
+  /** How long an `await` (and a `check` at a revision) waits for a revision not yet committed. */
+  awaitTimeoutMs: 2_000,
+  /** Above this many bytes waiting in a socket's send buffer no diff is sent; a fresh `hello` follows the drain. */
+  softBufferBytes: 64 * 1024,
+  /** Above this many buffered bytes the client is closed (4002). */
+  hardBufferBytes: 1024 * 1024,
+  /** A client behind (over the soft limit) for this long is closed (4002). */
+  stuckMs: 30_000,
+  /** At most one recomputation of a session per this interval; the first change is applied at once. */
+  recomputeEveryMs: 100,
+  /** Live sockets one user may hold on one node by default (`MAX_SOCKETS_PER_USER`); the next gets 429. */
+  socketsPerUser: 20
+} as const
+
 /** The largest frame the server accepts; a bigger one closes the connection (1009). */
-export const MAX_FRAME_BYTES = 16 * 1024
+export const MAX_FRAME_BYTES = LiveLimits.maxFrameBytes
+
+/**
+ * How the upgrade refuses, before any socket opens: the HTTP status and the JSON body. A browser
+ * sees none of it (its `WebSocket` fires `error`, then `close` with 1006).
+ */
+export const UpgradeRefusal = {
+  /** An `Origin` header not exactly on `ALLOWED_ORIGINS`. */
+  origin: { status: 403, statusText: "Forbidden", body: { code: "forbidden", message: "Origin not allowed" } },
+  /** A missing, malformed, expired or used ticket. */
+  ticket: {
+    status: 401,
+    statusText: "Unauthorized",
+    body: { code: "invalid_ticket", message: "Missing, expired or used ticket" }
+  },
+  /** The user holds `MAX_SOCKETS_PER_USER` sockets on this node already. */
+  sockets: {
+    status: 429,
+    statusText: "Too Many Requests",
+    body: { code: "too_many_sockets", message: "Too many live sockets for this user" }
+  },
+  /** The ticket could not be checked (its store is unreachable). */
+  unavailable: {
+    status: 503,
+    statusText: "Service Unavailable",
+    body: { code: "unavailable", message: "Try again shortly" }
+  },
+  /** Anything else that failed during the upgrade. */
+  failed: {
+    status: 500,
+    statusText: "Internal Server Error",
+    body: { code: "internal_error", message: "Upgrade failed" }
+  }
+} as const
 
 export const decodeClientMessage = Schema.decodeUnknownEither(Schema.parseJson(ClientMessage))
 export const decodeServerMessage = Schema.decodeUnknownEither(Schema.parseJson(ServerMessage))

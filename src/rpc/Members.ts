@@ -1,15 +1,14 @@
 /**
- * Members, invitations and assignments of one organization: the contract of both doors. The
- * organization is the one in the path (HTTP) or `organizationId` (RPC), checked by the guard;
- * every id in a path or payload must belong to it, else 404.
+ * Members and assignments of one organization: the contract of both doors. The organization is
+ * `organizationId` (in the path on HTTP, in the payload on RPC), checked by the guard; every id in
+ * a path or payload must belong to it, else 404.
  */
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
-import { CreateInvitation, Invitation, InvitationCreated, InvitationRevoked } from "./Invitations.ts"
-import { OrganizationId, Revision } from "./Orgs.ts"
-import { OrgAuthorization, RequiredPermission, RpcOrgAuthorization, requires } from "./Security.ts"
+import { rpcsOf } from "./Operation.ts"
+import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
+import { OrgAuthorization, requires } from "./Security.ts"
 
 /** One resource an assignment is limited to, e.g. `{type: "project", id: "42"}`. */
 export const Scope = Schema.Struct({
@@ -79,56 +78,34 @@ export class AssignmentDeleted extends Schema.Class<AssignmentDeleted>("Assignme
   revision: Revision
 }) {}
 
-const OrgPath = Schema.Struct({ org: OrganizationId })
-
 export class MembersApi extends HttpApiGroup.make("members")
   .add(
-    HttpApiEndpoint.post("invite", "/v1/orgs/:org/invitations")
-      .setPath(OrgPath)
-      .setPayload(CreateInvitation)
-      .addSuccess(InvitationCreated, { status: 201 })
-      .addError(NotFound)
-      .addError(Forbidden)
-      .addError(Conflict)
-      .addError(ServiceUnavailable)
-      .annotateContext(requires("members:invite"))
-  )
-  .add(
-    HttpApiEndpoint.get("invitations", "/v1/orgs/:org/invitations")
-      .setPath(OrgPath)
-      .addSuccess(Schema.Array(Invitation))
-      .annotateContext(requires("members:invite"))
-  )
-  .add(
-    HttpApiEndpoint.del("revokeInvitation", "/v1/orgs/:org/invitations/:invitationId")
-      .setPath(Schema.Struct({ org: OrganizationId, invitationId: Schema.UUID }))
-      .addSuccess(InvitationRevoked)
-      .addError(NotFound)
-      .annotateContext(requires("members:invite"))
-  )
-  .add(
-    HttpApiEndpoint.get("list", "/v1/orgs/:org/members")
+    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/members")
       .setPath(OrgPath)
       .addSuccess(Schema.Array(OrganizationMember))
       .annotateContext(requires("members:read"))
   )
   .add(
-    HttpApiEndpoint.del("remove", "/v1/orgs/:org/members/:userId")
-      .setPath(Schema.Struct({ org: OrganizationId, userId: Schema.UUID }))
+    HttpApiEndpoint.del("remove", "/v1/orgs/:organizationId/members/:userId")
+      .setPath(Schema.Struct({ organizationId: OrganizationId, userId: Schema.UUID }))
       .addSuccess(MemberRemoved)
       .addError(NotFound)
       .addError(Conflict)
       .annotateContext(requires("members:remove"))
   )
+  .middleware(OrgAuthorization)
+  .annotate(OpenApi.Title, "Members") {}
+
+export class AssignmentsApi extends HttpApiGroup.make("assignments")
   .add(
-    HttpApiEndpoint.get("assignments", "/v1/orgs/:org/assignments")
+    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/assignments")
       .setPath(OrgPath)
       .setUrlParams(AssignmentFilter)
       .addSuccess(Schema.Array(Assignment))
       .annotateContext(requires("assignments:read"))
   )
   .add(
-    HttpApiEndpoint.post("assign", "/v1/orgs/:org/assignments")
+    HttpApiEndpoint.post("create", "/v1/orgs/:organizationId/assignments")
       .setPath(OrgPath)
       .setPayload(CreateAssignment)
       .addSuccess(AssignmentCreated, { status: 201 })
@@ -140,63 +117,15 @@ export class MembersApi extends HttpApiGroup.make("members")
       .annotateContext(requires("assignments:create"))
   )
   .add(
-    HttpApiEndpoint.del("unassign", "/v1/orgs/:org/assignments/:assignmentId")
-      .setPath(Schema.Struct({ org: OrganizationId, assignmentId: Schema.UUID }))
+    HttpApiEndpoint.del("delete", "/v1/orgs/:organizationId/assignments/:assignmentId")
+      .setPath(Schema.Struct({ organizationId: OrganizationId, assignmentId: Schema.UUID }))
       .addSuccess(AssignmentDeleted)
       .addError(NotFound)
       .addError(Conflict)
       .annotateContext(requires("assignments:delete"))
   )
   .middleware(OrgAuthorization)
-  .annotate(OpenApi.Title, "Members and assignments") {}
+  .annotate(OpenApi.Title, "Assignments") {}
 
-const errors = Schema.Union(BadRequest, NotFound, Forbidden, Conflict, ServiceUnavailable)
-const organizationId = { organizationId: OrganizationId }
-
-export class MembersRpcs extends RpcGroup.make(
-  Rpc.make("invitations.create", {
-    payload: { ...organizationId, ...CreateInvitation.fields },
-    success: InvitationCreated,
-    error: errors
-  }).annotate(RequiredPermission, "members:invite"),
-  Rpc.make("invitations.list", {
-    payload: organizationId,
-    success: Schema.Array(Invitation),
-    error: errors
-  }).annotate(RequiredPermission, "members:invite"),
-  Rpc.make("invitations.revoke", {
-    payload: { ...organizationId, invitationId: Schema.UUID },
-    success: InvitationRevoked,
-    error: errors
-  }).annotate(RequiredPermission, "members:invite"),
-  Rpc.make("members.list", {
-    payload: organizationId,
-    success: Schema.Array(OrganizationMember),
-    error: errors
-  }).annotate(RequiredPermission, "members:read"),
-  Rpc.make("members.remove", {
-    payload: { ...organizationId, userId: Schema.UUID },
-    success: MemberRemoved,
-    error: errors
-  }).annotate(RequiredPermission, "members:remove"),
-  Rpc.make("assignments.list", {
-    payload: {
-      ...organizationId,
-      userId: Schema.optional(Schema.UUID),
-      roleId: Schema.optional(Schema.UUID),
-      includeExpired: Schema.optional(Schema.Boolean)
-    },
-    success: Schema.Array(Assignment),
-    error: errors
-  }).annotate(RequiredPermission, "assignments:read"),
-  Rpc.make("assignments.create", {
-    payload: { ...organizationId, ...CreateAssignment.fields },
-    success: AssignmentCreated,
-    error: errors
-  }).annotate(RequiredPermission, "assignments:create"),
-  Rpc.make("assignments.delete", {
-    payload: { ...organizationId, assignmentId: Schema.UUID },
-    success: AssignmentDeleted,
-    error: errors
-  }).annotate(RequiredPermission, "assignments:delete")
-).middleware(RpcOrgAuthorization) {}
+export const MembersRpcs = rpcsOf(MembersApi)
+export const AssignmentsRpcs = rpcsOf(AssignmentsApi)

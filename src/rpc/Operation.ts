@@ -2,7 +2,7 @@
  * Each operation is declared once, as an HttpApi endpoint in its group; its Rpc is made from that
  * declaration, so the two doors cannot drift. The Rpc of endpoint `name` in group `group` is
  * `group.name` (the OpenAPI operationId); its payload is the endpoint's path parameters, query and
- * body in one struct; success, errors and annotations (the required permission) are the endpoint's;
+ * body in one struct (none when the endpoint takes no input); success, errors and annotations (the required permission) are the endpoint's;
  * its middleware is the RPC twin of the endpoint's (see `twins`).
  */
 import type { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
@@ -45,7 +45,7 @@ type RpcOfEndpoint<Group extends string, E, GroupR> =
   >
     ? Rpc.Rpc<
         `${Group}.${Name}`,
-        Schema.Schema<InputOf<E>, any>,
+        [keyof InputOf<E>] extends [never] ? typeof Schema.Void : Schema.Schema<InputOf<E>, any>,
         Schema.Schema<Success, any>,
         Schema.Schema<Error, any>,
         GuardTwin<GroupR | R>
@@ -71,11 +71,13 @@ const fieldsOf = (schema: Option.Option<Schema.Schema.Any>): Schema.Struct.Field
 export const rpcsOf = <G extends HttpApiGroup.HttpApiGroup.Any>(group: G): RpcGroup.RpcGroup<RpcsOf<G>> => {
   const g = group as unknown as HttpApiGroup.HttpApiGroup.AnyWithProps
   const rpcs = Object.values(g.endpoints).map((endpoint) => {
-    const payload = Schema.Struct({
+    const fields = {
       ...fieldsOf(endpoint.pathSchema),
       ...fieldsOf(endpoint.urlParamsSchema),
       ...fieldsOf(endpoint.payloadSchema)
-    })
+    }
+    // An operation without input takes none on the RPC door either: `client.auth.logout()`.
+    const payload = Object.keys(fields).length === 0 ? Schema.Void : Schema.Struct(fields)
     let rpc = Rpc.make(`${g.identifier}.${endpoint.name}`, {
       payload,
       success: endpoint.successSchema as Schema.Schema.Any,

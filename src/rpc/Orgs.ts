@@ -1,16 +1,9 @@
 /** Organizations (tenants): create, list, read, rename, delete. */
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
-import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
-import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
-import {
-  Authentication,
-  OrgAuthorization,
-  RequiredPermission,
-  RpcAuthentication,
-  RpcOrgAuthorization,
-  requires
-} from "./Security.ts"
+import { Conflict } from "./Errors.ts"
+import { rpcsOf } from "./Operation.ts"
+import { Authentication, OrgAuthorization, requires } from "./Security.ts"
 
 /** Revisions are strings holding integers, so they survive JSON beyond 2^53. */
 export const Revision = Schema.String.pipe(Schema.pattern(/^\d+$/)).annotations({ identifier: "Revision" })
@@ -46,7 +39,7 @@ export class MyOrganization extends Schema.Class<MyOrganization>("MyOrganization
 
 export class Deleted extends Schema.Class<Deleted>("Deleted")({ deleted: Schema.Literal(true) }) {}
 
-const OrgPath = Schema.Struct({ org: OrganizationId })
+export const OrgPath = Schema.Struct({ organizationId: OrganizationId })
 
 export class OrgsApi extends HttpApiGroup.make("orgs")
   .add(
@@ -54,55 +47,37 @@ export class OrgsApi extends HttpApiGroup.make("orgs")
       .setPayload(CreateOrganization)
       .addSuccess(Organization, { status: 201 })
       .addError(Conflict)
+      .middleware(Authentication)
       .annotate(OpenApi.Description, "The caller becomes the organization's owner.")
   )
-  .add(HttpApiEndpoint.get("list", "/v1/orgs").addSuccess(Schema.Array(MyOrganization)))
-  .middleware(Authentication)
-  .annotate(OpenApi.Title, "Organizations") {}
-
-export class OrgApi extends HttpApiGroup.make("org")
   .add(
-    HttpApiEndpoint.get("get", "/v1/orgs/:org")
+    HttpApiEndpoint.get("list", "/v1/orgs")
+      .addSuccess(Schema.Array(MyOrganization))
+      .middleware(Authentication)
+      .annotate(OpenApi.Description, "The organizations the caller belongs to, with their roles there.")
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/v1/orgs/:organizationId")
       .setPath(OrgPath)
       .addSuccess(Organization)
+      .middleware(OrgAuthorization)
       .annotateContext(requires("org:read"))
   )
   .add(
-    HttpApiEndpoint.patch("update", "/v1/orgs/:org")
+    HttpApiEndpoint.patch("update", "/v1/orgs/:organizationId")
       .setPath(OrgPath)
       .setPayload(UpdateOrganization)
       .addSuccess(Organization)
+      .middleware(OrgAuthorization)
       .annotateContext(requires("org:update"))
   )
   .add(
-    HttpApiEndpoint.del("delete", "/v1/orgs/:org")
+    HttpApiEndpoint.del("delete", "/v1/orgs/:organizationId")
       .setPath(OrgPath)
       .addSuccess(HttpApiSchema.NoContent)
+      .middleware(OrgAuthorization)
       .annotateContext(requires("org:delete"))
   )
-  .middleware(OrgAuthorization)
-  .annotate(OpenApi.Title, "Organization") {}
+  .annotate(OpenApi.Title, "Organizations") {}
 
-const orgErrors = Schema.Union(NotFound, Forbidden, Conflict, ServiceUnavailable)
-
-export class OrgsRpcs extends RpcGroup.make(
-  Rpc.make("orgs.create", { payload: CreateOrganization, success: Organization, error: orgErrors }),
-  Rpc.make("orgs.list", { success: Schema.Array(MyOrganization), error: orgErrors })
-).middleware(RpcAuthentication) {}
-
-export class OrgRpcs extends RpcGroup.make(
-  Rpc.make("orgs.get", {
-    payload: { organizationId: OrganizationId },
-    success: Organization,
-    error: orgErrors
-  }).annotate(RequiredPermission, "org:read"),
-  Rpc.make("orgs.update", {
-    payload: { organizationId: OrganizationId, name: Schema.optional(Name) },
-    success: Organization,
-    error: orgErrors
-  }).annotate(RequiredPermission, "org:update"),
-  Rpc.make("orgs.delete", { payload: { organizationId: OrganizationId }, error: orgErrors }).annotate(
-    RequiredPermission,
-    "org:delete"
-  )
-).middleware(RpcOrgAuthorization) {}
+export const OrgsRpcs = rpcsOf(OrgsApi)

@@ -3,11 +3,11 @@
  * with it (docs/live-protocol.md).
  */
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { NotFound, ServiceUnavailable } from "./Errors.ts"
+import { rpcsOf } from "./Operation.ts"
 import { OrganizationId } from "./Orgs.ts"
-import { Authentication, RpcAuthentication } from "./Security.ts"
+import { Authentication } from "./Security.ts"
 
 export const TicketRequest = Schema.Struct({ organizationId: OrganizationId })
 
@@ -25,6 +25,7 @@ export class RealtimeApi extends HttpApiGroup.make("realtime")
       .setPayload(TicketRequest)
       .addSuccess(Ticket, { status: 201 })
       .addError(NotFound)
+      .addError(ServiceUnavailable)
       .annotate(
         OpenApi.Description,
         "A single-use ticket (30 s) to open a live socket for this session in an organization you belong to. " +
@@ -34,10 +35,4 @@ export class RealtimeApi extends HttpApiGroup.make("realtime")
   .middleware(Authentication)
   .annotate(OpenApi.Title, "Live sessions") {}
 
-export class RealtimeRpcs extends RpcGroup.make(
-  Rpc.make("realtime.ticket", {
-    payload: TicketRequest,
-    success: Ticket,
-    error: Schema.Union(NotFound, ServiceUnavailable)
-  })
-).middleware(RpcAuthentication) {}
+export const RealtimeRpcs = rpcsOf(RealtimeApi)

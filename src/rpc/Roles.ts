@@ -5,12 +5,12 @@
  * enforces it before a handler runs.
  */
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Rpc, RpcGroup } from "@effect/rpc"
 import { ParseResult, Schema } from "effect"
 import { type Condition as ConditionType, GRANT_PATTERN, PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
-import { OrganizationId, Revision } from "./Orgs.ts"
-import { OrgAuthorization, RequiredPermission, RpcOrgAuthorization, requires } from "./Security.ts"
+import { rpcsOf } from "./Operation.ts"
+import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
+import { OrgAuthorization, requires } from "./Security.ts"
 
 export const RoleId = Schema.UUID.annotations({ identifier: "RoleId" })
 
@@ -143,6 +143,11 @@ export const Condition = Schema.declare<ConditionType, ConditionType, []>(
   },
   {
     identifier: "Condition",
+    arbitrary: () => (fc) =>
+      fc.constantFrom<ConditionType>(
+        { eq: [{ var: "resource.attributes.ownerId" }, { var: "subject.id" }] },
+        { in: [{ var: "resource.type" }, ["project", "document"]] }
+      ),
     description:
       "eq/ne/in over two operands, and/or over a list, not over one condition; operands are literals, " +
       'lists of literals or `{"var": "subject.id" | "subject.attributes.x" | "resource.id" | "resource.type" | ' +
@@ -210,32 +215,35 @@ export class RoleDeleted extends Schema.Class<RoleDeleted>("RoleDeleted")({
   revision: Revision
 }) {}
 
-const OrgPath = Schema.Struct({ org: OrganizationId })
-const RolePath = Schema.Struct({ org: OrganizationId, roleId: RoleId })
+const RolePath = Schema.Struct({ organizationId: OrganizationId, roleId: RoleId })
 
-export class RolesApi extends HttpApiGroup.make("roles")
+export class PermissionsApi extends HttpApiGroup.make("permissions")
   .add(
-    HttpApiEndpoint.get("listPermissions", "/v1/orgs/:org/permissions")
+    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/permissions")
       .setPath(OrgPath)
       .addSuccess(Schema.Array(Permission))
       .annotateContext(requires("permissions:read"))
   )
   .add(
-    HttpApiEndpoint.post("createPermission", "/v1/orgs/:org/permissions")
+    HttpApiEndpoint.post("create", "/v1/orgs/:organizationId/permissions")
       .setPath(OrgPath)
       .setPayload(CreatePermission)
       .addSuccess(PermissionCreated, { status: 201 })
       .addError(Conflict)
       .annotateContext(requires("permissions:create"))
   )
+  .middleware(OrgAuthorization)
+  .annotate(OpenApi.Title, "Permission catalog") {}
+
+export class RolesApi extends HttpApiGroup.make("roles")
   .add(
-    HttpApiEndpoint.get("list", "/v1/orgs/:org/roles")
+    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/roles")
       .setPath(OrgPath)
       .addSuccess(Schema.Array(Role))
       .annotateContext(requires("roles:read"))
   )
   .add(
-    HttpApiEndpoint.post("create", "/v1/orgs/:org/roles")
+    HttpApiEndpoint.post("create", "/v1/orgs/:organizationId/roles")
       .setPath(OrgPath)
       .setPayload(CreateRole)
       .addSuccess(RoleChanged, { status: 201 })
@@ -246,14 +254,14 @@ export class RolesApi extends HttpApiGroup.make("roles")
       .annotateContext(requires("roles:create"))
   )
   .add(
-    HttpApiEndpoint.get("get", "/v1/orgs/:org/roles/:roleId")
+    HttpApiEndpoint.get("get", "/v1/orgs/:organizationId/roles/:roleId")
       .setPath(RolePath)
       .addSuccess(Role)
       .addError(NotFound)
       .annotateContext(requires("roles:read"))
   )
   .add(
-    HttpApiEndpoint.patch("update", "/v1/orgs/:org/roles/:roleId")
+    HttpApiEndpoint.patch("update", "/v1/orgs/:organizationId/roles/:roleId")
       .setPath(RolePath)
       .setPayload(UpdateRole)
       .addSuccess(RoleChanged)
@@ -262,7 +270,7 @@ export class RolesApi extends HttpApiGroup.make("roles")
       .annotateContext(requires("roles:update"))
   )
   .add(
-    HttpApiEndpoint.del("delete", "/v1/orgs/:org/roles/:roleId")
+    HttpApiEndpoint.del("delete", "/v1/orgs/:organizationId/roles/:roleId")
       .setPath(RolePath)
       .addSuccess(RoleDeleted)
       .addError(NotFound)
@@ -270,7 +278,7 @@ export class RolesApi extends HttpApiGroup.make("roles")
       .annotateContext(requires("roles:delete"))
   )
   .add(
-    HttpApiEndpoint.put("setParents", "/v1/orgs/:org/roles/:roleId/parents")
+    HttpApiEndpoint.put("setParents", "/v1/orgs/:organizationId/roles/:roleId/parents")
       .setPath(RolePath)
       .setPayload(SetParents)
       .addSuccess(RoleChanged)
@@ -281,7 +289,7 @@ export class RolesApi extends HttpApiGroup.make("roles")
       .annotateContext(requires("roles:update"))
   )
   .add(
-    HttpApiEndpoint.put("setGrants", "/v1/orgs/:org/roles/:roleId/grants")
+    HttpApiEndpoint.put("setGrants", "/v1/orgs/:organizationId/roles/:roleId/grants")
       .setPath(RolePath)
       .setPayload(SetGrants)
       .addSuccess(RoleChanged)
@@ -292,49 +300,7 @@ export class RolesApi extends HttpApiGroup.make("roles")
       .annotateContext(requires("roles:update"))
   )
   .middleware(OrgAuthorization)
-  .annotate(OpenApi.Title, "Roles and permissions") {}
+  .annotate(OpenApi.Title, "Roles") {}
 
-const errors = Schema.Union(NotFound, Forbidden, Conflict, ServiceUnavailable)
-const inOrg = { organizationId: OrganizationId }
-const onRole = { organizationId: OrganizationId, roleId: RoleId }
-
-export class RolesRpcs extends RpcGroup.make(
-  Rpc.make("permissions.list", { payload: inOrg, success: Schema.Array(Permission), error: errors }).annotate(
-    RequiredPermission,
-    "permissions:read"
-  ),
-  Rpc.make("permissions.create", {
-    payload: { ...inOrg, ...CreatePermission.fields },
-    success: PermissionCreated,
-    error: errors
-  }).annotate(RequiredPermission, "permissions:create"),
-  Rpc.make("roles.list", { payload: inOrg, success: Schema.Array(Role), error: errors }).annotate(
-    RequiredPermission,
-    "roles:read"
-  ),
-  Rpc.make("roles.create", {
-    payload: { ...inOrg, ...CreateRole.fields },
-    success: RoleChanged,
-    error: errors
-  }).annotate(RequiredPermission, "roles:create"),
-  Rpc.make("roles.get", { payload: onRole, success: Role, error: errors }).annotate(RequiredPermission, "roles:read"),
-  Rpc.make("roles.update", {
-    payload: { ...onRole, ...UpdateRole.fields },
-    success: RoleChanged,
-    error: errors
-  }).annotate(RequiredPermission, "roles:update"),
-  Rpc.make("roles.delete", { payload: onRole, success: RoleDeleted, error: errors }).annotate(
-    RequiredPermission,
-    "roles:delete"
-  ),
-  Rpc.make("roles.setParents", {
-    payload: { ...onRole, ...SetParents.fields },
-    success: RoleChanged,
-    error: errors
-  }).annotate(RequiredPermission, "roles:update"),
-  Rpc.make("roles.setGrants", {
-    payload: { ...onRole, ...SetGrants.fields },
-    success: RoleChanged,
-    error: errors
-  }).annotate(RequiredPermission, "roles:update")
-).middleware(RpcOrgAuthorization) {}
+export const PermissionsRpcs = rpcsOf(PermissionsApi)
+export const RolesRpcs = rpcsOf(RolesApi)

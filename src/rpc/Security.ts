@@ -5,6 +5,7 @@
 import { HttpApiMiddleware, HttpApiSecurity, OpenApi } from "@effect/platform"
 import { RpcMiddleware } from "@effect/rpc"
 import { Context, Schema } from "effect"
+import type { CatalogKey } from "../domain/Catalog.ts"
 import { Forbidden, NotFound, ServiceUnavailable, Unauthorized } from "./Errors.ts"
 
 export interface SignedIn {
@@ -29,13 +30,13 @@ export class RpcAuthentication extends RpcMiddleware.Tag<RpcAuthentication>()("a
 }) {}
 
 /** The permission an operation requires, declared next to its definition (endpoint or Rpc). */
-export class RequiredPermission extends Context.Tag("app/RequiredPermission")<RequiredPermission, string>() {}
+export class RequiredPermission extends Context.Tag("app/RequiredPermission")<RequiredPermission, CatalogKey>() {}
 
 /**
  * Annotations for an endpoint that needs `permission` in the organization named by its path:
  * the guard reads the tag; the OpenAPI document shows it as `x-required-permission`.
  */
-export const requires = (permission: string) =>
+export const requires = (permission: CatalogKey) =>
   Context.make(RequiredPermission, permission).pipe(
     Context.add(OpenApi.Override, {
       "x-required-permission": permission,
@@ -50,7 +51,7 @@ export const requires = (permission: string) =>
 export class SelfService extends Context.Tag("app/SelfService")<SelfService, true>() {}
 
 /** Like `requires`, for operations a member may always perform about themselves. */
-export const requiresUnlessSelf = (permission: string, description?: string) =>
+export const requiresUnlessSelf = (permission: CatalogKey, description?: string) =>
   Context.make(RequiredPermission, permission).pipe(
     Context.add(SelfService, true as const),
     Context.add(OpenApi.Override, {

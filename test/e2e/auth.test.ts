@@ -529,10 +529,10 @@ describe("authentication, end to end on Postgres and Redis", () => {
         const login = yield* client.auth.login({ email, password: Redacted.make(STRONG_PASSWORD) })
         if (!("accessToken" in login)) return yield* Effect.die("expected tokens")
         token = login.accessToken
-        const me = yield* client.me()
+        const me = yield* client.auth.me()
         const sessions = yield* client.auth.sessions()
         yield* client.auth.logout()
-        const after = yield* Effect.either(client.me())
+        const after = yield* Effect.either(client.auth.me())
         return { wrong, weak, me, sessions, after }
       }).pipe(Effect.scoped, Effect.runPromise)
       expect(Either.isLeft(result.wrong) && result.wrong.left).toBeInstanceOf(Unauthorized)
@@ -580,7 +580,7 @@ describe("authentication, end to end on Postgres and Redis", () => {
       expect(Either.isLeft(replay) && (replay.left as Unauthorized).code).toBe("invalid_token")
 
       token = second.accessToken
-      const me = await run(Effect.flatMap(client, (c) => c.me()))
+      const me = await run(Effect.flatMap(client, (c) => c.auth.me()))
       expect(me).toMatchObject({ email, emailVerified: true, mfaEnabled: false })
       const sessions = await run(Effect.flatMap(client, (c) => c.auth.sessions()))
       expect(sessions.map((x) => x.id)).toEqual([second.sessionId])

@@ -95,7 +95,7 @@ describe("the server started with no environment at all (embedded default)", () 
     }
     const me = await Effect.gen(function* () {
       const client = yield* ApiClient.make("http://127.0.0.1:3000/rpc", { accessToken: () => tokens.accessToken })
-      return yield* client.me()
+      return yield* client.auth.me()
     }).pipe(Effect.scoped, Effect.runPromise)
     expect(me.email).toBe(email)
     const refreshed = await post("/v1/auth/refresh", { refreshToken: tokens.refreshToken })

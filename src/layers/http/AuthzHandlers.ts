@@ -1,8 +1,8 @@
-/** Thin adapters from both doors to the permission store's checks. */
-import { HttpApiBuilder } from "@effect/platform"
+/** Checks, explanations and effective sets on both doors, from one implementation. */
 import { DateTime, Effect } from "effect"
 import { Api } from "../../rpc/Api.ts"
 import {
+  AuthzApi,
   AuthzRpcs,
   type BatchCheckRequest,
   BatchCheckResult,
@@ -14,6 +14,7 @@ import {
 import { NotFound } from "../../rpc/Errors.ts"
 import { CurrentMember, type Member } from "../../rpc/Security.ts"
 import { PermissionStore } from "../../services/PermissionStore.ts"
+import { implement } from "./Implement.ts"
 import { actingFor } from "./OrgAuthorization.ts"
 
 const noSuchMember = new NotFound({ message: "No such member" })
@@ -98,27 +99,14 @@ const make = Effect.gen(function* () {
   return { check, checkBatch, explain, effective }
 })
 
-export const AuthzHttpLive = HttpApiBuilder.group(Api, "authz", (handlers) =>
-  Effect.map(make, (authz) =>
-    handlers
-      .handle("check", ({ payload }) => Effect.flatMap(CurrentMember, (member) => authz.check(member, payload)))
-      .handle("checkBatch", ({ payload }) =>
-        Effect.flatMap(CurrentMember, (member) => authz.checkBatch(member, payload))
-      )
-      .handle("explain", ({ payload }) => Effect.flatMap(CurrentMember, (member) => authz.explain(member, payload)))
-      .handle("effective", ({ path }) =>
-        Effect.flatMap(CurrentMember, (member) => authz.effective(member, path.userId))
-      )
-  )
-)
-
-export const AuthzRpcLive = AuthzRpcs.toLayer(
-  Effect.map(make, (authz) =>
-    AuthzRpcs.of({
-      "authz.check": (payload) => Effect.flatMap(CurrentMember, (member) => authz.check(member, payload)),
-      "authz.checkBatch": (payload) => Effect.flatMap(CurrentMember, (member) => authz.checkBatch(member, payload)),
-      "authz.explain": (payload) => Effect.flatMap(CurrentMember, (member) => authz.explain(member, payload)),
-      "authz.effective": ({ userId }) => Effect.flatMap(CurrentMember, (member) => authz.effective(member, userId))
-    })
-  )
+export const AuthzHandlers = implement(
+  Api,
+  AuthzApi,
+  AuthzRpcs,
+  Effect.map(make, (authz) => ({
+    check: (input) => Effect.flatMap(CurrentMember, (member) => authz.check(member, input)),
+    checkBatch: (input) => Effect.flatMap(CurrentMember, (member) => authz.checkBatch(member, input)),
+    explain: (input) => Effect.flatMap(CurrentMember, (member) => authz.explain(member, input)),
+    effective: ({ userId }) => Effect.flatMap(CurrentMember, (member) => authz.effective(member, userId))
+  }))
 )

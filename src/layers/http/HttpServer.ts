@@ -12,67 +12,59 @@ import { Duration, Effect, Layer } from "effect"
 import { Api } from "../../rpc/Api.ts"
 import { Rpcs } from "../../rpc/Rpcs.ts"
 import { Settings } from "../Settings.ts"
-import { AdminHttpLive, AdminRpcLive, AuditHttpLive, AuditRpcLive } from "./AdminHandlers.ts"
-import {
-  AuthenticationLive,
-  AuthHttpLive,
-  AuthRpcLive,
-  JwksHttpLive,
-  MeHttpLive,
-  RpcAuthenticationLive,
-  SessionHttpLive,
-  SessionRpcLive
-} from "./AuthHandlers.ts"
-import { AuthzHttpLive, AuthzRpcLive } from "./AuthzHandlers.ts"
-import { HealthHttpLive, HealthRpcLive } from "./HealthHandlers.ts"
+import { AdminHandlers, AuditHandlers } from "./AdminHandlers.ts"
+import { AuthenticationLive, AuthHandlers, RpcAuthenticationLive } from "./AuthHandlers.ts"
+import { AuthzHandlers } from "./AuthzHandlers.ts"
+import { HealthHandlers } from "./HealthHandlers.ts"
 import { GlobalMiddleware } from "./HttpMiddleware.ts"
-import { InvitationsHttpLive, InvitationsRpcLive, MembersHttpLive, MembersRpcLive } from "./MemberHandlers.ts"
+import { AssignmentsHandlers, InvitationsHandlers, MembersHandlers } from "./MemberHandlers.ts"
 import { OrgAuthorizationLive, RpcOrgAuthorizationLive } from "./OrgAuthorization.ts"
-import { OrgHttpLive, OrgRpcLive, OrgsHttpLive, OrgsRpcLive } from "./OrgHandlers.ts"
+import { OrgsHandlers } from "./OrgHandlers.ts"
 import { PlatformAdminLive, RpcPlatformAdminLive } from "./PlatformAdmin.ts"
-import { RealtimeHttpLive, RealtimeRpcLive } from "./RealtimeHandlers.ts"
-import { RolesHttpLive, RolesRpcLive } from "./RoleHandlers.ts"
+import { RealtimeHandlers } from "./RealtimeHandlers.ts"
+import { PermissionsHandlers, RolesHandlers } from "./RoleHandlers.ts"
+
+// Every group's implementation serves both doors: its `http` handlers and its `rpc` handlers.
+const HttpHandlers = Layer.mergeAll(
+  HealthHandlers.http,
+  AuthHandlers.http,
+  OrgsHandlers.http,
+  InvitationsHandlers.http,
+  MembersHandlers.http,
+  AssignmentsHandlers.http,
+  PermissionsHandlers.http,
+  RolesHandlers.http,
+  AuthzHandlers.http,
+  AuditHandlers.http,
+  AdminHandlers.http,
+  RealtimeHandlers.http
+)
+
+const RpcHandlers = Layer.mergeAll(
+  HealthHandlers.rpc,
+  AuthHandlers.rpc,
+  OrgsHandlers.rpc,
+  InvitationsHandlers.rpc,
+  MembersHandlers.rpc,
+  AssignmentsHandlers.rpc,
+  PermissionsHandlers.rpc,
+  RolesHandlers.rpc,
+  AuthzHandlers.rpc,
+  AuditHandlers.rpc,
+  AdminHandlers.rpc,
+  RealtimeHandlers.rpc
+)
 
 const ApiRoutes = HttpLayerRouter.addHttpApi(Api, { openapiPath: "/openapi.json" }).pipe(
-  Layer.provide([
-    HealthHttpLive,
-    AuthHttpLive,
-    SessionHttpLive,
-    MeHttpLive,
-    JwksHttpLive,
-    OrgsHttpLive,
-    OrgHttpLive,
-    MembersHttpLive,
-    InvitationsHttpLive,
-    RolesHttpLive,
-    AuthzHttpLive,
-    AuditHttpLive,
-    AdminHttpLive,
-    RealtimeHttpLive
-  ]),
+  Layer.provide(HttpHandlers),
   Layer.provide([AuthenticationLive, OrgAuthorizationLive, PlatformAdminLive])
 )
 
 const DocsRoute = HttpApiScalar.layerHttpLayerRouter({ api: Api, path: "/docs" })
 
 const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol: "http" }).pipe(
-  Layer.provide([
-    HealthRpcLive,
-    AuthRpcLive,
-    SessionRpcLive,
-    OrgsRpcLive,
-    OrgRpcLive,
-    MembersRpcLive,
-    InvitationsRpcLive,
-    RolesRpcLive,
-    AuthzRpcLive,
-    AuditRpcLive,
-    AdminRpcLive,
-    RealtimeRpcLive,
-    RpcAuthenticationLive,
-    RpcOrgAuthorizationLive,
-    RpcPlatformAdminLive
-  ]),
+  Layer.provide(RpcHandlers),
+  Layer.provide([RpcAuthenticationLive, RpcOrgAuthorizationLive, RpcPlatformAdminLive]),
   Layer.provide(RpcSerialization.layerNdjson)
 )
 

@@ -105,7 +105,11 @@ export const OrgAuthorizationLive = Layer.effect(
           const user = yield* auth.authenticate(Option.some(Redacted.value(token)))
           const route = yield* HttpRouter.RouteContext
           const request = yield* HttpServerRequest.HttpServerRequest
-          return yield* authorize(user, route.params.org, permissions.get(`${request.method} ${route.route.path}`))
+          return yield* authorize(
+            user,
+            route.params.organizationId,
+            permissions.get(`${request.method} ${route.route.path}`)
+          )
         }).pipe(Effect.provide(context))
     }
   })

@@ -1,21 +1,19 @@
-/** Thin adapters from both doors to the Realtime service. */
-import { HttpApiBuilder } from "@effect/platform"
+/** Live session tickets on both doors, from one implementation. */
 import { Effect } from "effect"
 import { Api } from "../../rpc/Api.ts"
-import { RealtimeRpcs, Ticket } from "../../rpc/Realtime.ts"
+import { RealtimeApi, RealtimeRpcs, Ticket } from "../../rpc/Realtime.ts"
 import { CurrentUser } from "../../rpc/Security.ts"
 import { Realtime } from "../../services/Realtime.ts"
+import { implement } from "./Implement.ts"
 
-const issue = (organizationId: string) =>
-  Effect.all([Realtime, CurrentUser]).pipe(
-    Effect.flatMap(([realtime, user]) => realtime.issueTicket(user, organizationId)),
-    Effect.map((issued) => new Ticket(issued))
-  )
-
-export const RealtimeHttpLive = HttpApiBuilder.group(Api, "realtime", (handlers) =>
-  handlers.handle("ticket", ({ payload }) => issue(payload.organizationId))
+export const RealtimeHandlers = implement(
+  Api,
+  RealtimeApi,
+  RealtimeRpcs,
+  Effect.map(Realtime, (realtime) => ({
+    ticket: ({ organizationId }) =>
+      Effect.flatMap(CurrentUser, (user) => realtime.issueTicket(user, organizationId)).pipe(
+        Effect.map((issued) => new Ticket(issued))
+      )
+  }))
 )
-
-export const RealtimeRpcLive = RealtimeRpcs.toLayer({
-  "realtime.ticket": ({ organizationId }) => issue(organizationId)
-})
