@@ -8,10 +8,14 @@ import { LiveRouterLive } from "../actors/LiveRouter.ts"
 import { SessionRegistry } from "../actors/SessionRegistry.ts"
 import { AuditLogLive } from "./AuditLogLive.ts"
 import { AccessTokensLive } from "./auth/AccessTokensLive.ts"
+import { AccountsLive } from "./auth/AccountsLive.ts"
 import { AuthLive } from "./auth/AuthLive.ts"
 import { KeysLive } from "./auth/Keys.ts"
+import { MfaLive } from "./auth/MfaLive.ts"
 import { PasswordHasherLive } from "./auth/PasswordHasherLive.ts"
 import { RevocationsLive } from "./auth/RevocationsLive.ts"
+import { SessionsLive } from "./auth/SessionsLive.ts"
+import { SignInLive } from "./auth/SignInLive.ts"
 import { DatabaseLive, MigrationsLive } from "./Database.ts"
 import { OutboxLive } from "./events/OutboxLive.ts"
 import { OutboxRelay } from "./events/OutboxRelay.ts"
@@ -27,6 +31,7 @@ import { WorkQueueMemory } from "./memory/WorkQueueMemory.ts"
 import { ReadinessLive } from "./ReadinessLive.ts"
 import { AdminLive } from "./rbac/AdminLive.ts"
 import { ExpiryScheduler } from "./rbac/ExpiryScheduler.ts"
+import { InvitationsLive } from "./rbac/InvitationsLive.ts"
 import { MembersLive } from "./rbac/MembersLive.ts"
 import { OrganizationsLive } from "./rbac/OrganizationsLive.ts"
 import { PermissionStoreLive } from "./rbac/PermissionStoreLive.ts"
@@ -58,19 +63,23 @@ export const EphemeralLive = Layer.unwrapEffect(
 
 export const InfraLive = Layer.mergeAll(EphemeralLive, MigrationsLive.pipe(Layer.provideMerge(DatabaseLive)))
 
-/** Keys, tokens, hashing, revocation, audit, mail, the outbox, and the Auth and RBAC services. */
+/** Keys, tokens, hashing, sessions and revocation, audit, mail, the outbox, and the auth and RBAC services. */
 export const DomainLive = Layer.mergeAll(
   AuthLive,
   OrganizationsLive,
   RolesLive,
   MembersLive,
+  InvitationsLive,
   AdminLive,
   RealtimeLive,
   OutboxRelay,
   ExpiryScheduler
 ).pipe(
+  Layer.provideMerge(Layer.mergeAll(AccountsLive, SignInLive, MfaLive)),
   Layer.provideMerge(PermissionStoreLive),
-  Layer.provideMerge(Layer.mergeAll(RevocationsLive, PasswordHasherLive, AuditLogLive, MailerLive, OutboxLive)),
+  Layer.provideMerge(RevocationsLive),
+  Layer.provideMerge(SessionsLive),
+  Layer.provideMerge(Layer.mergeAll(PasswordHasherLive, AuditLogLive, MailerLive, OutboxLive)),
   Layer.provideMerge(AccessTokensLive),
   Layer.provideMerge(KeysLive)
 )

@@ -1,17 +1,15 @@
 /**
  * Members: who belongs to an organization and which roles they hold there.
  *
- * Owns: invitations (mailed single-use tokens, stored hashed) and joining through them, listing
- * and removing members, listing, giving and taking away role assignments. Every change to what
- * someone may do bumps the organization's revision with its events (Outbox) and is audited in the
- * same transaction. Nobody gives a role with more than they hold (PermissionStore.notHeldBy), and
- * an organization always keeps an organization-wide `owner`.
- * Does not own: who may call what (the guard, which supplies the `Member`), roles and grants
- * (Roles), deciding checks (PermissionStore), expiry of assignments (the scheduler).
+ * Owns: listing and removing members, listing, giving and taking away role assignments. Every
+ * change to what someone may do bumps the organization's revision with its events (Outbox) and is
+ * audited in the same transaction. Nobody gives a role with more than they hold
+ * (PermissionStore.notHeldBy), and an organization always keeps an organization-wide `owner`.
+ * Does not own: joining (Invitations), who may call what (the guard, which supplies the `Member`),
+ * roles and grants (Roles), deciding checks (PermissionStore), expiry of assignments (the scheduler).
  */
 import { Context, type DateTime, type Effect } from "effect"
 import type { BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable } from "../rpc/Errors.ts"
-import type { Invitation, InvitationCreated, InvitationRevoked, Joined } from "../rpc/Invitations.ts"
 import type {
   Assignment,
   AssignmentCreated,
@@ -19,13 +17,8 @@ import type {
   MemberRemoved,
   OrganizationMember
 } from "../rpc/Members.ts"
-import type { Member, SignedIn } from "../rpc/Security.ts"
+import type { Member } from "../rpc/Security.ts"
 import type { RequestMeta } from "./AuditLog.ts"
-
-export interface InvitationInput {
-  readonly email: string
-  readonly roleIds?: ReadonlyArray<string> | undefined
-}
 
 export interface AssignmentFilter {
   readonly userId?: string | undefined
@@ -41,25 +34,6 @@ export interface AssignmentInput {
 }
 
 export interface MembersShape {
-  /** Mails a 7-day single-use token to `email`; does not change the revision (nobody's permissions change). */
-  readonly invite: (
-    member: Member,
-    input: InvitationInput,
-    meta: RequestMeta
-  ) => Effect.Effect<InvitationCreated, NotFound | Forbidden | Conflict | ServiceUnavailable>
-  /** Pending invitations: not accepted, not revoked, not expired. */
-  readonly invitations: (member: Member) => Effect.Effect<ReadonlyArray<Invitation>>
-  readonly revokeInvitation: (
-    member: Member,
-    invitationId: string,
-    meta: RequestMeta
-  ) => Effect.Effect<InvitationRevoked, NotFound>
-  /** Joins the invitation's organization, if `user`'s email is the invited one. */
-  readonly accept: (
-    user: SignedIn,
-    token: string,
-    meta: RequestMeta
-  ) => Effect.Effect<Joined, NotFound | Forbidden | Conflict>
   /** Members by the time they joined, with their current (unexpired) roles. */
   readonly list: (member: Member) => Effect.Effect<ReadonlyArray<OrganizationMember>>
   /** Ends the membership and every assignment of `userId` in the organization; pending invitations to them are revoked. */

@@ -1,8 +1,8 @@
-import { SqlClient } from "@effect/sql"
+import { SqlClient, SqlSchema } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
-import { Context, Duration, Effect, Layer, Option, Queue } from "effect"
+import { Context, Duration, Effect, Layer, Option, Queue, Schema } from "effect"
 import { NotFound } from "../../rpc/Errors.ts"
-import { type NewEvent, Outbox, type OutboxEvent } from "../../services/Outbox.ts"
+import { type NewEvent, Outbox, OutboxEvent } from "../../services/Outbox.ts"
 
 /**
  * This node's "events were committed" signal, from `Outbox` to the relay. A pending wake-up is
@@ -25,21 +25,25 @@ const makeWakeup = Effect.map(Queue.sliding<void>(1), (signal) =>
 )
 
 /** An outbox row as the relay and `eventsSince` select it (aliases survive any name transform). */
-export interface OutboxRow {
-  readonly id: string
-  readonly organizationId: string | null
-  readonly revision: string | null
-  readonly type: string
-  readonly payload: string
-  readonly createdAt: Date
-}
+export const OutboxRow = Schema.Struct({
+  id: Schema.String,
+  organizationId: Schema.NullOr(Schema.String),
+  revision: Schema.NullOr(Schema.String),
+  type: Schema.String,
+  /** As text: the client's name transform would otherwise rewrite the keys inside. */
+  payload: Schema.String,
+  createdAt: Schema.DateFromSelf
+})
+export type OutboxRow = typeof OutboxRow.Type
+
+const decodePayload = Schema.decodeUnknownSync(Schema.parseJson(OutboxEvent.fields.payload))
 
 export const toEvent = (row: OutboxRow): OutboxEvent => ({
   id: row.id,
   organizationId: row.organizationId,
   revision: row.revision,
   type: row.type,
-  payload: JSON.parse(row.payload) as Record<string, unknown>,
+  payload: decodePayload(row.payload),
   createdAt: row.createdAt.toISOString()
 })
 
@@ -62,6 +66,18 @@ export const make = (wakeup: OutboxWakeup["Type"]) =>
         FROM jsonb_array_elements(${JSON.stringify(events.map(({ type, payload }) => ({ type, payload })))}::jsonb)
           WITH ORDINALITY AS e(value, n)
         ORDER BY e.n`
+
+    const findSince = SqlSchema.findAll({
+      Request: Schema.Struct({ organizationId: Schema.String, revision: Schema.String, limit: Schema.Number }),
+      Result: OutboxRow,
+      execute: ({ organizationId, revision, limit }) => sql`
+        SELECT id::text AS id, organization_id::text AS "organizationId", revision::text AS revision,
+          event_type AS type, payload::text AS payload, created_at AS "createdAt"
+        FROM outbox
+        WHERE organization_id = ${organizationId} AND revision > ${revision}::bigint
+        ORDER BY outbox.revision, outbox.id
+        LIMIT ${limit}`
+    })
 
     return Outbox.of({
       record: Effect.fn("Outbox.record")(
@@ -86,25 +102,15 @@ export const make = (wakeup: OutboxWakeup["Type"]) =>
         },
         Effect.catchTag("SqlError", Effect.die)
       ),
-      eventsSince: Effect.fn("Outbox.eventsSince")(
-        function* (organizationId, revision, options) {
-          const rows = yield* sql<OutboxRow>`
-            SELECT id::text AS id, organization_id::text AS "organizationId", revision::text AS revision,
-              event_type AS type, payload::text AS payload, created_at AS "createdAt"
-            FROM outbox
-            WHERE organization_id = ${organizationId} AND revision > ${revision}::bigint
-            ORDER BY outbox.revision, outbox.id
-            LIMIT ${options?.limit ?? 1000}`
-          return rows.map(toEvent)
-        },
-        Effect.catchTag("SqlError", Effect.die)
-      ),
+      eventsSince: Effect.fn("Outbox.eventsSince")(function* (organizationId, revision, options) {
+        const rows = yield* findSince({ organizationId, revision, limit: options?.limit ?? 1000 })
+        return rows.map(toEvent)
+      }, Effect.orDie),
       transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
         sql.withTransaction(effect).pipe(
-          Effect.catchAll((error) =>
-            error instanceof SqlError ? Effect.die(error) : Effect.fail(error as Exclude<E, SqlError>)
-          ),
-          Effect.tap(() => wakeup.wake)
+          Effect.catchIf((error): error is SqlError => error instanceof SqlError, Effect.die),
+          Effect.tap(() => wakeup.wake),
+          Effect.withSpan("Outbox.transaction")
         ),
       wake: wakeup.wake
     })

@@ -2,29 +2,34 @@
  * The expiry scheduler: when an assignment's `expires_at` passes, it records `assignment.expired`
  * (bumping the organization's revision) within a second, so caches and live sessions drop the
  * grant then rather than at their next check. Checks never wait for it: an expired assignment
- * counts for nothing from its expiry instant on.
+ * counts for nothing from its expiry instant on. "Passes" is by this node's clock (Effect's
+ * `Clock`), the one checks decide with, so both agree and a TestClock drives it in tests.
  *
  * Every node runs one; `FOR UPDATE SKIP LOCKED` and the `expiry_recorded_at` marker make each
  * expiry recorded once, whichever node gets there first.
  */
 import { SqlClient } from "@effect/sql"
-import { Duration, Effect, Layer } from "effect"
+import { Clock, Duration, Effect, Layer, Schema } from "effect"
 import { AuditLog } from "../../services/AuditLog.ts"
 import { event } from "../../services/Events.ts"
 import { Outbox } from "../../services/Outbox.ts"
+import { decodeRows } from "./RbacSql.ts"
 
 const BATCH = 200
 /** The longest sleep between rounds, so an assignment created elsewhere is seen in time. */
 const MAX_SLEEP = Duration.millis(500)
 
-interface Expired {
-  readonly id: string
-  readonly organizationId: string
-  readonly userId: string
-  readonly roleId: string
-  readonly scopeType: string | null
-  readonly scopeId: string | null
-}
+const Expired = Schema.Struct({
+  id: Schema.String,
+  organizationId: Schema.String,
+  userId: Schema.String,
+  roleId: Schema.String,
+  scopeType: Schema.NullOr(Schema.String),
+  scopeId: Schema.NullOr(Schema.String)
+})
+type Expired = typeof Expired.Type
+
+const Next = Schema.Struct({ next: Schema.NullOr(Schema.DateFromSelf) })
 
 export const ExpiryScheduler = Layer.scopedDiscard(
   Effect.gen(function* () {
@@ -34,11 +39,12 @@ export const ExpiryScheduler = Layer.scopedDiscard(
 
     /** Records one batch of expiries; returns how many. */
     const round = Effect.gen(function* () {
-      const rows = yield* sql<Expired>`
+      const now = new Date(yield* Clock.currentTimeMillis)
+      const rows = yield* sql`
         SELECT id, organization_id, user_id, role_id, scope_type, scope_id FROM assignments
-        WHERE expires_at <= now() AND expiry_recorded_at IS NULL
+        WHERE expires_at <= ${now} AND expiry_recorded_at IS NULL
         ORDER BY expires_at LIMIT ${BATCH}
-        FOR UPDATE SKIP LOCKED`
+        FOR UPDATE SKIP LOCKED`.pipe(decodeRows(Expired))
       const byOrganization = new Map<string, Array<Expired>>()
       for (const row of rows)
         byOrganization.set(row.organizationId, [...(byOrganization.get(row.organizationId) ?? []), row])
@@ -71,17 +77,19 @@ export const ExpiryScheduler = Layer.scopedDiscard(
     }).pipe(
       outbox.transaction,
       // The organization was deleted meanwhile: its assignments went with it.
-      Effect.catchTag("NotFound", () => Effect.succeed(0))
+      Effect.catchTag("NotFound", () => Effect.succeed(0)),
+      Effect.withSpan("ExpiryScheduler.round")
     )
 
-    /** Milliseconds until the next pending expiry, capped. */
-    const nextSleep = sql<{ wait: number | null }>`
-      SELECT (extract(epoch FROM min(expires_at) - now()) * 1000)::float8 AS wait FROM assignments
-      WHERE expires_at IS NOT NULL AND expiry_recorded_at IS NULL`.pipe(
-      Effect.map(([row]) =>
-        Duration.min(MAX_SLEEP, Duration.millis(Math.max(0, Math.ceil(Number(row?.wait ?? Number.POSITIVE_INFINITY)))))
-      )
-    )
+    /** The time until the next pending expiry, capped. */
+    const nextSleep = Effect.gen(function* () {
+      const [row] = yield* sql`
+        SELECT min(expires_at) AS next FROM assignments
+        WHERE expires_at IS NOT NULL AND expiry_recorded_at IS NULL`.pipe(decodeRows(Next))
+      if (row?.next == null) return MAX_SLEEP
+      const wait = row.next.getTime() - (yield* Clock.currentTimeMillis)
+      return Duration.min(MAX_SLEEP, Duration.millis(Math.max(0, wait)))
+    })
 
     const loop = Effect.gen(function* () {
       while (true) {

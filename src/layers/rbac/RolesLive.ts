@@ -17,51 +17,57 @@
  */
 import { randomUUID } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { DateTime, Effect, Layer } from "effect"
-import { findCycle, type GrantEffect, PERMISSION_KEY } from "../../domain/Decision.ts"
-import { Conflict, Forbidden, NotFound } from "../../rpc/Errors.ts"
-import { type Grant, Permission, PermissionCreated, Role, RoleChanged, RoleDeleted } from "../../rpc/Roles.ts"
+import { DateTime, Effect, Layer, Schema } from "effect"
+import { PERMISSION_KEY } from "../../domain/Decision.ts"
+import { allowPatterns, assembleRoles, cycleIfParents, uniqueGrants } from "../../domain/RoleGraph.ts"
+import { Conflict, NotFound } from "../../rpc/Errors.ts"
+import {
+  Condition,
+  type Grant,
+  Permission,
+  PermissionCreated,
+  Role,
+  RoleChanged,
+  RoleDeleted
+} from "../../rpc/Roles.ts"
 import type { Member } from "../../rpc/Security.ts"
 import { AuditLog, type RequestMeta } from "../../services/AuditLog.ts"
 import { event } from "../../services/Events.ts"
 import { Outbox } from "../../services/Outbox.ts"
 import { PermissionStore } from "../../services/PermissionStore.ts"
 import { Roles } from "../../services/Roles.ts"
+import { decodeRows, refuseEscalation } from "./RbacSql.ts"
 
-interface RoleRow {
-  readonly id: string
-  readonly name: string
-  readonly description: string
-  readonly isSystem: boolean
-  readonly createdAt: Date
-  readonly updatedAt: Date
-}
+const RoleRow = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  description: Schema.String,
+  isSystem: Schema.Boolean,
+  createdAt: Schema.DateFromSelf,
+  updatedAt: Schema.DateFromSelf
+})
+const roleRows = decodeRows(RoleRow)
 
-interface GrantRow {
-  readonly roleId: string
-  readonly permission: string
-  readonly effect: GrantEffect
+const ParentRow = Schema.Struct({ roleId: Schema.String, parentId: Schema.String })
+const parentRows = decodeRows(ParentRow)
+
+const GrantRow = Schema.Struct({
+  roleId: Schema.String,
+  permission: Schema.String,
+  effect: Schema.Literal("allow", "deny"),
   /** jsonb as text, so no name transform of the client touches its keys. */
-  readonly condition: string | null
-}
+  condition: Schema.NullOr(Schema.parseJson(Condition))
+})
+
+const Key = Schema.Struct({ key: Schema.String })
+const Id = Schema.Struct({ id: Schema.String })
+const CatalogRow = Schema.Struct({ key: Schema.String, description: Schema.String, builtIn: Schema.Boolean })
 
 const noSuchRole = (id: string) => new NotFound({ message: `No such role ${id}` })
 const systemRole = (message: string) => new Conflict({ code: "system_role", message })
 const isOwner = (role: { readonly name: string; readonly isSystem: boolean }) => role.isSystem && role.name === "owner"
 
 const unique = <A>(items: ReadonlyArray<A>) => [...new Set(items)]
-
-/** Identical grants once, in the order first given. */
-const dedupe = (grants: ReadonlyArray<Grant>): ReadonlyArray<Grant> => {
-  const byKey = new Map<string, Grant>()
-  for (const grant of grants) {
-    byKey.set(JSON.stringify([grant.permission, grant.effect, grant.condition ?? null]), grant)
-  }
-  return [...byKey.values()]
-}
-
-const allowPatterns = (grants: ReadonlyArray<Grant>) =>
-  unique(grants.filter((grant) => grant.effect === "allow").map((grant) => grant.permission))
 
 /** What an audit entry says about a role: enough to see what changed, nothing secret. */
 const summary = (role: Role) => ({
@@ -81,21 +87,21 @@ export const make = Effect.gen(function* () {
   const readRoles = (organizationId: string, roleId?: string) =>
     Effect.gen(function* () {
       const roles = yield* roleId === undefined
-        ? sql<RoleRow>`
+        ? sql`
             SELECT id, name, description, is_system, created_at, updated_at FROM roles
-            WHERE organization_id = ${organizationId} ORDER BY name`
-        : sql<RoleRow>`
+            WHERE organization_id = ${organizationId} ORDER BY name`.pipe(roleRows)
+        : sql`
             SELECT id, name, description, is_system, created_at, updated_at FROM roles
-            WHERE organization_id = ${organizationId} AND id = ${roleId}`
+            WHERE organization_id = ${organizationId} AND id = ${roleId}`.pipe(roleRows)
       if (roles.length === 0) return []
       const ids = sql.in(roles.map((role) => role.id))
-      const parents = yield* sql<{ roleId: string; parentId: string }>`
+      const parents = yield* sql`
         SELECT role_id, parent_id FROM role_parents
-        WHERE organization_id = ${organizationId} AND role_id IN ${ids} ORDER BY parent_id`
-      const grants = yield* sql<GrantRow>`
+        WHERE organization_id = ${organizationId} AND role_id IN ${ids} ORDER BY parent_id`.pipe(parentRows)
+      const grants = yield* sql`
         SELECT role_id, permission, effect, condition::text AS condition FROM role_grants
         WHERE organization_id = ${organizationId} AND role_id IN ${ids}
-        ORDER BY permission, effect, condition::text NULLS FIRST`
+        ORDER BY permission, effect, condition::text NULLS FIRST`.pipe(decodeRows(GrantRow))
       return roles.map(
         (role) =>
           new Role({
@@ -109,7 +115,7 @@ export const make = Effect.gen(function* () {
               .map((g) => ({
                 permission: g.permission,
                 effect: g.effect,
-                ...(g.condition === null ? {} : { condition: JSON.parse(g.condition) })
+                ...(g.condition === null ? {} : { condition: g.condition })
               })),
             createdAt: DateTime.unsafeFromDate(role.createdAt),
             updatedAt: DateTime.unsafeFromDate(role.updatedAt)
@@ -138,9 +144,10 @@ export const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const keys = unique(grants.map((grant) => grant.permission).filter((p) => PERMISSION_KEY.test(p)))
       if (keys.length === 0) return
-      const known = yield* sql<{ key: string }>`
+      const known = yield* sql`
         SELECT key FROM permissions
         WHERE key IN ${sql.in(keys)} AND (organization_id IS NULL OR organization_id = ${organizationId})`.pipe(
+        decodeRows(Key),
         Effect.orDie
       )
       const missing = keys.find((key) => !known.some((row) => row.key === key))
@@ -156,19 +163,17 @@ export const make = Effect.gen(function* () {
   const requireHeld = (
     member: Member,
     request: { patterns?: ReadonlyArray<string>; roleIds?: ReadonlyArray<string> }
-  ) =>
-    Effect.flatMap(store.notHeldBy(member.organizationId, member.userId, request), (missing) =>
-      missing === undefined
-        ? Effect.void
-        : Effect.fail(new Forbidden({ message: `You cannot give ${missing}: you do not hold it` }))
-    )
+  ) => refuseEscalation(store, member.organizationId, member.userId, request)
 
   /** 404 unless every id is a role of this organization. */
   const requireRoles = (organizationId: string, roleIds: ReadonlyArray<string>) =>
     Effect.gen(function* () {
       if (roleIds.length === 0) return
-      const found = yield* sql<{ id: string }>`
-        SELECT id FROM roles WHERE organization_id = ${organizationId} AND id IN ${sql.in(roleIds)}`.pipe(Effect.orDie)
+      const found = yield* sql`
+        SELECT id FROM roles WHERE organization_id = ${organizationId} AND id IN ${sql.in(roleIds)}`.pipe(
+        decodeRows(Id),
+        Effect.orDie
+      )
       const missing = roleIds.find((id) => !found.some((row) => row.id === id))
       if (missing !== undefined) return yield* noSuchRole(missing)
     })
@@ -219,10 +224,10 @@ export const make = Effect.gen(function* () {
 
   return Roles.of({
     permissions: Effect.fn("Roles.permissions")(function* (member) {
-      const rows = yield* sql<{ key: string; description: string; builtIn: boolean }>`
+      const rows = yield* sql`
         SELECT key, description, organization_id IS NULL AS built_in FROM permissions
         WHERE organization_id IS NULL OR organization_id = ${member.organizationId}
-        ORDER BY key, organization_id NULLS FIRST`.pipe(Effect.orDie)
+        ORDER BY key, organization_id NULLS FIRST`.pipe(decodeRows(CatalogRow), Effect.orDie)
       return rows.map((row) => new Permission(row))
     }),
 
@@ -256,7 +261,7 @@ export const make = Effect.gen(function* () {
 
     create: Effect.fn("Roles.create")(function* (member, input, meta) {
       const organizationId = member.organizationId
-      const grants = dedupe(input.grants ?? [])
+      const grants = uniqueGrants(input.grants ?? [])
       const parentIds = unique(input.parentIds ?? [])
       yield* requireCatalog(organizationId, grants)
       yield* requireHeld(member, { patterns: allowPatterns(grants), roleIds: parentIds })
@@ -337,22 +342,16 @@ export const make = Effect.gen(function* () {
         const before = yield* lockRole(organizationId, roleId)
         yield* requireRoles(organizationId, parentIds)
         // The organization row is locked: no other parent change can interleave with this read.
-        const roles = yield* sql<{ id: string; name: string }>`
-          SELECT id, name FROM roles WHERE organization_id = ${organizationId}`
-        const links = yield* sql<{ roleId: string; parentId: string }>`
-          SELECT role_id, parent_id FROM role_parents WHERE organization_id = ${organizationId}`
-        const graph = roles.map((role) => ({
-          id: role.id,
-          name: role.name,
-          parents: links.filter((link) => link.roleId === role.id).map((link) => link.parentId),
-          grants: []
-        }))
-        const cycle = findCycle(graph, roleId, parentIds)
+        const roles = yield* sql`SELECT id, name FROM roles WHERE organization_id = ${organizationId}`.pipe(
+          decodeRows(Schema.Struct({ id: Schema.String, name: Schema.String }))
+        )
+        const links = yield* sql`
+          SELECT role_id, parent_id FROM role_parents WHERE organization_id = ${organizationId}`.pipe(parentRows)
+        const cycle = cycleIfParents(assembleRoles(roles, links), roleId, parentIds)
         if (cycle !== undefined) {
-          const names = cycle.map((id) => roles.find((role) => role.id === id)?.name ?? id)
           return yield* new Conflict({
             code: "role_cycle",
-            message: `These parents would make a cycle: ${names.join(" → ")}`
+            message: `These parents would make a cycle: ${cycle.join(" → ")}`
           })
         }
         yield* sql`DELETE FROM role_parents WHERE organization_id = ${organizationId} AND role_id = ${roleId}`
@@ -367,7 +366,7 @@ export const make = Effect.gen(function* () {
 
     setGrants: Effect.fn("Roles.setGrants")(function* (member, roleId, grantsGiven, meta) {
       const organizationId = member.organizationId
-      const grants = dedupe(grantsGiven)
+      const grants = uniqueGrants(grantsGiven)
       const current = yield* readRole(organizationId, roleId)
       if (isOwner(current)) return yield* systemRole("The owner role always holds * and its grants cannot change")
       yield* requireCatalog(organizationId, grants)
