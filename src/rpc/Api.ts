@@ -10,6 +10,7 @@ import { AuthzApi } from "./Authz.ts"
 import { HealthApi } from "./Health.ts"
 import { InvitationsApi } from "./Invitations.ts"
 import { AssignmentsApi, MembersApi } from "./Members.ts"
+import { polish } from "./OpenApiDocument.ts"
 import { OrgsApi } from "./Orgs.ts"
 import { RealtimeApi } from "./Realtime.ts"
 import { PermissionsApi, RolesApi } from "./Roles.ts"
@@ -37,4 +38,9 @@ export class Api extends HttpApi.make("api")
       "`{ _tag, code, message }` with a stable `code`. Live sessions: a WebSocket on WS_PORT pushes each " +
       "session's permissions as they change; the protocol (messages, close codes, limits) is described in " +
       "docs/live-protocol.md in the repository."
-  ) {}
+  )
+  .annotate(OpenApi.Transform, polish) {}
+
+/** The API as one server serves it: the document names that server (its PUBLIC_URL). */
+export const servedApi = (publicUrl: string) =>
+  Api.annotate(OpenApi.Servers, [{ url: publicUrl.replace(/\/+$/, ""), description: "This server" }])

@@ -118,6 +118,10 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .addError(Unauthorized)
       .addError(TooManyRequests)
       .addError(ServiceUnavailable)
+      .annotate(
+        OpenApi.Description,
+        "Signs in with email and password: a token pair, or `mfaRequired` with an `mfaToken` to finish with `loginMfa`. Repeated failures lock the account for a while (429 with `Retry-After`)."
+      )
   )
   .add(
     HttpApiEndpoint.post("loginMfa", "/v1/auth/login/mfa")
@@ -125,6 +129,10 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .addSuccess(TokenPair)
       .addError(Unauthorized)
       .addError(TooManyRequests)
+      .annotate(
+        OpenApi.Description,
+        "Finishes a sign-in that needs a second factor: the `mfaToken` from `login` and a TOTP or recovery code."
+      )
   )
   .add(
     HttpApiEndpoint.post("refresh", "/v1/auth/refresh")
@@ -139,6 +147,10 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .setPayload(ForgotPassword)
       .addSuccess(Accepted, { status: 202 })
       .addError(TooManyRequests)
+      .annotate(
+        OpenApi.Description,
+        "Mails a single-use reset link if the address has an account; the answer is the same either way."
+      )
   )
   .add(
     HttpApiEndpoint.post("resetPassword", "/v1/auth/password/reset")
@@ -147,6 +159,10 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .addError(Unauthorized)
       .addError(InvalidInput)
       .addError(TooManyRequests)
+      .annotate(
+        OpenApi.Description,
+        "Sets a new password with the mailed token; every session of the account ends, and nobody is signed in."
+      )
   )
   .add(
     HttpApiEndpoint.post("verifyEmail", "/v1/auth/email/verify")
@@ -154,22 +170,33 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .addSuccess(HttpApiSchema.NoContent)
       .addError(Unauthorized)
       .addError(TooManyRequests)
+      .annotate(OpenApi.Description, "Confirms the email address with the mailed token.")
   )
   .add(
     HttpApiEndpoint.get("jwks", "/.well-known/jwks.json")
       .addSuccess(Jwks)
       .annotate(OpenApi.Description, "Public Ed25519 keys that verify access tokens (EdDSA).")
   )
-  .add(HttpApiEndpoint.post("logout", "/v1/auth/logout").addSuccess(HttpApiSchema.NoContent).middleware(Authentication))
+  .add(
+    HttpApiEndpoint.post("logout", "/v1/auth/logout")
+      .addSuccess(HttpApiSchema.NoContent)
+      .middleware(Authentication)
+      .annotate(
+        OpenApi.Description,
+        "Ends this session: its access and refresh tokens stop working at once on every node."
+      )
+  )
   .add(
     HttpApiEndpoint.post("logoutAll", "/v1/auth/logout-all")
       .addSuccess(HttpApiSchema.NoContent)
       .middleware(Authentication)
+      .annotate(OpenApi.Description, "Ends every session of the account, this one included.")
   )
   .add(
     HttpApiEndpoint.get("sessions", "/v1/auth/sessions")
       .addSuccess(Schema.Array(SessionInfo))
       .middleware(Authentication)
+      .annotate(OpenApi.Description, "The account's live sessions (devices), this one marked `current`.")
   )
   .add(
     HttpApiEndpoint.del("revokeSession", "/v1/auth/sessions/:id")
@@ -177,6 +204,7 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .addSuccess(HttpApiSchema.NoContent)
       .addError(NotFound)
       .middleware(Authentication)
+      .annotate(OpenApi.Description, "Ends one of the account's sessions.")
   )
   .add(
     HttpApiEndpoint.post("changePassword", "/v1/auth/password/change")
@@ -185,12 +213,17 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .addError(InvalidInput)
       .addError(TooManyRequests)
       .middleware(Authentication)
+      .annotate(OpenApi.Description, "Changes the password (the current one is required); every other session ends.")
   )
   .add(
     HttpApiEndpoint.post("enrollTotp", "/v1/auth/mfa/totp/enroll")
       .addSuccess(TotpEnrollment)
       .addError(Conflict)
       .middleware(Authentication)
+      .annotate(
+        OpenApi.Description,
+        "Starts TOTP enrolment: a secret and an otpauth URL for an authenticator app; confirm it with a code."
+      )
   )
   .add(
     HttpApiEndpoint.post("confirmTotp", "/v1/auth/mfa/totp/confirm")
@@ -200,6 +233,10 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .addError(Conflict)
       .addError(TooManyRequests)
       .middleware(Authentication)
+      .annotate(
+        OpenApi.Description,
+        "Confirms TOTP enrolment with a code; answers ten single-use recovery codes, shown once."
+      )
   )
   .add(
     HttpApiEndpoint.post("disableTotp", "/v1/auth/mfa/totp/disable")
@@ -209,8 +246,14 @@ export class AuthApi extends HttpApiGroup.make("auth")
       .addError(Conflict)
       .addError(TooManyRequests)
       .middleware(Authentication)
+      .annotate(OpenApi.Description, "Turns TOTP off; needs the password and a current code.")
   )
-  .add(HttpApiEndpoint.get("me", "/v1/me").addSuccess(Me).middleware(Authentication))
+  .add(
+    HttpApiEndpoint.get("me", "/v1/me")
+      .addSuccess(Me)
+      .middleware(Authentication)
+      .annotate(OpenApi.Description, "The signed-in user.")
+  )
   .annotate(OpenApi.Title, "Authentication") {}
 
 export const AuthRpcs = rpcsOf(AuthApi)

@@ -13,13 +13,20 @@ export class HealthReport extends Schema.Class<HealthReport>("HealthReport")({
 
 export class HealthApi extends HttpApiGroup.make("health")
   .add(
-    HttpApiEndpoint.get("live", "/health/live").addSuccess(Liveness).annotate(OpenApi.Summary, "The process is running")
+    HttpApiEndpoint.get("live", "/health/live")
+      .addSuccess(Liveness)
+      .annotate(OpenApi.Summary, "The process is running")
+      .annotate(OpenApi.Description, "Answers while the process runs, whatever its dependencies do (a liveness probe).")
   )
   .add(
     HttpApiEndpoint.get("ready", "/health/ready")
       .addSuccess(HealthReport)
       .addError(NotReady)
       .annotate(OpenApi.Summary, "This node can serve traffic: its database and event stream answer")
+      .annotate(
+        OpenApi.Description,
+        "200 when the database and the event stream answer, else 503 naming what is down (a readiness probe)."
+      )
   )
   .annotate(OpenApi.Title, "Health") {}
 

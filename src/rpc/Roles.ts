@@ -129,7 +129,13 @@ const only = (key: string, schema: object) => ({
   properties: { [key]: schema },
   additionalProperties: false
 })
-const pairJson = { type: "array", prefixItems: [operandJson, operandJson], minItems: 2, items: false }
+const pairJson = {
+  type: "array",
+  prefixItems: [operandJson, operandJson],
+  items: operandJson,
+  minItems: 2,
+  maxItems: 2
+}
 const selfJson = { $ref: "#/components/schemas/Condition" }
 
 export const Condition = Schema.declare<ConditionType, ConditionType, []>(

@@ -196,7 +196,7 @@ describe("platform administration and the audit log, end to end on Postgres and 
       }
       expect(spec.paths["/v1/admin/orgs"]?.get?.["x-required-permission"]).toBe("platform-admin")
       expect(spec.paths["/v1/admin/users/{userId}/disable"]?.post?.["x-required-permission"]).toBe("platform-admin")
-      expect(spec.paths["/v1/orgs/{org}/audit"]?.get?.["x-required-permission"]).toBe("audit:read")
+      expect(spec.paths["/v1/orgs/{organizationId}/audit"]?.get?.["x-required-permission"]).toBe("audit:read")
     })
   })
 

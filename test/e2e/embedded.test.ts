@@ -2,9 +2,11 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { OpenApi } from "@effect/platform"
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
+import { servedApi } from "../../src/rpc/Api.ts"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { liveSession } from "../support/LiveSocket.ts"
 import { tokenIn, waitForMail } from "../support/Mailbox.ts"
@@ -61,6 +63,8 @@ describe("the server started with no environment at all (embedded default)", () 
     const spec = (await response.json()) as { openapi: string; paths: Record<string, unknown> }
     expect(spec.openapi).toBe("3.1.0")
     expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(["/health/live", "/health/ready"]))
+    // The document Spectral and swagger-parser check (test/rpc/OpenApiLint.test.ts), naming this server.
+    expect(spec).toEqual(JSON.parse(JSON.stringify(OpenApi.fromApi(servedApi("http://localhost:3000")))))
   })
 
   it("serves the API docs page", async () => {

@@ -826,14 +826,14 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
       paths: Record<string, Record<string, Record<string, unknown>>>
     }
     const permission = (path: string, method: string) => spec.paths[path]?.[method]?.["x-required-permission"]
-    expect(permission("/v1/orgs/{org}/invitations", "post")).toBe("members:invite")
-    expect(permission("/v1/orgs/{org}/invitations", "get")).toBe("members:invite")
-    expect(permission("/v1/orgs/{org}/invitations/{invitationId}", "delete")).toBe("members:invite")
-    expect(permission("/v1/orgs/{org}/members", "get")).toBe("members:read")
-    expect(permission("/v1/orgs/{org}/members/{userId}", "delete")).toBe("members:remove")
-    expect(permission("/v1/orgs/{org}/assignments", "get")).toBe("assignments:read")
-    expect(permission("/v1/orgs/{org}/assignments", "post")).toBe("assignments:create")
-    expect(permission("/v1/orgs/{org}/assignments/{assignmentId}", "delete")).toBe("assignments:delete")
+    expect(permission("/v1/orgs/{organizationId}/invitations", "post")).toBe("members:invite")
+    expect(permission("/v1/orgs/{organizationId}/invitations", "get")).toBe("members:invite")
+    expect(permission("/v1/orgs/{organizationId}/invitations/{invitationId}", "delete")).toBe("members:invite")
+    expect(permission("/v1/orgs/{organizationId}/members", "get")).toBe("members:read")
+    expect(permission("/v1/orgs/{organizationId}/members/{userId}", "delete")).toBe("members:remove")
+    expect(permission("/v1/orgs/{organizationId}/assignments", "get")).toBe("assignments:read")
+    expect(permission("/v1/orgs/{organizationId}/assignments", "post")).toBe("assignments:create")
+    expect(permission("/v1/orgs/{organizationId}/assignments/{assignmentId}", "delete")).toBe("assignments:delete")
     expect(spec.paths["/v1/invitations/accept"]?.post).toBeDefined()
   })
 })

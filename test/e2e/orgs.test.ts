@@ -201,8 +201,8 @@ describe("organizations and the guard, end to end on Postgres and Redis", () => 
     const spec = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
       paths: Record<string, Record<string, Record<string, unknown>>>
     }
-    expect(spec.paths["/v1/orgs/{org}"]?.get?.["x-required-permission"]).toBe("org:read")
-    expect(spec.paths["/v1/orgs/{org}"]?.patch?.["x-required-permission"]).toBe("org:update")
-    expect(spec.paths["/v1/orgs/{org}"]?.delete?.["x-required-permission"]).toBe("org:delete")
+    expect(spec.paths["/v1/orgs/{organizationId}"]?.get?.["x-required-permission"]).toBe("org:read")
+    expect(spec.paths["/v1/orgs/{organizationId}"]?.patch?.["x-required-permission"]).toBe("org:update")
+    expect(spec.paths["/v1/orgs/{organizationId}"]?.delete?.["x-required-permission"]).toBe("org:delete")
   })
 })

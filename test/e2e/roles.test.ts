@@ -776,14 +776,14 @@ describe("roles and the permission catalog, end to end on Postgres and Redis", (
       paths: Record<string, Record<string, Record<string, unknown>>>
     }
     const required = (path: string, method: string) => spec.paths[path]?.[method]?.["x-required-permission"]
-    expect(required("/v1/orgs/{org}/permissions", "get")).toBe("permissions:read")
-    expect(required("/v1/orgs/{org}/permissions", "post")).toBe("permissions:create")
-    expect(required("/v1/orgs/{org}/roles", "get")).toBe("roles:read")
-    expect(required("/v1/orgs/{org}/roles", "post")).toBe("roles:create")
-    expect(required("/v1/orgs/{org}/roles/{roleId}", "get")).toBe("roles:read")
-    expect(required("/v1/orgs/{org}/roles/{roleId}", "patch")).toBe("roles:update")
-    expect(required("/v1/orgs/{org}/roles/{roleId}", "delete")).toBe("roles:delete")
-    expect(required("/v1/orgs/{org}/roles/{roleId}/parents", "put")).toBe("roles:update")
-    expect(required("/v1/orgs/{org}/roles/{roleId}/grants", "put")).toBe("roles:update")
+    expect(required("/v1/orgs/{organizationId}/permissions", "get")).toBe("permissions:read")
+    expect(required("/v1/orgs/{organizationId}/permissions", "post")).toBe("permissions:create")
+    expect(required("/v1/orgs/{organizationId}/roles", "get")).toBe("roles:read")
+    expect(required("/v1/orgs/{organizationId}/roles", "post")).toBe("roles:create")
+    expect(required("/v1/orgs/{organizationId}/roles/{roleId}", "get")).toBe("roles:read")
+    expect(required("/v1/orgs/{organizationId}/roles/{roleId}", "patch")).toBe("roles:update")
+    expect(required("/v1/orgs/{organizationId}/roles/{roleId}", "delete")).toBe("roles:delete")
+    expect(required("/v1/orgs/{organizationId}/roles/{roleId}/parents", "put")).toBe("roles:update")
+    expect(required("/v1/orgs/{organizationId}/roles/{roleId}/grants", "put")).toBe("roles:update")
   })
 })

@@ -51,7 +51,9 @@ describe("the OpenAPI document", () => {
     const operations = Object.entries(spec.paths).flatMap(([path, methods]) =>
       Object.entries(methods).map(([method, operation]) => ({ path, method, operation }))
     )
-    const guarded = operations.filter(({ path }) => path.startsWith("/v1/orgs/{organizationId}") || path.startsWith("/v1/admin"))
+    const guarded = operations.filter(
+      ({ path }) => path.startsWith("/v1/orgs/{organizationId}") || path.startsWith("/v1/admin")
+    )
     expect(guarded.length).toBe(30)
     for (const { path, method, operation } of guarded) {
       const permission = (operation as Record<string, unknown>)["x-required-permission"]

@@ -9,7 +9,7 @@ import { HttpApiScalar, HttpLayerRouter } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Duration, Effect, Layer } from "effect"
-import { Api } from "../../rpc/Api.ts"
+import { servedApi } from "../../rpc/Api.ts"
 import { Rpcs } from "../../rpc/Rpcs.ts"
 import { Settings } from "../Settings.ts"
 import { AdminHandlers, AuditHandlers } from "./AdminHandlers.ts"
@@ -55,12 +55,19 @@ const RpcHandlers = Layer.mergeAll(
   RealtimeHandlers.rpc
 )
 
-const ApiRoutes = HttpLayerRouter.addHttpApi(Api, { openapiPath: "/openapi.json" }).pipe(
-  Layer.provide(HttpHandlers),
-  Layer.provide([AuthenticationLive, OrgAuthorizationLive, PlatformAdminLive])
+/** REST, /openapi.json and /docs; the document names this server (PUBLIC_URL). */
+const ApiRoutes = Layer.unwrapEffect(
+  Effect.map(Settings.publicUrl, (publicUrl) => {
+    const api = servedApi(publicUrl)
+    return Layer.merge(
+      HttpLayerRouter.addHttpApi(api, { openapiPath: "/openapi.json" }).pipe(
+        Layer.provide(HttpHandlers),
+        Layer.provide([AuthenticationLive, OrgAuthorizationLive, PlatformAdminLive])
+      ),
+      HttpApiScalar.layerHttpLayerRouter({ api, path: "/docs" })
+    )
+  })
 )
-
-const DocsRoute = HttpApiScalar.layerHttpLayerRouter({ api: Api, path: "/docs" })
 
 const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol: "http" }).pipe(
   Layer.provide(RpcHandlers),
@@ -68,7 +75,7 @@ const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol
   Layer.provide(RpcSerialization.layerNdjson)
 )
 
-export const Routes = Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute).pipe(Layer.provide(GlobalMiddleware))
+export const Routes = Layer.mergeAll(ApiRoutes, RpcRoute).pipe(Layer.provide(GlobalMiddleware))
 
 const closeGracefully = (server: Server, timeout: Duration.Duration) =>
   Effect.gen(function* () {
