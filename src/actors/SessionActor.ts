@@ -1,30 +1,31 @@
 /**
- * One live session: a fiber with a bounded mailbox and private state (user, organization, session,
- * roles, permission set, revision). It handles one message at a time, so it needs no locks:
+ * One live session: a fiber with a bounded mailbox and private state (the `Session` record). It
+ * handles one message at a time, so it needs no locks:
  * - client frames (`check`, `await`, `ping`), rate limited per connection;
- * - `refresh` requests from the router, coalesced: however many arrive while it works or within
- *   `Limits.recomputeEvery` of its last recomputation, it recomputes once more at most, from the
- *   permission store at the current revision, and pushes a diff only when something changed
- *   (otherwise its revision just moves on);
+ * - `refresh` from the router, coalesced: the first change is applied at once, those arriving
+ *   within `recomputeEveryMs` of the last recomputation together at its end, from the permission
+ *   store at the current revision; a diff is pushed only when something changed;
  * - `revoke`: it sends `revoked` and closes with 4001;
- * - `drain`: a client that fell behind (send buffer over the soft limit) was not sent diffs; once it
- *   drains it gets one fresh `hello`. A client whose buffer passes the hard limit, or that stays
- *   behind for too long, is closed with 4002.
- * The actor's revision never goes backwards. Interrupting the fiber (socket closed) unregisters it.
+ * - `drain`: a client that fell behind (send buffer over the soft limit) was sent no diffs; once it
+ *   drains it gets one fresh `hello`. Past the hard limit, or behind for too long: closed with 4002.
+ * Its revision never goes backwards. Interrupting the fiber (socket closed) unregisters it. The
+ * limits are the protocol's (`LiveLimits` in src/rpc/LiveProtocol.ts, stated in the docs).
  */
-import { Clock, Duration, Effect, Either, Fiber, Option, Queue } from "effect"
+import { type Clock, Duration, Effect, Either, Fiber, Option, Queue, type Scope } from "effect"
+import * as EffectiveSet from "../domain/EffectiveSet.ts"
+import { gcra } from "../domain/Gcra.ts"
 import {
   type ClientMessage,
   CloseCode,
   decodeClientMessage,
   encodeServerMessage,
+  LiveLimits,
   type RevokedReason,
   type ServerMessage
 } from "../rpc/LiveProtocol.ts"
-import type { SessionSnapshot } from "../services/PermissionStore.ts"
-import { PermissionStore } from "../services/PermissionStore.ts"
+import { PermissionStore, type PermissionStoreShape, type SessionSnapshot } from "../services/PermissionStore.ts"
 import type { TicketClaims } from "../services/Realtime.ts"
-import { type SessionHandle, SessionRegistry } from "./SessionRegistry.ts"
+import { type Registry, type SessionHandle, SessionRegistry } from "./SessionRegistry.ts"
 
 /** The socket as the actor sees it; the transport (uWebSockets.js) implements it. */
 export interface LiveSocket {
@@ -41,402 +42,359 @@ export type Inbound =
   | { readonly _tag: "Wake" }
   | { readonly _tag: "Drain" }
 
-export const Limits = {
-  /** Mailbox size; client frames beyond it are answered `rate_limited` and dropped. */
-  mailbox: 256,
-  /** Client messages per second, sustained, and the burst allowed. */
-  ratePerSecond: 20,
-  burst: 40,
-  /** Dropped messages after which a flooding client is closed (4003). */
-  floodClose: 200,
-  /** Above this many buffered bytes no diff is sent; the client gets a snapshot when it drains. */
-  softBuffer: 64 * 1024,
-  /** Above this many buffered bytes the client is closed (4002). */
-  hardBuffer: 1024 * 1024,
-  /** A client behind for longer than this is closed (4002). */
-  stuckFor: Duration.seconds(30),
-  /**
-   * At most one recomputation per this interval: the first change is applied at once, the ones
-   * that follow within the interval are applied together at its end (a burst of 1,000 changes in a
-   * second costs about ten recomputations per session, not 1,000).
-   */
-  recomputeEvery: Duration.millis(100)
-}
+const BURST_WINDOW_MS = (LiveLimits.burst / LiveLimits.messagesPerSecond) * 1000
+const STUCK_FOR = Duration.millis(LiveLimits.stuckMs)
+const DROPPED = "Too many messages; this one was dropped"
 
-interface State {
-  revision: bigint
-  permissions: ReadonlySet<string>
-  scoped: ReadonlyMap<string, ReadonlySet<string>>
-  scopedDenied: ReadonlyMap<string, ReadonlySet<string>>
-  roles: ReadonlyArray<string>
+/** The frame both the actor and the transport send for a message they drop. */
+export const rateLimitedFrame = encodeServerMessage({ type: "error", code: "rate_limited", message: DROPPED })
+
+/** One session's state. Only its actor's fiber changes it, but for `signals`, which its handle sets. */
+interface Session {
+  readonly claims: TicketClaims
+  readonly socket: LiveSocket
+  readonly mailbox: Queue.Queue<Inbound>
+  readonly store: PermissionStoreShape
+  readonly registry: Registry
+  readonly clock: Clock.Clock
+  readonly handle: SessionHandle
+  /** The set the client holds, and the roles it depends on (the registry indexes it by them). */
+  held: EffectiveSet.EffectiveSet
   roleIds: ReadonlyArray<string>
+  /** Set by the handle; one `Wake` in the mailbox at a time carries them to the actor. */
+  readonly signals: { refresh: boolean; wake: boolean; revoke: RevokedReason | undefined }
+  /** When it last recomputed, and whether a wake-up for the end of the interval is on its way. */
+  readonly pacing: { last: number; timer: boolean }
+  /** While the client is behind: the timer that closes it if it stays so. */
+  stuck: Fiber.RuntimeFiber<void> | undefined
+  /** Client messages: the rate limiter's state, and how many were dropped. */
+  readonly rate: { tat: number | undefined; dropped: number }
 }
 
-const revokedFor = (access: SessionSnapshot["access"]): RevokedReason | undefined => {
-  switch (access) {
-    case "ok":
-      return undefined
-    case "not_member":
-      return "member_removed"
-    case "frozen":
-      return "organization_frozen"
-    case "disabled":
-      return "user_disabled"
-    case "no_organization":
-      return "organization_deleted"
+const revokedBy: Record<SessionSnapshot["access"], RevokedReason | undefined> = {
+  ok: undefined,
+  not_member: "member_removed",
+  frozen: "organization_frozen",
+  disabled: "user_disabled",
+  no_organization: "organization_deleted"
+}
+
+const send = ({ socket }: Session, message: ServerMessage) =>
+  socket.isOpen() ? socket.send(encodeServerMessage(message)) : undefined
+const close = ({ socket }: Session, code: number, reason: string) =>
+  socket.isOpen() ? socket.close(code, reason) : undefined
+
+const wake = (session: Session) => {
+  if (session.signals.wake) return
+  session.signals.wake = true
+  session.mailbox.unsafeOffer({ _tag: "Wake" })
+}
+
+const hello = ({ claims, held }: Session): ServerMessage => {
+  const { sessionId, userId, organizationId } = claims
+  return { type: "hello", sessionId, userId, organizationId, ...EffectiveSet.toSnapshot(held) }
+}
+
+/** Takes `next` as the held set, re-indexing the session if the roles it depends on changed. */
+const adopt = (session: Session, next: SessionSnapshot, set = EffectiveSet.fromSnapshot(next)) => {
+  if (next.roleIds.join("\n") !== session.roleIds.join("\n")) {
+    session.registry.setRoles(session.handle, next.roleIds)
+    session.roleIds = next.roleIds
   }
+  session.held = set
 }
 
-const toSets = (scoped: Readonly<Record<string, ReadonlyArray<string>>>) =>
-  new Map(Object.entries(scoped).map(([key, keys]) => [key, new Set(keys)] as const))
+/** The session's state from the store, shared with this user's other sessions asking at once. */
+const snapshot = ({ claims: { organizationId, userId }, registry, store }: Session, atLeast?: string) =>
+  registry.shared(`${organizationId}/${userId}/${atLeast ?? ""}`, store.session(organizationId, userId, atLeast))
 
-const toRecord = (scoped: ReadonlyMap<string, ReadonlySet<string>>) =>
-  Object.fromEntries([...scoped].map(([key, keys]) => [key, [...keys].sort()]))
+const end = Effect.fn("SessionActor.revoke")((session: Session, reason: RevokedReason) =>
+  Effect.sync(() => {
+    session.registry.counters.revoked += 1
+    send(session, { type: "revoked", reason })
+    close(session, CloseCode.revoked, reason)
+  })
+)
 
-const minus = (a: ReadonlySet<string>, b: ReadonlySet<string>) => [...a].filter((key) => !b.has(key)).sort()
+const tooSlow = (session: Session) => Effect.sync(() => close(session, CloseCode.tooSlow, "client too slow"))
 
-const scopedDiff = (
-  from: ReadonlyMap<string, ReadonlySet<string>>,
-  to: ReadonlyMap<string, ReadonlySet<string>>
-): Record<string, ReadonlyArray<string>> => {
-  const out: Record<string, ReadonlyArray<string>> = {}
-  for (const [key, keys] of to) {
-    const added = minus(keys, from.get(key) ?? new Set())
-    if (added.length > 0) out[key] = added
+/** Sends a frame of the set unless the client is behind; falls behind, or is closed, when its buffer is full. */
+const push = (session: Session, frame: ServerMessage): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { socket, registry } = session
+    if (session.stuck !== undefined || !socket.isOpen()) return
+    const buffered = socket.bufferedAmount()
+    if (buffered > LiveLimits.hardBufferBytes) return yield* tooSlow(session)
+    if (buffered > LiveLimits.softBufferBytes) {
+      session.stuck = yield* Effect.forkScoped(Effect.sleep(STUCK_FOR).pipe(Effect.zipRight(tooSlow(session))))
+      return
+    }
+    registry.counters.pushes += 1
+    if (frame.type === "hello") registry.counters.snapshots += 1
+    send(session, frame)
+  })
+
+/** Applies a newer snapshot: a diff if something changed (the whole state if only role names did). */
+const apply = (session: Session, next: SessionSnapshot) => {
+  const reason = revokedBy[next.access]
+  if (reason !== undefined) {
+    session.signals.revoke ??= reason
+    return Effect.void
   }
-  return out
+  const set = EffectiveSet.fromSnapshot(next)
+  if (set.revision < session.held.revision) return Effect.void
+  const before = session.held
+  adopt(session, next, set)
+  const diff = EffectiveSet.diff(before, set)
+  if (!EffectiveSet.isEmptyChange(diff)) return push(session, { type: "permissions", ...diff })
+  // Only the role names changed (a rename): the whole state again, it is small.
+  if (EffectiveSet.rolesChanged(before, set)) return push(session, hello(session))
+  return Effect.void
 }
+
+const recompute = (session: Session, atLeast?: string) =>
+  Effect.suspend(() => {
+    session.registry.counters.recomputations += 1
+    return Effect.flatMap(snapshot(session, atLeast), (next) => apply(session, next))
+  })
+
+/** A `Wake`: recompute now if the last recomputation is old enough, else once at the end of the interval. */
+const onWake = (session: Session) =>
+  Effect.suspend(() => {
+    session.signals.wake = false
+    if (!session.signals.refresh || session.signals.revoke !== undefined) return Effect.void
+    const now = session.clock.unsafeCurrentTimeMillis()
+    const wait = session.pacing.last + LiveLimits.recomputeEveryMs - now
+    if (wait > 0) {
+      if (session.pacing.timer) return Effect.void
+      session.pacing.timer = true
+      const later = Effect.sleep(Duration.millis(wait)).pipe(
+        Effect.andThen(() => {
+          session.pacing.timer = false
+          wake(session)
+        })
+      )
+      return Effect.asVoid(Effect.forkScoped(later))
+    }
+    session.signals.refresh = false
+    session.pacing.last = now
+    return recompute(session).pipe(
+      // The store could not answer: try again shortly rather than keep a stale set.
+      Effect.catchAll(() =>
+        Effect.forkScoped(Effect.sleep(Duration.seconds(1)).pipe(Effect.andThen(() => session.handle.refresh())))
+      ),
+      Effect.asVoid
+    )
+  })
+
+/** The client drained its buffer after falling behind: what it missed, in one `hello`, at the newest revision. */
+const resync = Effect.fn("SessionActor.resync")(function* (session: Session) {
+  const stuck = session.stuck
+  if (stuck === undefined || !session.socket.isOpen() || session.socket.bufferedAmount() > LiveLimits.softBufferBytes)
+    return
+  session.stuck = undefined
+  yield* Fiber.interrupt(stuck)
+  const fresh = yield* Effect.either(snapshot(session))
+  if (Either.isRight(fresh)) {
+    const reason = revokedBy[fresh.right.access]
+    if (reason !== undefined) session.signals.revoke ??= reason
+    else if (BigInt(fresh.right.revision) >= session.held.revision) adopt(session, fresh.right)
+  }
+  session.registry.counters.snapshots += 1
+  if (session.signals.revoke === undefined) send(session, hello(session))
+})
 
 /**
- * Runs the actor of one connection until the session ends or the fiber is interrupted. `mailbox`
- * is filled by the transport (frames, drain) and by the handle (wake).
+ * Spends one of the client's messages: `messagesPerSecond` sustained, `burst` at once (a GCRA over
+ * the window in which the burst refills, the same as a token bucket); false when none is left.
  */
-export const runSessionActor = (options: {
+const allowMessage = ({ rate, clock }: Session) => {
+  const step = gcra(clock.unsafeCurrentTimeMillis(), rate.tat, LiveLimits.burst, BURST_WINDOW_MS)
+  if (step.allowed) rate.tat = step.tat
+  return step.allowed
+}
+
+const answerCheck = (session: Session, { id, permission, resource }: Extract<ClientMessage, { type: "check" }>) =>
+  Effect.gen(function* () {
+    const { organizationId, userId } = session.claims
+    const request = { organizationId, userId, permission, resource, minRevision: session.held.revision.toString() }
+    const answer = yield* Effect.either(session.store.check(request))
+    if (Either.isLeft(answer)) {
+      return send(session, { type: "error", code: "unavailable", message: "Cannot decide right now; denied", id })
+    }
+    const { allowed, reason, revision, blocked, member } = answer.right
+    if (blocked === true || !member) session.handle.refresh()
+    send(session, { type: "check.result", id, allowed, reason, revision })
+  })
+
+/** An `await` ahead of the held set: recompute at that revision, which the store waits for briefly. */
+const catchUp = Effect.fn("SessionActor.await")(function* (session: Session, id: string, revision: string) {
+  const outcome = yield* Effect.either(recompute(session, revision))
+  if (Either.isRight(outcome)) return true
+  const down = outcome.left._tag !== "Conflict"
+  send(session, {
+    type: "error",
+    code: down ? "unavailable" : "revision_not_reached",
+    message: down ? "Cannot load the session right now" : `The organization has not reached revision ${revision}`,
+    id
+  })
+  return false
+})
+
+const answerAwait = (session: Session, { id, revision }: Extract<ClientMessage, { type: "await" }>) =>
+  Effect.gen(function* () {
+    if (BigInt(revision) > session.held.revision && !(yield* catchUp(session, id, revision))) return
+    send(session, { type: "awaited", id, revision: session.held.revision.toString() })
+  })
+
+const onFrame = (session: Session, text: string) => {
+  if (!allowMessage(session)) {
+    session.rate.dropped += 1
+    if (session.rate.dropped >= LiveLimits.floodClose) close(session, CloseCode.flooding, "too many messages")
+    else if (session.socket.isOpen()) session.socket.send(rateLimitedFrame)
+    return Effect.void
+  }
+  const decoded = decodeClientMessage(text)
+  if (Either.isLeft(decoded)) {
+    const message = "Not a valid message; see docs/live-protocol.md"
+    return Effect.sync(() => send(session, { type: "error", code: "invalid_message", message }))
+  }
+  const message = decoded.right
+  switch (message.type) {
+    case "ping":
+      return Effect.sync(() => send(session, { type: "pong" }))
+    case "check":
+      return answerCheck(session, message)
+    case "await":
+      return answerAwait(session, message)
+  }
+}
+
+const dispatch = (session: Session, message: Inbound) => {
+  switch (message._tag) {
+    case "Frame":
+      return onFrame(session, message.text)
+    case "Binary":
+      return Effect.sync(() =>
+        send(session, { type: "error", code: "invalid_message", message: "Send JSON text frames" })
+      )
+    case "Drain":
+      return resync(session)
+    case "Wake":
+      return onWake(session)
+  }
+}
+
+interface ActorOptions {
   readonly connectionId: number
   readonly socket: LiveSocket
   readonly claims: TicketClaims
   readonly mailbox: Queue.Queue<Inbound>
   /** The revision the client last saw (`?revision=`), so the first snapshot is at least that. */
   readonly resumeAt: string | undefined
-}) =>
+}
+
+/**
+ * Loads the first snapshot and registers the session, or ends it: a `Session` once `hello` is sent.
+ * A `resumeAt` the organization never reached gets the current set (the client replaces its own).
+ */
+const open = Effect.fn("SessionActor.open")(function* (options: ActorOptions) {
+  const { claims, socket, mailbox } = options
+  const { organizationId, userId } = claims
+  const store = yield* PermissionStore
+  const registry = yield* SessionRegistry
+  // Loaded directly: opens arrive spread out (a ticket each), so there is little to share, and
+  // they must not queue behind a fan-out's recomputations.
+  const first = yield* Effect.either(
+    store
+      .session(organizationId, userId, options.resumeAt)
+      .pipe(Effect.catchTag("Conflict", () => store.session(organizationId, userId)))
+  )
+  const clock = yield* Effect.clock
+  const now = clock.unsafeCurrentTimeMillis()
+  const signals: Session["signals"] = { refresh: false, wake: false, revoke: undefined }
+  const handle: SessionHandle = {
+    connectionId: options.connectionId,
+    sessionId: claims.sessionId,
+    userId,
+    organizationId,
+    refresh: () => {
+      signals.refresh = true
+      wake(session)
+    },
+    revoke: (reason) => {
+      signals.revoke ??= reason
+      wake(session)
+    }
+  }
+  const session: Session = {
+    claims,
+    socket,
+    mailbox,
+    store,
+    registry,
+    clock,
+    handle,
+    held: EffectiveSet.empty,
+    roleIds: [],
+    signals,
+    pacing: { last: Number.NEGATIVE_INFINITY, timer: false },
+    stuck: undefined,
+    rate: { tat: undefined, dropped: 0 }
+  }
+  if (Either.isLeft(first)) {
+    send(session, { type: "error", code: "unavailable", message: "Cannot load the session; reconnect later" })
+    close(session, CloseCode.tryAgainLater, "unavailable")
+    return undefined
+  }
+  const refused = revokedBy[first.right.access]
+  if (refused !== undefined) {
+    yield* end(session, refused)
+    return undefined
+  }
+  session.held = EffectiveSet.fromSnapshot(first.right)
+  session.roleIds = first.right.roleIds
+  registry.register(handle, session.roleIds)
+  // An event routed between the snapshot and the registration found no one: catch up now.
+  if ((registry.latestRevision(organizationId) ?? -1n) > session.held.revision) handle.refresh()
+  registry.counters.opened += 1
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      registry.unregister(handle)
+      registry.counters.closed += 1
+    })
+  )
+  registry.counters.snapshots += 1
+  send(session, hello(session))
+  // The session ends at its absolute expiry at the latest.
+  const untilExpiry = Math.max(0, claims.sessionExpiresAt - now)
+  yield* Effect.forkScoped(
+    Effect.sleep(Duration.millis(untilExpiry)).pipe(Effect.andThen(() => handle.revoke("session_expired")))
+  )
+  return session
+})
+
+/**
+ * Runs the actor of one connection until the session ends or the fiber is interrupted. `mailbox`
+ * is filled by the transport (frames, drain) and by the handle (wake).
+ */
+export const runSessionActor = (options: ActorOptions) =>
   Effect.gen(function* () {
-    const { connectionId, socket, claims, mailbox } = options
-    const store = yield* PermissionStore
-    const registry = yield* SessionRegistry
-
-    let refreshPending = false
-    let wakePending = false
-    let lastRecompute = Number.NEGATIVE_INFINITY
-    let throttled = false
-    let revokeReason: RevokedReason | undefined
-    let behind = false
-    let behindTimer: Fiber.RuntimeFiber<void> | undefined
-    let tokens = Limits.burst
-    let lastRefill = yield* Clock.currentTimeMillis
-    let dropped = 0
-
-    const wake = () => {
-      if (wakePending) return
-      wakePending = true
-      mailbox.unsafeOffer({ _tag: "Wake" })
-    }
-    const handle: SessionHandle = {
-      connectionId,
-      sessionId: claims.sessionId,
-      userId: claims.userId,
-      organizationId: claims.organizationId,
-      refresh: () => {
-        refreshPending = true
-        wake()
-      },
-      revoke: (reason) => {
-        revokeReason ??= reason
-        wake()
-      }
-    }
-
-    const send = (message: ServerMessage) => {
-      if (socket.isOpen()) socket.send(encodeServerMessage(message))
-    }
-
-    const end = (reason: RevokedReason) =>
-      Effect.sync(() => {
-        registry.counters.revoked += 1
-        send({ type: "revoked", reason })
-        if (socket.isOpen()) socket.close(CloseCode.revoked, reason)
-      })
-
-    const tooSlow = Effect.sync(() => {
-      if (socket.isOpen()) socket.close(CloseCode.tooSlow, "client too slow")
-    })
-
-    /** The session's state from the store, shared with this user's other sessions asking at once. */
-    const snapshot = (organizationRevision?: string) =>
-      registry.shared(
-        `${claims.organizationId}/${claims.userId}/${organizationRevision ?? ""}`,
-        store.session(claims.organizationId, claims.userId, organizationRevision)
-      )
-
-    const hello = (state: State): ServerMessage => ({
-      type: "hello",
-      sessionId: claims.sessionId,
-      userId: claims.userId,
-      organizationId: claims.organizationId,
-      roles: state.roles,
-      permissions: [...state.permissions].sort(),
-      scoped: toRecord(state.scoped),
-      scopedDenied: toRecord(state.scopedDenied),
-      revision: state.revision.toString()
-    })
-
-    const fromSnapshot = (s: SessionSnapshot): State => ({
-      revision: BigInt(s.revision),
-      permissions: new Set(s.permissions),
-      scoped: toSets(s.scoped),
-      scopedDenied: toSets(s.scopedDenied),
-      roles: s.roles,
-      roleIds: s.roleIds
-    })
-
-    // --- start: the first snapshot, or the reason there is none -------------------------------
-    // The first snapshot is loaded directly: opens arrive spread out (a ticket each), so there is
-    // little to share, and they must not queue behind a fan-out's recomputations.
-    const first = yield* Effect.either(store.session(claims.organizationId, claims.userId, options.resumeAt))
-    if (Either.isLeft(first)) {
-      send({ type: "error", code: "unavailable", message: "Cannot load the session; reconnect later" })
-      if (socket.isOpen()) socket.close(CloseCode.goingAway, "unavailable")
-      return
-    }
-    const refused = revokedFor(first.right.access)
-    if (refused !== undefined) return yield* end(refused)
-    let state = fromSnapshot(first.right)
-
-    registry.register(handle, state.roleIds)
-    // An event routed between the snapshot and the registration found no one: catch up now.
-    if ((registry.latestRevision(claims.organizationId) ?? -1n) > state.revision) handle.refresh()
-    registry.counters.opened += 1
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        registry.unregister(handle)
-        registry.counters.closed += 1
-      })
-    )
-    registry.counters.snapshots += 1
-    send(hello(state))
-
-    // The session ends at its absolute expiry at the latest.
-    const untilExpiry = claims.sessionExpiresAt - (yield* Clock.currentTimeMillis)
-    yield* Effect.forkScoped(
-      Effect.sleep(Duration.millis(Math.max(0, untilExpiry))).pipe(
-        Effect.andThen(() => handle.revoke("session_expired"))
-      )
-    )
-
-    // --- the work ------------------------------------------------------------------------------
-    /** Applies a newer snapshot: a diff if something changed and the client keeps up. */
-    const apply = (next: SessionSnapshot) =>
-      Effect.gen(function* () {
-        const reason = revokedFor(next.access)
-        if (reason !== undefined) {
-          revokeReason ??= reason
-          return
-        }
-        const revision = BigInt(next.revision)
-        if (revision < state.revision) return
-        const nextState = fromSnapshot(next)
-        const added = minus(nextState.permissions, state.permissions)
-        const removed = minus(state.permissions, nextState.permissions)
-        // Only the resource-scoped changes that hold something go in the frame.
-        const scopedChanges = Object.fromEntries(
-          Object.entries({
-            scopedAdded: scopedDiff(state.scoped, nextState.scoped),
-            scopedRemoved: scopedDiff(nextState.scoped, state.scoped),
-            scopedDeniedAdded: scopedDiff(state.scopedDenied, nextState.scopedDenied),
-            scopedDeniedRemoved: scopedDiff(nextState.scopedDenied, state.scopedDenied)
-          }).filter(([, keys]) => Object.keys(keys).length > 0)
-        )
-        const rolesChanged = nextState.roles.join("\n") !== state.roles.join("\n")
-        if (nextState.roleIds.join("\n") !== state.roleIds.join("\n")) registry.setRoles(handle, nextState.roleIds)
-        state = nextState
-        const changed = added.length + removed.length + Object.keys(scopedChanges).length > 0
-        if (!changed && !rolesChanged) return
-        if (behind) return
-        if (!socket.isOpen()) return
-        const buffered = socket.bufferedAmount()
-        if (buffered > Limits.hardBuffer) return yield* tooSlow
-        if (buffered > Limits.softBuffer) {
-          behind = true
-          behindTimer = yield* Effect.forkScoped(Effect.sleep(Limits.stuckFor).pipe(Effect.zipRight(tooSlow)))
-          return
-        }
-        registry.counters.pushes += 1
-        // Only the role names changed (a rename): the whole state again, it is small.
-        if (!changed) {
-          registry.counters.snapshots += 1
-          return send(hello(state))
-        }
-        send({
-          type: "permissions",
-          revision: state.revision.toString(),
-          added,
-          removed,
-          ...scopedChanges
-        })
-      })
-
-    const recompute = (atLeast?: string) =>
-      Effect.gen(function* () {
-        registry.counters.recomputations += 1
-        yield* apply(yield* snapshot(atLeast))
-      })
-
-    const allowMessage = Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      tokens = Math.min(Limits.burst, tokens + ((now - lastRefill) / 1000) * Limits.ratePerSecond)
-      lastRefill = now
-      if (tokens < 1) return false
-      tokens -= 1
-      return true
-    })
-
-    const onClientMessage = (message: ClientMessage) =>
-      Effect.gen(function* () {
-        switch (message.type) {
-          case "ping":
-            return send({ type: "pong" })
-          case "check": {
-            const answer = yield* store
-              .check({
-                organizationId: claims.organizationId,
-                userId: claims.userId,
-                permission: message.permission,
-                resource: message.resource,
-                minRevision: state.revision.toString()
-              })
-              .pipe(Effect.either)
-            if (Either.isLeft(answer)) {
-              return send({
-                type: "error",
-                code: "unavailable",
-                message: "Cannot decide right now; denied",
-                id: message.id
-              })
-            }
-            if (answer.right.blocked === true || !answer.right.member) handle.refresh()
-            return send({
-              type: "check.result",
-              id: message.id,
-              allowed: answer.right.allowed,
-              reason: answer.right.reason,
-              revision: answer.right.revision
-            })
-          }
-          case "await": {
-            if (BigInt(message.revision) > state.revision) {
-              const outcome = yield* Effect.either(recompute(message.revision))
-              if (Either.isLeft(outcome)) {
-                const code = outcome.left._tag === "Conflict" ? "revision_not_reached" : "unavailable"
-                return send({
-                  type: "error",
-                  code,
-                  message:
-                    code === "revision_not_reached"
-                      ? `The organization has not reached revision ${message.revision}`
-                      : "Cannot load the session right now",
-                  id: message.id
-                })
-              }
-            }
-            return send({ type: "awaited", id: message.id, revision: state.revision.toString() })
-          }
-        }
-      })
-
-    const onFrame = (text: string) =>
-      Effect.gen(function* () {
-        if (!(yield* allowMessage)) {
-          dropped += 1
-          if (dropped >= Limits.floodClose) {
-            if (socket.isOpen()) socket.close(CloseCode.flooding, "too many messages")
-            return
-          }
-          return send({ type: "error", code: "rate_limited", message: "Too many messages; this one was dropped" })
-        }
-        const decoded = decodeClientMessage(text)
-        if (Either.isLeft(decoded)) {
-          return send({
-            type: "error",
-            code: "invalid_message",
-            message: "Not a valid message; see docs/live-protocol.md"
-          })
-        }
-        yield* onClientMessage(decoded.right)
-      })
-
-    while (socket.isOpen()) {
-      const message = yield* Queue.take(mailbox)
-      switch (message._tag) {
-        case "Frame":
-          yield* onFrame(message.text)
-          break
-        case "Binary":
-          send({ type: "error", code: "invalid_message", message: "Send JSON text frames" })
-          break
-        case "Drain":
-          if (behind && socket.isOpen() && socket.bufferedAmount() <= Limits.softBuffer) {
-            behind = false
-            if (behindTimer !== undefined) yield* Fiber.interrupt(behindTimer)
-            behindTimer = undefined
-            // What it missed, in one frame, at the newest revision.
-            const fresh = yield* Effect.either(snapshot())
-            if (Either.isRight(fresh)) {
-              if (revokedFor(fresh.right.access) !== undefined) revokeReason ??= revokedFor(fresh.right.access)
-              else if (BigInt(fresh.right.revision) >= state.revision) state = fromSnapshot(fresh.right)
-            }
-            registry.counters.snapshots += 1
-            if (revokeReason === undefined) send(hello(state))
-          }
-          break
-        case "Wake":
-          wakePending = false
-          if (refreshPending && revokeReason === undefined) {
-            const now = yield* Clock.currentTimeMillis
-            const wait = lastRecompute + Duration.toMillis(Limits.recomputeEvery) - now
-            if (wait > 0) {
-              if (!throttled) {
-                throttled = true
-                yield* Effect.forkScoped(
-                  Effect.sleep(Duration.millis(wait)).pipe(
-                    Effect.andThen(() => {
-                      throttled = false
-                      wake()
-                    })
-                  )
-                )
-              }
-              break
-            }
-            refreshPending = false
-            lastRecompute = now
-            const outcome = yield* Effect.either(recompute())
-            // The store could not answer: try again shortly rather than keep a stale set.
-            if (Either.isLeft(outcome)) {
-              yield* Effect.forkScoped(Effect.sleep(Duration.seconds(1)).pipe(Effect.andThen(() => handle.refresh())))
-            }
-          }
-          break
-      }
-      if (revokeReason !== undefined) return yield* end(revokeReason)
+    const session = yield* open(options)
+    if (session === undefined) return
+    while (session.socket.isOpen()) {
+      yield* dispatch(session, yield* Queue.take(session.mailbox))
+      if (session.signals.revoke !== undefined) return yield* end(session, session.signals.revoke)
     }
   }).pipe(Effect.scoped)
 
 /**
- * The mailbox of a new connection. Client frames fill at most `Limits.mailbox` places; the rest is
+ * The mailbox of a new connection. Client frames fill at most `LiveLimits.mailbox` places; the rest is
  * headroom for the actor's own signals (one wake, one drain at a time), which are never dropped.
  */
-export const makeMailbox = Queue.bounded<Inbound>(Limits.mailbox + 4)
+export const makeMailbox = Queue.bounded<Inbound>(LiveLimits.mailbox + 4)
 
 /** Offers a client frame without waiting; false when the client has too many frames queued. */
 export const offerFrame = (mailbox: Queue.Queue<Inbound>, inbound: Inbound) =>
-  Option.getOrElse(mailbox.unsafeSize(), () => Number.POSITIVE_INFINITY) < Limits.mailbox &&
+  Option.getOrElse(mailbox.unsafeSize(), () => Number.POSITIVE_INFINITY) < LiveLimits.mailbox &&
   mailbox.unsafeOffer(inbound)

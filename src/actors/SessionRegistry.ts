@@ -66,7 +66,8 @@ export class Registry {
    * while it waits for its permit. A caller never gets a result read before it asked: once a load
    * has started reading, the next caller starts a new one. One role change reaching the 50 sessions
    * of one user thus costs one load, not 50. The load runs on its own fiber, so a caller that is
-   * interrupted (its socket closed) does not cancel it for the others.
+   * interrupted (its socket closed) does not cancel it for the others. Each load is one span,
+   * `SessionRegistry.load` (the callers sharing it add none: a fan-out's callers are many).
    */
   shared<A, E>(key: string, load: Effect.Effect<A, E>): Effect.Effect<A, E> {
     return Effect.suspend(() => {
@@ -78,8 +79,9 @@ export class Registry {
         this.waiting.delete(key)
         this.counters.loads += 1
       })
+      const traced = Effect.withSpan(load, "SessionRegistry.load", { attributes: { key } })
       const run = this.recomputations
-        .withPermits(1)(start.pipe(Effect.zipRight(Effect.exit(load))))
+        .withPermits(1)(start.pipe(Effect.zipRight(Effect.exit(traced))))
         .pipe(
           Effect.flatMap((exit) => Deferred.done(deferred, exit)),
           Effect.onInterrupt(() =>

@@ -1,9 +1,22 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Layer, Queue, TestClock } from "effect"
 import type { LiveSocket } from "../../src/actors/SessionActor.ts"
-import { Limits, makeMailbox, offerFrame, runSessionActor } from "../../src/actors/SessionActor.ts"
+import { makeMailbox, offerFrame, runSessionActor } from "../../src/actors/SessionActor.ts"
 import { type Registry, SessionRegistry } from "../../src/actors/SessionRegistry.ts"
+import { Conflict } from "../../src/rpc/Errors.ts"
+import { LiveLimits } from "../../src/rpc/LiveProtocol.ts"
 import { PermissionStore, type SessionSnapshot } from "../../src/services/PermissionStore.ts"
+
+/** The actor's limits, as the tests use them. */
+const Limits = {
+  mailbox: LiveLimits.mailbox,
+  burst: LiveLimits.burst,
+  floodClose: LiveLimits.floodClose,
+  softBuffer: LiveLimits.softBufferBytes,
+  hardBuffer: LiveLimits.hardBufferBytes,
+  stuckFor: Duration.millis(LiveLimits.stuckMs),
+  recomputeEvery: Duration.millis(LiveLimits.recomputeEveryMs)
+}
 
 const claims = {
   userId: "u1",
@@ -45,16 +58,22 @@ const fakeSocket = () => {
   return { socket, sent, state }
 }
 
-/** A permission store whose answers the test sets, counting the loads; `gate` can hold loads back. */
+/**
+ * A permission store whose answers the test sets, counting the loads; `gate` can hold loads back.
+ * Like the real one, it refuses a revision the organization has not reached.
+ */
 const fakeStore = (initial: SessionSnapshot) => {
   const current = { value: initial, loads: 0, gate: undefined as Deferred.Deferred<void> | undefined }
   const layer = Layer.succeed(
     PermissionStore,
     PermissionStore.of({
-      session: () =>
+      session: (_organizationId, _userId, minRevision) =>
         Effect.gen(function* () {
           current.loads += 1
           if (current.gate !== undefined) yield* Deferred.await(current.gate)
+          if (minRevision !== undefined && BigInt(minRevision) > BigInt(current.value.revision)) {
+            return yield* new Conflict({ code: "revision_not_reached", message: `not at ${minRevision}` })
+          }
           return current.value
         }),
       check: ({ permission }) =>
@@ -73,32 +92,33 @@ const fakeStore = (initial: SessionSnapshot) => {
   return { current, layer }
 }
 
-const start = (initial: SessionSnapshot) =>
+/** Lets every forked fiber run until it waits (no clock involved). */
+const settle = Effect.gen(function* () {
+  for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+})
+
+const start = (initial: SessionSnapshot, resumeAt?: string) =>
   Effect.gen(function* () {
     const { socket, sent, state } = fakeSocket()
     const store = fakeStore(initial)
     const registry = yield* SessionRegistry
     const mailbox = yield* makeMailbox
     const fiber = yield* Effect.fork(
-      runSessionActor({ connectionId: 1, socket, claims, mailbox, resumeAt: undefined }).pipe(
-        Effect.provide(store.layer)
-      )
+      runSessionActor({ connectionId: 1, socket, claims, mailbox, resumeAt }).pipe(Effect.provide(store.layer))
     )
     // Let it load and register.
-    for (let i = 0; i < 100 && registry.size === 0 && state.open; i++) yield* Effect.yieldNow()
-    for (let i = 0; i < 20 && registry.size === 0 && state.open; i++) yield* Effect.sleep(Duration.millis(1))
+    yield* settle
     const handle = () => [...registry.bySession("s1")][0]!
     return { socket, sent, state, store, registry: registry as Registry, mailbox, fiber, handle }
   })
 
-const settle = Effect.gen(function* () {
-  for (let i = 0; i < 10; i++) yield* Effect.yieldNow()
-})
+/** The end of the current recomputation interval: a change held back until then is applied. */
+const nextInterval = TestClock.adjust(LiveLimits.recomputeEveryMs).pipe(Effect.zipRight(settle))
 
 const RegistryLive = SessionRegistry.layer
 
 describe("SessionActor", () => {
-  it.live("says hello, pushes a diff only when something changed, and never goes back a revision", () =>
+  it.effect("says hello, pushes a diff only when something changed, and never goes back a revision", () =>
     Effect.gen(function* () {
       const actor = yield* start(snapshot(3, ["org:read"]))
       expect(actor.sent[0]).toMatchObject({
@@ -108,30 +128,66 @@ describe("SessionActor", () => {
         roles: ["member"]
       })
 
+      // The first change is applied at once.
       actor.store.current.value = snapshot(4, ["org:read", "docs:read"])
       actor.handle().refresh()
-      yield* Effect.sleep(Duration.millis(130))
+      yield* settle
       expect(actor.sent[1]).toEqual({ type: "permissions", revision: "4", added: ["docs:read"], removed: [] })
 
       // Nothing changed for this session at revision 5: no frame, but an await sees 5.
       actor.store.current.value = snapshot(5, ["org:read", "docs:read"])
       actor.handle().refresh()
-      yield* Effect.sleep(Duration.millis(130))
+      yield* nextInterval
       expect(actor.sent).toHaveLength(2)
       offerFrame(actor.mailbox, { _tag: "Frame", text: JSON.stringify({ type: "await", id: "a", revision: "5" }) })
-      yield* Effect.sleep(Duration.millis(5))
+      yield* settle
       expect(actor.sent[2]).toEqual({ type: "awaited", id: "a", revision: "5" })
 
       // An older snapshot (a slow read racing a newer one) is ignored.
       actor.store.current.value = snapshot(4, ["org:read"])
       actor.handle().refresh()
-      yield* Effect.sleep(Duration.millis(130))
+      yield* nextInterval
       expect(actor.sent).toHaveLength(3)
       yield* Fiber.interrupt(actor.fiber)
     }).pipe(Effect.provide(RegistryLive))
   )
 
-  it.live("sends resource-scoped keys and scoped denies in hello and their changes in diffs", () =>
+  it.effect("recomputes at most once per interval: the first change at once, the rest together at its end", () =>
+    Effect.gen(function* () {
+      const actor = yield* start(snapshot(1, []))
+      const loads = () => actor.store.current.loads - 1
+      actor.store.current.value = snapshot(2, ["a:read"])
+      actor.handle().refresh()
+      yield* settle
+      expect(loads()).toBe(1)
+      for (let i = 3; i < 50; i++) {
+        actor.store.current.value = snapshot(i, [`k${i}:read`])
+        actor.handle().refresh()
+        yield* settle
+      }
+      yield* TestClock.adjust(LiveLimits.recomputeEveryMs - 1)
+      yield* settle
+      expect(loads()).toBe(1)
+      yield* TestClock.adjust(1)
+      yield* settle
+      expect(loads()).toBe(2)
+      expect(actor.sent.at(-1)).toEqual({
+        type: "permissions",
+        revision: "49",
+        added: ["k49:read"],
+        removed: ["a:read"]
+      })
+      // Quiet for a while: the next change is applied at once again.
+      yield* TestClock.adjust(Duration.seconds(1))
+      actor.store.current.value = snapshot(60, [])
+      actor.handle().refresh()
+      yield* settle
+      expect(loads()).toBe(3)
+      yield* Fiber.interrupt(actor.fiber)
+    }).pipe(Effect.provide(RegistryLive))
+  )
+
+  it.effect("sends resource-scoped keys and scoped denies in hello and their changes in diffs", () =>
     Effect.gen(function* () {
       const actor = yield* start(
         snapshot(1, ["docs:read"], {
@@ -149,7 +205,7 @@ describe("SessionActor", () => {
         scopedDenied: { "project/3": ["docs:read"] }
       })
       actor.handle().refresh()
-      yield* Effect.sleep(Duration.millis(130))
+      yield* settle
       expect(actor.sent[1]).toEqual({
         type: "permissions",
         revision: "2",
@@ -162,7 +218,23 @@ describe("SessionActor", () => {
     }).pipe(Effect.provide(RegistryLive))
   )
 
-  it.live("coalesces a burst of 1,000 refreshes into a few recomputations ending at the final state", () =>
+  it.effect("sends the whole state again when only the role names changed", () =>
+    Effect.gen(function* () {
+      const actor = yield* start(snapshot(1, ["org:read"]))
+      actor.store.current.value = snapshot(2, ["org:read"], { roles: ["reader"] })
+      actor.handle().refresh()
+      yield* settle
+      expect(actor.sent[1]).toMatchObject({
+        type: "hello",
+        revision: "2",
+        roles: ["reader"],
+        permissions: ["org:read"]
+      })
+      yield* Fiber.interrupt(actor.fiber)
+    }).pipe(Effect.provide(RegistryLive))
+  )
+
+  it.effect("coalesces a burst of 1,000 refreshes into a few recomputations ending at the final state", () =>
     Effect.gen(function* () {
       const actor = yield* start(snapshot(1, []))
       const gate = yield* Deferred.make<void>()
@@ -171,15 +243,14 @@ describe("SessionActor", () => {
       for (let i = 0; i < 1_000; i++) {
         actor.store.current.value = snapshot(2 + i, i % 2 === 0 ? ["docs:read"] : [])
         actor.handle().refresh()
-        if (i === 0) yield* Effect.sleep(Duration.millis(2))
+        if (i === 0) yield* settle // the first recomputation is under way, held at the gate
       }
       actor.store.current.value = snapshot(1_100, ["docs:read", "docs:write"])
       actor.handle().refresh()
       yield* Deferred.succeed(gate, undefined)
-      yield* Effect.sleep(Duration.millis(20))
+      yield* nextInterval
       const loads = actor.store.current.loads - loadsBefore
-      expect(loads).toBeGreaterThanOrEqual(1)
-      expect(loads).toBeLessThanOrEqual(3)
+      expect(loads).toBe(2)
       const diffs = actor.sent.filter((frame) => frame.type === "permissions")
       expect(diffs.at(-1)).toMatchObject({ revision: "1100" })
       // Applying every frame in order gives the final state.
@@ -196,26 +267,34 @@ describe("SessionActor", () => {
     }).pipe(Effect.provide(RegistryLive))
   )
 
-  it.live("holds diffs back from a client over the soft limit and sends one fresh hello when it drains", () =>
+  it.effect("holds diffs back from a client over the soft limit and sends one fresh hello when it drains", () =>
     Effect.gen(function* () {
       const actor = yield* start(snapshot(1, []))
       actor.state.buffered = Limits.softBuffer + 1
       for (let i = 2; i <= 50; i++) {
         actor.store.current.value = snapshot(i, [`k${i}:read`])
         actor.handle().refresh()
-        yield* Effect.sleep(Duration.millis(1))
+        yield* nextInterval
       }
       expect(actor.sent.filter((frame) => frame.type === "permissions")).toHaveLength(0)
       actor.state.buffered = 0
       actor.mailbox.unsafeOffer({ _tag: "Drain" })
-      yield* Effect.sleep(Duration.millis(5))
+      yield* settle
       expect(actor.sent.at(-1)).toMatchObject({ type: "hello", revision: "50", permissions: ["k50:read"] })
       expect(actor.state.open).toBe(true)
+      // Caught up: the stuck timer is gone, and diffs flow again.
+      yield* TestClock.adjust(Limits.stuckFor)
+      yield* settle
+      expect(actor.state.open).toBe(true)
+      actor.store.current.value = snapshot(51, [])
+      actor.handle().refresh()
+      yield* nextInterval
+      expect(actor.sent.at(-1)).toEqual({ type: "permissions", revision: "51", added: [], removed: ["k50:read"] })
       yield* Fiber.interrupt(actor.fiber)
     }).pipe(Effect.provide(RegistryLive))
   )
 
-  it.live("closes a client over the hard limit with 4002", () =>
+  it.effect("closes a client over the hard limit with 4002", () =>
     Effect.gen(function* () {
       const actor = yield* start(snapshot(1, []))
       actor.state.buffered = Limits.hardBuffer + 1
@@ -235,13 +314,16 @@ describe("SessionActor", () => {
       actor.handle().refresh()
       yield* settle
       expect(actor.state.open).toBe(true)
-      yield* TestClock.adjust(Limits.stuckFor)
+      yield* TestClock.adjust(Duration.subtract(Limits.stuckFor, Duration.millis(1)))
+      yield* settle
+      expect(actor.state.open).toBe(true)
+      yield* TestClock.adjust(Duration.millis(1))
       yield* settle
       expect(actor.state.closedWith).toBe(4002)
     }).pipe(Effect.provide(RegistryLive))
   )
 
-  it.live("sends revoked, closes with 4001 and leaves nothing in the registry", () =>
+  it.effect("sends revoked, closes with 4001 and leaves nothing in the registry", () =>
     Effect.gen(function* () {
       const actor = yield* start(snapshot(1, ["org:read"]))
       expect(actor.registry.size).toBe(1)
@@ -254,7 +336,7 @@ describe("SessionActor", () => {
     }).pipe(Effect.provide(RegistryLive))
   )
 
-  it.live("revokes when a recomputation finds the user removed, and refuses to start for a frozen organization", () =>
+  it.effect("revokes when a recomputation finds the user removed, and refuses to start for a frozen organization", () =>
     Effect.gen(function* () {
       const actor = yield* start(snapshot(1, ["org:read"]))
       actor.store.current.value = snapshot(2, [], { access: "not_member" })
@@ -269,51 +351,117 @@ describe("SessionActor", () => {
     }).pipe(Effect.provide(RegistryLive))
   )
 
-  it.live("rate limits client messages and closes a client that keeps flooding with 4003", () =>
+  it.effect("ends the session at its absolute expiry (TestClock)", () =>
+    Effect.gen(function* () {
+      const actor = yield* start(snapshot(1, ["org:read"]))
+      const now = yield* TestClock.currentTimeMillis
+      yield* TestClock.adjust(claims.sessionExpiresAt - now)
+      yield* Fiber.join(actor.fiber)
+      expect(actor.sent.at(-1)).toEqual({ type: "revoked", reason: "session_expired" })
+      expect(actor.state.closedWith).toBe(4001)
+    }).pipe(Effect.provide(RegistryLive))
+  )
+
+  it.effect("answers a resume at a revision the organization never reached with hello at the current one", () =>
+    Effect.gen(function* () {
+      const actor = yield* start(snapshot(7, ["org:read"]), "999")
+      expect(actor.sent).toEqual([expect.objectContaining({ type: "hello", revision: "7", permissions: ["org:read"] })])
+      expect(actor.state.open).toBe(true)
+      expect(actor.registry.size).toBe(1)
+      // A resume the organization has reached starts there as before.
+      const resumed = yield* start(snapshot(7, ["org:read"]), "7")
+      expect(resumed.sent[0]).toMatchObject({ type: "hello", revision: "7" })
+      yield* Fiber.interrupt(actor.fiber)
+      yield* Fiber.interrupt(resumed.fiber)
+    }).pipe(Effect.provide(RegistryLive))
+  )
+
+  it.effect("answers an await for a revision never reached with revision_not_reached, and stays open", () =>
+    Effect.gen(function* () {
+      const actor = yield* start(snapshot(2, []))
+      offerFrame(actor.mailbox, { _tag: "Frame", text: JSON.stringify({ type: "await", id: "w", revision: "99" }) })
+      yield* settle
+      expect(actor.sent.at(-1)).toMatchObject({ type: "error", code: "revision_not_reached", id: "w" })
+      expect(actor.state.open).toBe(true)
+      yield* Fiber.interrupt(actor.fiber)
+    }).pipe(Effect.provide(RegistryLive))
+  )
+
+  it.effect("rate limits client messages and closes a client that keeps flooding with 4003", () =>
     Effect.gen(function* () {
       const actor = yield* start(snapshot(1, []))
+      // The actor keeps up (it runs between batches), so the mailbox never refuses a frame: what
+      // stops the client is the message rate, not the mailbox.
       let refused = 0
       for (let i = 0; i < Limits.floodClose + Limits.burst + 50; i++) {
         if (!offerFrame(actor.mailbox, { _tag: "Frame", text: '{"type":"ping"}' })) refused += 1
-        if (i % 100 === 0) yield* Effect.yieldNow()
+        if (i % 50 === 49) yield* settle
       }
       yield* Fiber.join(actor.fiber)
-      expect(actor.sent.some((frame) => frame.code === "rate_limited")).toBe(true)
+      expect(refused).toBe(0)
+      // No time passed (TestClock): exactly the burst was answered, then every message was dropped
+      // with rate_limited until the last drop closed the socket.
+      expect(actor.sent.filter((frame) => frame.type === "pong")).toHaveLength(Limits.burst)
+      expect(actor.sent.filter((frame) => frame.code === "rate_limited")).toHaveLength(Limits.floodClose - 1)
       expect(actor.state.closedWith).toBe(4003)
-      expect(refused).toBeGreaterThanOrEqual(0)
     }).pipe(Effect.provide(RegistryLive))
   )
 
-  it.live("starts and stops 10,000 actors without leaving anything in the registry", () =>
+  it.effect("refills the message budget at the sustained rate (TestClock)", () =>
     Effect.gen(function* () {
-      const registry = yield* SessionRegistry
-      const store = fakeStore(snapshot(1, ["org:read"]))
-      const fibers = yield* Effect.forEach(
-        Array.from({ length: 10_000 }, (_, i) => i),
-        (i) =>
-          Effect.gen(function* () {
-            const { socket } = fakeSocket()
-            const mailbox = yield* makeMailbox
-            return yield* Effect.fork(
-              runSessionActor({
-                connectionId: i,
-                socket,
-                claims: { ...claims, sessionId: `s${i}`, userId: `u${i % 100}` },
-                mailbox,
-                resumeAt: undefined
-              }).pipe(Effect.provide(store.layer))
-            )
-          })
+      const actor = yield* start(snapshot(1, []))
+      const ping = () => offerFrame(actor.mailbox, { _tag: "Frame", text: '{"type":"ping"}' })
+      for (let i = 0; i < Limits.burst + 1; i++) ping()
+      yield* settle
+      expect(actor.sent.filter((frame) => frame.type === "pong")).toHaveLength(Limits.burst)
+      expect(actor.sent.at(-1)).toMatchObject({ code: "rate_limited" })
+      // One second later, `messagesPerSecond` more are allowed, and no more.
+      yield* TestClock.adjust(Duration.seconds(1))
+      for (let i = 0; i < LiveLimits.messagesPerSecond + 1; i++) ping()
+      yield* settle
+      expect(actor.sent.filter((frame) => frame.type === "pong")).toHaveLength(
+        Limits.burst + LiveLimits.messagesPerSecond
       )
-      for (let i = 0; i < 200 && registry.size < 10_000; i++) yield* Effect.sleep(Duration.millis(5))
-      expect(registry.size).toBe(10_000)
-      yield* Fiber.interruptAll(fibers)
-      expect(registry.size).toBe(0)
-      expect(registry.indexEntries).toBe(0)
+      expect(actor.sent.filter((frame) => frame.code === "rate_limited")).toHaveLength(2)
+      expect(actor.state.open).toBe(true)
+      yield* Fiber.interrupt(actor.fiber)
     }).pipe(Effect.provide(RegistryLive))
   )
 
-  it.live("drops client frames beyond the mailbox but never the actor's own signals", () =>
+  it.effect(
+    "starts and stops 10,000 actors without leaving anything in the registry",
+    () =>
+      Effect.gen(function* () {
+        const registry = yield* SessionRegistry
+        const store = fakeStore(snapshot(1, ["org:read"]))
+        const fibers = yield* Effect.forEach(
+          Array.from({ length: 10_000 }, (_, i) => i),
+          (i) =>
+            Effect.gen(function* () {
+              const { socket } = fakeSocket()
+              const mailbox = yield* makeMailbox
+              return yield* Effect.fork(
+                runSessionActor({
+                  connectionId: i,
+                  socket,
+                  claims: { ...claims, sessionId: `s${i}`, userId: `u${i % 100}` },
+                  mailbox,
+                  resumeAt: undefined
+                }).pipe(Effect.provide(store.layer))
+              )
+            })
+        )
+        // Bounded by turns, not by time: each turn lets every started actor run until it waits.
+        for (let turn = 0; turn < 1_000 && registry.size < 10_000; turn++) yield* Effect.yieldNow()
+        expect(registry.size).toBe(10_000)
+        yield* Fiber.interruptAll(fibers)
+        expect(registry.size).toBe(0)
+        expect(registry.indexEntries).toBe(0)
+      }).pipe(Effect.provide(RegistryLive)),
+    120_000
+  )
+
+  it.effect("drops client frames beyond the mailbox but never the actor's own signals", () =>
     Effect.gen(function* () {
       const mailbox = yield* makeMailbox
       let accepted = 0

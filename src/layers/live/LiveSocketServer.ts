@@ -5,15 +5,17 @@
  * missing, expired or used ticket (401), a user at the socket cap of this node (429). Each opened
  * socket gets one SessionActor fiber (src/actors/SessionActor.ts), kept in a FiberMap by connection
  * id: closing the socket interrupts it, which unregisters it. Frames larger than 16 KiB close the
- * connection (1009; beyond 64 KiB it is cut); idle connections are pinged and closed. On shutdown every socket is closed
- * with 1001. `GET /metrics` on the same port reports the live-session counters (Prometheus text).
+ * connection (1009; beyond 64 KiB it is cut); idle connections are pinged and closed. The limits
+ * and refusals are the protocol's (`LiveLimits`, `UpgradeRefusal` in src/rpc/LiveProtocol.ts). On
+ * shutdown, and only then, every socket is closed with 1001. `GET /metrics` on the same port
+ * reports the live-session counters (Prometheus text).
  */
 
 import type * as Uws from "uWebSockets.js"
 import { Data, Effect, FiberMap, FiberSet, Layer, Option, type Queue, Runtime } from "effect"
-import { type Inbound, Limits, makeMailbox, offerFrame, runSessionActor } from "../../actors/SessionActor.ts"
+import { type Inbound, makeMailbox, offerFrame, rateLimitedFrame, runSessionActor } from "../../actors/SessionActor.ts"
 import { SessionRegistry } from "../../actors/SessionRegistry.ts"
-import { CloseCode, MAX_FRAME_BYTES } from "../../rpc/LiveProtocol.ts"
+import { CloseCode, LiveLimits, MAX_FRAME_BYTES, UpgradeRefusal } from "../../rpc/LiveProtocol.ts"
 import type { PermissionStore } from "../../services/PermissionStore.ts"
 import { Realtime, type TicketClaims } from "../../services/Realtime.ts"
 import { Settings } from "../Settings.ts"
@@ -30,6 +32,14 @@ interface Connection {
 }
 
 const REVISION = /^\d{1,30}$/
+
+/** The status line and body of each refusal, written once. */
+const refusals = Object.fromEntries(
+  Object.entries(UpgradeRefusal).map(([name, { status, statusText, body }]) => [
+    name,
+    { status: `${status} ${statusText}`, body: JSON.stringify(body) }
+  ])
+) as Record<keyof typeof UpgradeRefusal, { readonly status: string; readonly body: string }>
 
 export const make = Effect.gen(function* () {
   const uws = yield* loadUws
@@ -48,8 +58,9 @@ export const make = Effect.gen(function* () {
   const runSync = Runtime.runSync(yield* Effect.runtime<never>())
   let nextId = 0
 
-  const refuse = (res: Uws.HttpResponse, status: string, body: string) =>
+  const refuse = (res: Uws.HttpResponse, refusal: keyof typeof UpgradeRefusal) =>
     res.cork(() => {
+      const { status, body } = refusals[refusal]
       res.writeStatus(status).writeHeader("content-type", "application/json").end(body, true)
     })
 
@@ -58,10 +69,10 @@ export const make = Effect.gen(function* () {
   const app = uws.App().ws<Connection>("/ws", {
     // Frames up to 4× the limit are read and refused with 1009; bigger ones are cut by uWS itself.
     maxPayloadLength: MAX_FRAME_BYTES * 4,
-    idleTimeout: 120,
+    idleTimeout: LiveLimits.idleTimeoutSeconds,
     sendPingsAutomatically: true,
     // The actor stops sending diffs far below this and closes slow clients itself (4002).
-    maxBackpressure: Limits.hardBuffer * 2,
+    maxBackpressure: LiveLimits.hardBufferBytes * 2,
     closeOnBackpressureLimit: 1,
     upgrade: (res, req, context) => {
       // `req` is gone once this returns: read all of it first.
@@ -72,7 +83,7 @@ export const make = Effect.gen(function* () {
       const protocol = req.getHeader("sec-websocket-protocol")
       const extensions = req.getHeader("sec-websocket-extensions")
       if (origin !== "" && !allowedOrigins.has(origin)) {
-        refuse(res, "403 Forbidden", '{"code":"forbidden","message":"Origin not allowed"}')
+        refuse(res, "origin")
         return
       }
       let aborted = false
@@ -83,22 +94,14 @@ export const make = Effect.gen(function* () {
         (redeemed) => {
           if (aborted) return
           if (redeemed._tag === "Left") {
-            return refuse(res, "503 Service Unavailable", '{"code":"unavailable","message":"Try again shortly"}')
+            return refuse(res, "unavailable")
           }
           if (Option.isNone(redeemed.right)) {
-            return refuse(
-              res,
-              "401 Unauthorized",
-              '{"code":"invalid_ticket","message":"Missing, expired or used ticket"}'
-            )
+            return refuse(res, "ticket")
           }
           const claims = redeemed.right.value
           if (socketsOf(claims.userId) >= maxSocketsPerUser) {
-            return refuse(
-              res,
-              "429 Too Many Requests",
-              '{"code":"too_many_sockets","message":"Too many live sockets for this user"}'
-            )
+            return refuse(res, "sockets")
           }
           upgrading.set(claims.userId, (upgrading.get(claims.userId) ?? 0) + 1)
           const connection: Connection = {
@@ -111,7 +114,7 @@ export const make = Effect.gen(function* () {
           res.cork(() => res.upgrade<Connection>(connection, key, protocol, extensions, context))
         },
         () => {
-          if (!aborted) refuse(res, "500 Internal Server Error", '{"code":"internal_error","message":"Upgrade failed"}')
+          if (!aborted) refuse(res, "failed")
         }
       )
     },
@@ -144,7 +147,7 @@ export const make = Effect.gen(function* () {
           Effect.catchAllCause((cause) => Effect.logError("live: session actor failed", cause)),
           Effect.ensuring(
             Effect.sync(() => {
-              if (!connection.closed) ws.end(CloseCode.goingAway, "session ended")
+              if (!connection.closed) ws.end(CloseCode.internalError, "session ended")
             })
           )
         )
@@ -162,7 +165,7 @@ export const make = Effect.gen(function* () {
         ? { _tag: "Binary" }
         : { _tag: "Frame", text: Buffer.from(data).toString("utf8") }
       if (!offerFrame(mailbox, inbound)) {
-        ws.send('{"type":"error","code":"rate_limited","message":"Too many messages; this one was dropped"}')
+        ws.send(rateLimitedFrame)
       }
     },
     drain: (ws) => {
