@@ -1,18 +1,28 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { ConfigProvider, Effect, Exit } from "effect"
 import { describe, expect, it } from "vitest"
+import { Settings, validateAll } from "../src/layers/Settings.ts"
+import { startupFailureLine } from "../src/layers/Startup.ts"
 import { spawnServer, startServer } from "./support/ServerProcess.ts"
 import { freePort } from "./support/Servers.ts"
 
-const run = async (env: Record<string, string>) => {
-  const server = spawnServer(env)
+/** Spawns the real server (bounded: these run one at a time) and collects what it printed. */
+const run = async (env: Record<string, string>, options: { cwd?: string } = {}) => {
+  const server = spawnServer(env, options)
   const code = await server.exited
   return { code, lines: server.output().trim().split("\n") }
 }
 
-describe("a bad setting stops the server with exit code 1 and one line naming it", () => {
-  it.concurrent.each([
+/** The line the server prints when `validateAll` fails on these settings, decided in process. */
+const failureLine = (env: Record<string, string>) =>
+  Effect.runSync(
+    Effect.exit(validateAll.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))))
+  )
+
+describe("a bad setting stops the server with one line naming it", () => {
+  it.each([
     [{ PORT: "abc" }, "PORT"],
     [{ WS_PORT: "70000" }, "WS_PORT"],
     [{ LOG_FORMAT: "xml" }, "LOG_FORMAT"],
@@ -22,18 +32,54 @@ describe("a bad setting stops the server with exit code 1 and one line naming it
     [{ ALLOWED_ORIGINS: "https://app.example.com/path" }, "ALLOWED_ORIGINS"],
     [{ TRUST_PROXY: "sometimes" }, "TRUST_PROXY"],
     [{ PUBLIC_URL: "ftp://example.com" }, "PUBLIC_URL"]
-  ])("%o", async (env, name) => {
-    const { code, lines } = await run(env)
-    expect(code).toBe(1)
-    expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatch(new RegExp(`^cannot start: invalid setting ${name}: `))
-    expect(lines[0]).not.toMatch(/\bat .*\(.*:\d+:\d+\)/)
+  ])("%o", (env, name) => {
+    const exit = failureLine(env)
+    expect(Exit.isFailure(exit)).toBe(true)
+    if (Exit.isSuccess(exit)) return
+    const line = startupFailureLine(exit.cause)
+    expect(line.split("\n")).toHaveLength(1)
+    expect(line).toMatch(new RegExp(`^cannot start: invalid setting ${name}: `))
   })
 
-  it("says what is wrong, not only where", async () => {
-    const { lines } = await run({ PORT: "abc" })
-    expect(lines[0]).toContain("integer")
+  it("exits 1 with that one line and no stack trace, from the real process", async () => {
+    for (const [env, name, says] of [
+      [{ PORT: "abc" }, "PORT", "integer"],
+      [{ PUBLIC_URL: "ftp://example.com" }, "PUBLIC_URL", "http(s) URL"]
+    ] as const) {
+      const { code, lines } = await run(env)
+      expect(code).toBe(1)
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatch(new RegExp(`^cannot start: invalid setting ${name}: `))
+      expect(lines[0]).toContain(says)
+      expect(lines[0]).not.toMatch(/\bat .*\(.*:\d+:\d+\)/)
+    }
+  }, 120_000)
+})
+
+describe("settings", () => {
+  const read = <A>(config: Effect.Effect<A, unknown>, env: Record<string, string>) =>
+    Effect.runSync(config.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))))
+
+  it("PUBLIC_URL follows PORT unless it is set", () => {
+    expect(read(Settings.publicUrl, {})).toBe("http://localhost:3000")
+    expect(read(Settings.publicUrl, { PORT: "4100" })).toBe("http://localhost:4100")
+    expect(read(Settings.publicUrl, { PORT: "4100", PUBLIC_URL: "https://api.example.com/" })).toBe(
+      "https://api.example.com"
+    )
   })
+
+  it("reads a .env in the working directory, under what the environment sets", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lps-dotenv-"))
+    try {
+      writeFileSync(join(dir, ".env"), "LOG_FORMAT=xml\nPORT=abc\n")
+      // The environment's PORT wins over the file's; the file's bad LOG_FORMAT is what stops the server.
+      const { code, lines } = await run({ PORT: String(await freePort()) }, { cwd: dir })
+      expect(code).toBe(1)
+      expect(lines.at(-1)).toMatch(/^cannot start: invalid setting LOG_FORMAT: /)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
 })
 
 describe(".env.example", () => {
@@ -52,7 +98,7 @@ describe("the server refuses to start on a platform it cannot serve well", () =>
     const { code, lines } = await run({ UWS_USE_FALLBACK: "1" })
     expect(code).toBe(1)
     expect(lines.at(-1)).toMatch(/^cannot start: .*pure-JS fallback, not the native binary/)
-  })
+  }, 60_000)
 
   it("refuses an embedded data directory that another running server holds", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "lps-lock-"))

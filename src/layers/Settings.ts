@@ -3,7 +3,7 @@
  * needs; `validateAll` reads them all at start so a bad value stops the server before anything
  * is opened. `.env.example` documents each of them (a test keeps the two in step).
  */
-import { Config, ConfigError, Duration, Either, LogLevel, Redacted } from "effect"
+import { Config, ConfigError, Duration, Either, LogLevel, Option, Redacted } from "effect"
 
 const port = (name: string, fallback: number) =>
   Config.integer(name).pipe(
@@ -55,14 +55,16 @@ export const Settings = {
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
   port: port("PORT", 3000),
   wsPort: port("WS_PORT", 3001),
-  publicUrl: Config.string("PUBLIC_URL").pipe(
-    Config.mapOrFail((value) =>
-      parseUrl(value) !== undefined && /^https?:$/.test(parseUrl(value)!.protocol)
-        ? Either.right(value.replace(/\/+$/, ""))
-        : Either.left(ConfigError.InvalidData([], "must be an http(s) URL such as https://api.example.com"))
-    ),
-    Config.withDefault("http://localhost:3000")
-  ),
+  /** The server's public base URL; by default `http://localhost:<PORT>`, so mail links follow the port. */
+  publicUrl: Config.option(
+    Config.string("PUBLIC_URL").pipe(
+      Config.mapOrFail((value) =>
+        parseUrl(value) !== undefined && /^https?:$/.test(parseUrl(value)!.protocol)
+          ? Either.right(value.replace(/\/+$/, ""))
+          : Either.left(ConfigError.InvalidData([], "must be an http(s) URL such as https://api.example.com"))
+      )
+    )
+  ).pipe(Config.zipWith(port("PORT", 3000), (url, p) => Option.getOrElse(url, () => `http://localhost:${p}`))),
   /** Where browsers open live sockets; by default PUBLIC_URL's host on WS_PORT (behind a proxy, set it). */
   publicWsUrl: Config.option(url("PUBLIC_WS_URL", ["ws:", "wss:"])),
   databaseUrl: Config.option(url("DATABASE_URL", ["postgres:", "postgresql:"])),
