@@ -1,6 +1,6 @@
 /**
- * The live router: this node's one consumer of the permission events (and of the session
- * revocations), from its own cursor. Each event goes only to the actors it affects, found through
+ * The live router: this node's one consumer of the permission events (session revocations
+ * included), from its own cursor. Each event goes only to the actors it affects, found through
  * the registry's indexes:
  * - role grants, parents, deletion → sessions holding the role or a descendant of it: refresh;
  * - assignment added, removed, expired → that user's sessions in the organization: refresh;
@@ -13,13 +13,12 @@
  * itself lost entries (trimmed past the cursor, Redis restarted empty), or reading failed for a
  * while, every affected session is resynchronised from Postgres and the gap is logged.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Option, Schedule, Schema } from "effect"
-import { AUTH_STREAM, decodeRevocationEvent } from "../layers/auth/RevocationsLive.ts"
 import type { RevokedReason } from "../rpc/LiveProtocol.ts"
 import { EventStream } from "../services/EventStream.ts"
 import { decodePayload } from "../services/Events.ts"
 import { Outbox, type OutboxEvent, OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../services/Outbox.ts"
+import { Sessions } from "../services/Sessions.ts"
 import { type Registry, SessionRegistry } from "./SessionRegistry.ts"
 
 const decodeEntry = Schema.decodeUnknownOption(OutboxEventJson)
@@ -115,7 +114,7 @@ export const make = Effect.gen(function* () {
   const registry = yield* SessionRegistry
   const events = yield* EventStream
   const outbox = yield* Outbox
-  const sql = yield* SqlClient.SqlClient
+  const sessions = yield* Sessions
   /**
    * Per organization with sessions here, the last revision routed and the ids of its events:
    * replays are skipped, jumps are filled from Postgres.
@@ -130,10 +129,8 @@ export const make = Effect.gen(function* () {
       marks.clear()
       const sessionIds = [...new Set(handles.map((handle) => handle.sessionId))]
       if (sessionIds.length > 0) {
-        const ended = yield* sql<{ id: string; revokedReason: string | null }>`
-          SELECT id, revoked_reason FROM sessions WHERE id = ANY(${sessionIds}::uuid[]) AND revoked_at IS NOT NULL`
-        for (const row of ended) {
-          for (const handle of registry.bySession(row.id)) handle.revoke(revokedReasonFor(row.revokedReason ?? ""))
+        for (const ended of yield* sessions.revokedAmong(sessionIds)) {
+          for (const handle of registry.bySession(ended.id)) handle.revoke(revokedReasonFor(ended.reason))
         }
       }
       for (const handle of handles) handle.refresh()
@@ -215,16 +212,6 @@ export const make = Effect.gen(function* () {
   yield* Effect.forkScoped(
     follow(PERMISSION_EVENTS_STREAM, (payload) =>
       Option.match(decodeEntry(payload), { onNone: () => Effect.void, onSome: apply })
-    )
-  )
-  yield* Effect.forkScoped(
-    follow(AUTH_STREAM, (payload) =>
-      Effect.sync(() =>
-        Option.map(decodeRevocationEvent(payload), (event) => {
-          const reason = revokedReasonFor(event.reason)
-          for (const id of event.sessionIds) for (const handle of registry.bySession(id)) handle.revoke(reason)
-        })
-      )
     )
   )
 })

@@ -1,14 +1,21 @@
 /**
- * Revocations: ending sessions so that their access tokens stop working at once on every node.
+ * Revocations: making the access tokens of ended sessions stop working at once on every node.
  *
  * Owns: the revoked-session markers (key-value store, kept as long as an access token lives), the
- * in-process cache fed by the event stream, and the check every authenticated request makes.
- * Does not own: the sessions table (Postgres is the truth; callers mark sessions there first).
+ * in-process cache each node fills from the `sessions.revoked` events the outbox relay publishes,
+ * and the check every authenticated request makes.
+ * Does not own: ending sessions (Sessions, which records the event in the same transaction; callers
+ * then call `revoke` so this node and the store know at once).
  */
 import { Context, type Effect } from "effect"
 import type { ServiceUnavailable } from "../rpc/Errors.ts"
 
 export interface RevocationsShape {
+  /**
+   * After sessions were ended in Postgres: refuse their tokens on this node now and on the others
+   * from their next request (the marker). Waits a moment for the store, never longer: the marker
+   * is written in the background when the store is slow, and the outbox event reaches every node.
+   */
   readonly revoke: (sessionIds: ReadonlyArray<string>, reason: string) => Effect.Effect<void>
   /** True when the session has ended; fails (deny) when neither the store nor Postgres can tell. */
   readonly isRevoked: (sessionId: string) => Effect.Effect<boolean, ServiceUnavailable>

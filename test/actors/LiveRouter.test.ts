@@ -1,4 +1,3 @@
-import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Schema } from "effect"
 import { LiveRouterLive } from "../../src/actors/LiveRouter.ts"
@@ -6,6 +5,7 @@ import { type Registry, type SessionHandle, SessionRegistry } from "../../src/ac
 import { EventStreamMemory } from "../../src/layers/memory/EventStreamMemory.ts"
 import { EventStream } from "../../src/services/EventStream.ts"
 import { Outbox, type OutboxEvent, OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../../src/services/Outbox.ts"
+import { type RevokedSession, Sessions } from "../../src/services/Sessions.ts"
 
 const encode = Schema.encodeSync(OutboxEventJson)
 
@@ -59,9 +59,46 @@ const outboxWith = (stored: Array<OutboxEvent>) =>
     })
   )
 
-const noSql = Layer.succeed(SqlClient.SqlClient, (() => Effect.succeed([])) as unknown as SqlClient.SqlClient)
+/** The sessions table as far as the router reads it: which of its sessions have ended. */
+const sessionsWith = (revoked: Array<RevokedSession>) => {
+  const unused = () => Effect.die("unused")
+  return Layer.succeed(
+    Sessions,
+    Sessions.of({
+      start: unused,
+      rotate: unused,
+      list: unused,
+      revoke: unused,
+      revokeAll: unused,
+      absoluteExpiry: unused,
+      hasEnded: unused,
+      revokedWithin: unused,
+      revokedAmong: (ids) => Effect.succeed(revoked.filter((session) => ids.includes(session.id)))
+    })
+  )
+}
 
-const run = <A>(stored: Array<OutboxEvent>, body: (registry: Registry) => Effect.Effect<A, never, EventStream>) =>
+/** The memory stream, which answers the next read with a gap (entries lost) once `gap.armed` is set. */
+const gap = { armed: false }
+const streamWithGaps = Layer.effect(
+  EventStream,
+  Effect.map(EventStream, (inner) =>
+    EventStream.of({
+      ...inner,
+      read: (name, cursor, options) => {
+        if (!gap.armed) return inner.read(name, cursor, options)
+        gap.armed = false
+        return Effect.succeed({ entries: [], gap: true })
+      }
+    })
+  )
+).pipe(Layer.provide(EventStreamMemory))
+
+const run = <A>(
+  stored: Array<OutboxEvent>,
+  body: (registry: Registry) => Effect.Effect<A, never, EventStream>,
+  revoked: Array<RevokedSession> = []
+) =>
   Effect.gen(function* () {
     const registry = yield* SessionRegistry
     // The router starts reading at the end of the stream: let it get there first.
@@ -69,8 +106,8 @@ const run = <A>(stored: Array<OutboxEvent>, body: (registry: Registry) => Effect
     return yield* body(registry)
   }).pipe(
     Effect.provide(LiveRouterLive),
-    Effect.provide(Layer.mergeAll(outboxWith(stored), noSql)),
-    Effect.provide(Layer.merge(EventStreamMemory, SessionRegistry.layer)),
+    Effect.provide(Layer.mergeAll(outboxWith(stored), sessionsWith(revoked))),
+    Effect.provide(Layer.merge(streamWithGaps, SessionRegistry.layer)),
     Effect.scoped
   )
 
@@ -149,6 +186,46 @@ describe("LiveRouter", () => {
         expect(bob.refresh).toBe(1)
         expect(alice.refresh).toBe(3)
       })
+    )
+  )
+
+  it.live("ends the live sessions a sessions.revoked event names, with the reason their session ended for", () =>
+    run([], (registry) =>
+      Effect.gen(function* () {
+        const alice = handle(registry, 1, "alice", "o1", ["editor"])
+        const phone = handle(registry, 2, "alice", "o2", ["viewer"])
+        const bob = handle(registry, 3, "bob", "o1", ["viewer"])
+        const revoked = (sessionIds: Array<string>, reason: string): OutboxEvent => ({
+          ...event("o1", 0, "sessions.revoked", { userId: "alice", sessionIds, reason }),
+          organizationId: null,
+          revision: null
+        })
+        yield* publish(revoked(["s1"], "logout"))
+        yield* settle
+        expect([alice.revoked, phone.revoked, bob.revoked]).toEqual([["logout"], [], []])
+        yield* publish(revoked(["s2"], "password_changed"), revoked(["s3"], "refresh_token_reuse"))
+        yield* settle
+        expect([phone.revoked, bob.revoked]).toEqual([["password_changed"], ["session_revoked"]])
+      })
+    )
+  )
+
+  it.live("after a gap in the stream, ends the sessions that ended meanwhile and refreshes the others", () =>
+    run(
+      [],
+      (registry) =>
+        Effect.gen(function* () {
+          const alice = handle(registry, 1, "alice", "o1", ["editor"])
+          const bob = handle(registry, 2, "bob", "o1", ["viewer"])
+          gap.armed = true
+          // Any entry wakes the router; its next read finds the gap.
+          yield* publish(event("o9", 1, "organization.created", { organizationId: "o9", ownerId: "carol" }))
+          yield* settle
+          expect(bob.revoked).toEqual(["user_disabled"])
+          expect(alice.revoked).toEqual([])
+          expect(alice.refresh).toBe(1)
+        }),
+      [{ id: "s2", reason: "user_disabled" }]
     )
   )
 })

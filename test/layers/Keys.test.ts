@@ -4,7 +4,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Redacted } from "effect"
-import { generateJwk, Keys, KeysLive } from "../../src/layers/auth/Keys.ts"
+import { generateJwk, KeysLive } from "../../src/layers/auth/Keys.ts"
+import { Keys } from "../../src/services/Keys.ts"
 
 let dataDir = ""
 beforeEach(async () => {

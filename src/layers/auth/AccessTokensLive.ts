@@ -1,8 +1,8 @@
 import { Duration, Effect, Layer, Option } from "effect"
 import { errors, importJWK, type JWTPayload, jwtVerify, SignJWT } from "jose"
 import { AccessTokens, InvalidAccessToken, type PublicJwk } from "../../services/AccessTokens.ts"
+import { Keys } from "../../services/Keys.ts"
 import { Settings } from "../Settings.ts"
-import { Keys } from "./Keys.ts"
 
 const TYPE = "at+jwt"
 const CLOCK_TOLERANCE_SECONDS = 5

@@ -7,35 +7,18 @@
 import { randomBytes } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { Context, Data, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Data, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { exportJWK, generateKeyPair, type JWK } from "jose"
+import { Keys, PrivateJwk } from "../../services/Keys.ts"
 import { Settings } from "../Settings.ts"
 
 export class KeysError extends Data.TaggedError("KeysError")<{ readonly message: string }> {}
-
-const PrivateJwk = Schema.Struct({
-  kty: Schema.Literal("OKP"),
-  crv: Schema.Literal("Ed25519"),
-  x: Schema.String,
-  d: Schema.String,
-  kid: Schema.String.pipe(Schema.minLength(1))
-})
-export type PrivateJwk = typeof PrivateJwk.Type
 
 const JwkSet = Schema.parseJson(Schema.Struct({ keys: Schema.NonEmptyArray(PrivateJwk) }))
 const MfaKey = Schema.String.pipe(
   Schema.filter((s) => Buffer.from(s, "base64").length === 32, { message: () => "must be 32 bytes, base64" })
 )
 const KeysFile = Schema.Struct({ jwt: Schema.Struct({ keys: Schema.NonEmptyArray(PrivateJwk) }), mfaKey: MfaKey })
-
-export class Keys extends Context.Tag("app/layers/Keys")<
-  Keys,
-  {
-    /** The first key signs; the others still verify (rotation). */
-    readonly jwt: readonly [PrivateJwk, ...Array<PrivateJwk>]
-    readonly mfaKey: Redacted.Redacted<Buffer>
-  }
->() {}
 
 export const generateJwk = async (): Promise<PrivateJwk> => {
   const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true })

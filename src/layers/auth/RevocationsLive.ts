@@ -1,41 +1,49 @@
-import { SqlClient } from "@effect/sql"
-import { Clock, Effect, Layer, Option, Schedule, Schema } from "effect"
+import { Clock, Deferred, Duration, Effect, FiberSet, Layer, Option, Schedule, Schema } from "effect"
 import { ServiceUnavailable } from "../../rpc/Errors.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
 import { EventStream, StreamCursor } from "../../services/EventStream.ts"
+import { EventPayloads } from "../../services/Events.ts"
 import { KeyValueStore } from "../../services/KeyValueStore.ts"
+import { OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../../services/Outbox.ts"
 import { Revocations } from "../../services/Revocations.ts"
+import { Sessions } from "../../services/Sessions.ts"
 
-export const AUTH_STREAM = "auth-events"
-const STREAM_LENGTH = 10_000
+const REVOKED = "sessions.revoked"
+const decodeEntry = Schema.decodeUnknownOption(OutboxEventJson)
+const decodeRevoked = Schema.decodeUnknownOption(EventPayloads[REVOKED])
 
-const SessionsRevoked = Schema.parseJson(
-  Schema.Struct({
-    type: Schema.Literal("sessions.revoked"),
-    sessionIds: Schema.Array(Schema.String),
-    reason: Schema.String
-  })
-)
-/** Decodes an entry of AUTH_STREAM (also read by the live-session router). */
-export const decodeRevocationEvent = Schema.decodeUnknownOption(SessionsRevoked)
-const decodeEvent = decodeRevocationEvent
-const encodeEvent = Schema.encodeSync(SessionsRevoked)
+/** How long `revoke` waits for the store before it returns and leaves the markers to the background. */
+const MARKER_WAIT = Duration.seconds(1)
+const MARKER_RETRY = Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(8)))
 
 const markerKey = (sessionId: string) => `revoked-session:${sessionId}`
 
+/** The ids of a `sessions.revoked` stream entry; `None` for every other entry. */
+export const revokedSessionIds = (entry: string): Option.Option<ReadonlyArray<string>> =>
+  // Most entries are permission changes: skip them without parsing.
+  entry.includes(REVOKED)
+    ? decodeEntry(entry).pipe(
+        Option.filter((event) => event.type === REVOKED),
+        Option.flatMap((event) => decodeRevoked(event.payload)),
+        Option.map((payload) => payload.sessionIds)
+      )
+    : Option.none()
+
 /**
- * A session's end is written three ways: Postgres (by the caller, the truth), a marker in the
- * key-value store that outlives any access token of the session (what every node checks), and an
- * event that puts it into every node's in-process cache (so most revoked tokens are refused
- * without a round trip). When the store cannot answer, Postgres decides; when neither can, deny.
+ * A session's end is written three ways: Postgres (Sessions, the truth, with its outbox event), a
+ * marker in the key-value store that outlives any access token of the session (what every node
+ * checks), and the event, which puts it into every node's in-process cache (so most revoked tokens
+ * are refused without a round trip). When the store cannot answer, Postgres decides; when neither
+ * can, deny.
  */
 export const make = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
   const kv = yield* KeyValueStore
   const events = yield* EventStream
   const tokens = yield* AccessTokens
+  const sessions = yield* Sessions
   const markerTtlMs = (tokens.ttlSeconds + 60) * 1000
   const cache = new Map<string, number>()
+  const writes = yield* FiberSet.make<void>()
 
   const remember = (sessionIds: ReadonlyArray<string>) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
@@ -46,39 +54,43 @@ export const make = Effect.gen(function* () {
     for (const [id, until] of cache) if (until <= now) cache.delete(id)
   })
 
+  const writeMarkers = (sessionIds: ReadonlyArray<string>, reason: (id: string) => string) =>
+    Effect.forEach(sessionIds, (id) => kv.set(markerKey(id), reason(id), markerTtlMs), {
+      concurrency: 16,
+      discard: true
+    })
+
   /**
    * Sessions ended within an access token's lifetime, from Postgres: into this node's cache and
    * back into the store. Runs at start and whenever the stream shows a gap (the store may have lost
    * its data, markers included), so a token of an ended session never comes back to life.
    */
   const restore = Effect.gen(function* () {
-    const rows = yield* sql<{ id: string; revokedReason: string | null }>`
-      SELECT id, revoked_reason FROM sessions
-      WHERE revoked_at > now() - ${`${Math.ceil(markerTtlMs / 1000)} seconds`}::interval`
-    yield* remember(rows.map((row) => row.id))
-    yield* Effect.forEach(rows, (row) => kv.set(markerKey(row.id), row.revokedReason ?? "revoked", markerTtlMs), {
-      concurrency: 16,
-      discard: true
-    }).pipe(Effect.catchAll((error) => Effect.logWarning("revocations: could not restore markers", error)))
-    if (rows.length > 0)
-      yield* Effect.logInfo(`revocations: restored ${rows.length} recently ended sessions from Postgres`)
+    const ended = yield* sessions.revokedWithin(Math.ceil(markerTtlMs / 1000))
+    yield* remember(ended.map((session) => session.id))
+    const reasons = new Map(ended.map((session) => [session.id, session.reason]))
+    yield* writeMarkers([...reasons.keys()], (id) => reasons.get(id) ?? "revoked").pipe(
+      Effect.catchAll((error) => Effect.logWarning("revocations: could not restore markers", error))
+    )
+    if (ended.length > 0)
+      yield* Effect.logInfo(`revocations: restored ${ended.length} recently ended sessions from Postgres`)
   })
 
   yield* restore.pipe(Effect.catchAllCause((cause) => Effect.logWarning("revocations: restore at start failed", cause)))
 
   const follow = Effect.gen(function* () {
-    let cursor = yield* events.last(AUTH_STREAM).pipe(Effect.orElseSucceed(() => StreamCursor.start))
+    let cursor = yield* events.last(PERMISSION_EVENTS_STREAM).pipe(Effect.orElseSucceed(() => StreamCursor.start))
     while (true) {
-      const result = yield* events.read(AUTH_STREAM, cursor, { block: "5 seconds", count: 500 })
+      const result = yield* events.read(PERMISSION_EVENTS_STREAM, cursor, { block: "5 seconds", count: 500 })
       for (const entry of result.entries) {
-        const event = decodeEvent(entry.payload)
-        if (Option.isSome(event)) yield* remember(event.value.sessionIds)
+        const ids = revokedSessionIds(entry.payload)
+        if (Option.isSome(ids)) yield* remember(ids.value)
         cursor = entry.id
       }
       if (result.gap) {
         yield* Effect.logWarning("revocations: gap in the event stream; restoring from Postgres")
         yield* restore
-        cursor = yield* events.last(AUTH_STREAM)
+        cursor = yield* events.last(PERMISSION_EVENTS_STREAM)
       }
       yield* forgetExpired
     }
@@ -88,56 +100,49 @@ export const make = Effect.gen(function* () {
   )
   yield* Effect.forkScoped(follow)
 
-  const writeMarkers = (sessionIds: ReadonlyArray<string>, reason: string) =>
-    Effect.all(
-      [
-        Effect.forEach(sessionIds, (id) => kv.set(markerKey(id), reason, markerTtlMs), { concurrency: 16 }),
-        events.append(AUTH_STREAM, encodeEvent({ type: "sessions.revoked", sessionIds, reason }), {
-          maxLength: STREAM_LENGTH
-        })
-      ],
-      { concurrency: 2 }
-    )
-
   return Revocations.of({
-    revoke: (sessionIds, reason) =>
-      sessionIds.length === 0
-        ? Effect.void
-        : remember(sessionIds).pipe(
-            Effect.zipRight(
-              writeMarkers(sessionIds, reason).pipe(
-                Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(8)))),
-                Effect.catchAllCause((cause) =>
-                  Effect.logError("revocations: could not write revocation markers; Postgres still refuses", cause)
-                )
-              )
-            )
-          ),
-    isRevoked: (sessionId) =>
-      Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        const cached = cache.get(sessionId)
-        if (cached !== undefined && cached > now) return true
-        const marker = yield* kv.get(markerKey(sessionId)).pipe(
-          Effect.map(Option.isSome),
-          Effect.catchAll((error) =>
-            Effect.logWarning("revocations: key-value store unavailable; asking Postgres", error).pipe(
-              Effect.zipRight(
-                sql<{ revokedAt: Date | null }>`SELECT revoked_at FROM sessions WHERE id = ${sessionId}`.pipe(
-                  Effect.map((rows) => rows[0] === undefined || rows[0].revokedAt !== null)
-                )
-              )
-            )
-          ),
+    revoke: Effect.fn("Revocations.revoke")(function* (sessionIds, reason) {
+      if (sessionIds.length === 0) return
+      yield* remember(sessionIds)
+      const tried = yield* Deferred.make<void>()
+      yield* FiberSet.run(
+        writes,
+        writeMarkers(sessionIds, () => reason).pipe(
+          Effect.onExit(() => Deferred.succeed(tried, undefined)),
+          Effect.retry(MARKER_RETRY),
           Effect.catchAllCause((cause) =>
-            Effect.logError("revocations: cannot tell whether a session is alive; denying", cause).pipe(
-              Effect.zipRight(new ServiceUnavailable({ message: "Cannot verify the session right now; try again" }))
+            Effect.logError(
+              "revocations: could not write revocation markers; the outbox event still reaches every node",
+              cause
             )
           )
         )
-        if (marker) yield* remember([sessionId])
-        return marker
-      })
+      )
+      // The request waits for the first attempt only, and not long: a store that is down fails at
+      // once, one that hangs is left to the background retries.
+      yield* Deferred.await(tried).pipe(Effect.timeout(MARKER_WAIT), Effect.ignore)
+    }),
+
+    isRevoked: Effect.fn("Revocations.isRevoked")(function* (sessionId) {
+      const now = yield* Clock.currentTimeMillis
+      const cached = cache.get(sessionId)
+      if (cached !== undefined && cached > now) return true
+      const revoked = yield* kv.get(markerKey(sessionId)).pipe(
+        Effect.map(Option.isSome),
+        Effect.catchAll((error) =>
+          Effect.logWarning("revocations: key-value store unavailable; asking Postgres", error).pipe(
+            Effect.zipRight(sessions.hasEnded(sessionId))
+          )
+        ),
+        Effect.catchAllCause((cause) =>
+          Effect.logError("revocations: cannot tell whether a session is alive; denying", cause).pipe(
+            Effect.zipRight(new ServiceUnavailable({ message: "Cannot verify the session right now; try again" }))
+          )
+        )
+      )
+      if (revoked) yield* remember([sessionId])
+      return revoked
+    })
   })
 })
 

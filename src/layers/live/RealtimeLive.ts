@@ -1,9 +1,9 @@
-import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Option, Redacted, Schema } from "effect"
 import { NotFound, ServiceUnavailable } from "../../rpc/Errors.ts"
 import { KeyValueStore } from "../../services/KeyValueStore.ts"
 import { PermissionStore } from "../../services/PermissionStore.ts"
 import { Realtime, TICKET_TTL_SECONDS, type TicketClaims } from "../../services/Realtime.ts"
+import { Sessions } from "../../services/Sessions.ts"
 import * as Secrets from "../Secrets.ts"
 import { Settings } from "../Settings.ts"
 
@@ -27,7 +27,7 @@ const unavailable = (what: string) => (cause: unknown) =>
   )
 
 export const make = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
+  const sessions = yield* Sessions
   const kv = yield* KeyValueStore
   const store = yield* PermissionStore
   const publicUrl = new URL(yield* Settings.publicUrl)
@@ -40,39 +40,37 @@ export const make = Effect.gen(function* () {
   const noSuchOrganization = new NotFound({ message: "No such organization" })
 
   return Realtime.of({
-    issueTicket: (user, organizationId) =>
-      Effect.gen(function* () {
-        const answer = yield* store
-          .check({ organizationId, userId: user.userId, permission: "org:read" })
-          .pipe(Effect.catchTag("Conflict", Effect.die))
-        if (!answer.member || answer.blocked === true) return yield* noSuchOrganization
-        const [session] = yield* sql<{ absoluteExpiresAt: Date }>`
-          SELECT absolute_expires_at FROM sessions WHERE id = ${user.sessionId} AND revoked_at IS NULL`.pipe(
-          Effect.catchAll(unavailable("read the session"))
-        )
-        if (session === undefined) return yield* noSuchOrganization
-        const ticket = Secrets.newToken()
-        const claims: TicketClaims = {
-          userId: user.userId,
-          sessionId: user.sessionId,
-          organizationId,
-          sessionExpiresAt: session.absoluteExpiresAt.getTime()
-        }
-        yield* kv
-          .set(ticketKey(ticket), encodeClaims(claims), `${TICKET_TTL_SECONDS} seconds`)
-          .pipe(Effect.catchAll(unavailable("store a ticket")))
-        return {
-          ticket,
-          url: `${socketUrl}${socketUrl.includes("?") ? "&" : "?"}ticket=${ticket}`,
-          expiresIn: TICKET_TTL_SECONDS
-        }
-      }),
-    redeem: (ticket) =>
-      TICKET.test(ticket)
-        ? kv
-            .consume(ticketKey(ticket))
-            .pipe(Effect.map(Option.flatMap(decodeClaims)), Effect.catchAll(unavailable("redeem a ticket")))
-        : Effect.succeed(Option.none())
+    issueTicket: Effect.fn("Realtime.issueTicket")(function* (user, organizationId) {
+      const answer = yield* store
+        .check({ organizationId, userId: user.userId, permission: "org:read" })
+        .pipe(Effect.catchTag("Conflict", Effect.die))
+      if (!answer.member || answer.blocked === true) return yield* noSuchOrganization
+      const expiresAt = yield* sessions
+        .absoluteExpiry(user.sessionId)
+        .pipe(Effect.catchAll(unavailable("read the session")))
+      if (Option.isNone(expiresAt)) return yield* noSuchOrganization
+      const ticket = Secrets.newToken()
+      const claims: TicketClaims = {
+        userId: user.userId,
+        sessionId: user.sessionId,
+        organizationId,
+        sessionExpiresAt: expiresAt.value.getTime()
+      }
+      yield* kv
+        .set(ticketKey(ticket), encodeClaims(claims), `${TICKET_TTL_SECONDS} seconds`)
+        .pipe(Effect.catchAll(unavailable("store a ticket")))
+      return {
+        ticket,
+        url: `${socketUrl}${socketUrl.includes("?") ? "&" : "?"}ticket=${ticket}`,
+        expiresIn: TICKET_TTL_SECONDS
+      }
+    }),
+    redeem: Effect.fn("Realtime.redeem")(function* (ticket) {
+      if (!TICKET.test(ticket)) return Option.none()
+      return yield* kv
+        .consume(ticketKey(ticket))
+        .pipe(Effect.map(Option.flatMap(decodeClaims)), Effect.catchAll(unavailable("redeem a ticket")))
+    })
   })
 })
 

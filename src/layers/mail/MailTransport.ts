@@ -1,19 +1,11 @@
 import { randomBytes } from "node:crypto"
 import { mkdir, rename, writeFile } from "node:fs/promises"
 import { join } from "node:path"
-import { Clock, Context, Data, Effect, Layer, Option, Redacted } from "effect"
+import { Clock, Effect, Layer, Option, Redacted } from "effect"
 import { createTransport } from "nodemailer"
 import type { MailMessage } from "../../services/Mailer.ts"
+import { MailDeliveryError, MailTransport } from "../../services/MailTransport.ts"
 import { Settings } from "../Settings.ts"
-
-/** Why one delivery failed. `code` and `responseCode` are safe to log; `cause` may name the recipient. */
-export class MailDeliveryError extends Data.TaggedError("MailDeliveryError")<{
-  /** nodemailer's or the file system's code: ECONNECTION, EENVELOPE, EMESSAGE, ENOSPC, … */
-  readonly code: string | undefined
-  /** The SMTP reply code, when the server answered (550, 451, …). */
-  readonly responseCode: number | undefined
-  readonly cause: unknown
-}> {}
 
 const toDeliveryError = (cause: unknown) => {
   const { code, responseCode } = (typeof cause === "object" && cause !== null ? cause : {}) as Record<string, unknown>
@@ -23,12 +15,6 @@ const toDeliveryError = (cause: unknown) => {
     cause
   })
 }
-
-/** Hands one message to the outside world; the Mailer's queue retries it when this fails. */
-export class MailTransport extends Context.Tag("app/layers/MailTransport")<
-  MailTransport,
-  { readonly deliver: (message: MailMessage) => Effect.Effect<void, MailDeliveryError> }
->() {}
 
 const fields = (from: string, { to, subject, text }: MailMessage) => ({ from, to, subject, text })
 

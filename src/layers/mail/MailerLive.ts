@@ -1,7 +1,8 @@
 import { Duration, Effect, Layer, type ParseResult, Queue, Schedule, Schema } from "effect"
 import { Mailer, type MailMessage } from "../../services/Mailer.ts"
+import { MailDeliveryError, MailTransport } from "../../services/MailTransport.ts"
 import { type Job, WorkQueue } from "../../services/WorkQueue.ts"
-import { MailDeliveryError, MailTransport, MailTransportLive } from "./MailTransport.ts"
+import { MailTransportLive } from "./MailTransport.ts"
 
 /** The WorkQueue every node's mail worker consumes. */
 export const mailQueue = "mail"

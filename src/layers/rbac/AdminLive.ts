@@ -1,5 +1,5 @@
 import { SqlClient, type Statement } from "@effect/sql"
-import { Array as Arr, DateTime, Effect, Layer } from "effect"
+import { DateTime, Effect, Layer } from "effect"
 import { AdminOrganization, AdminOrganizationPage, OrganizationStatusChange, UserStatus } from "../../rpc/Admin.ts"
 import { Conflict, NotFound } from "../../rpc/Errors.ts"
 import type { SignedIn } from "../../rpc/Security.ts"
@@ -8,6 +8,7 @@ import { AuditLog, type RequestMeta } from "../../services/AuditLog.ts"
 import { type EventType, event } from "../../services/Events.ts"
 import { Outbox } from "../../services/Outbox.ts"
 import { Revocations } from "../../services/Revocations.ts"
+import { Sessions } from "../../services/Sessions.ts"
 import { DEFAULT_PAGE_SIZE, isBigint, makeCursor, openCursor } from "../AuditLogLive.ts"
 
 interface OrgRow {
@@ -42,6 +43,7 @@ export const make = Effect.gen(function* () {
   const outbox = yield* Outbox
   const audit = yield* AuditLog
   const revocations = yield* Revocations
+  const sessions = yield* Sessions
 
   const micros = sql`(extract(epoch FROM o.created_at) * 1000000)::bigint`
 
@@ -133,17 +135,13 @@ export const make = Effect.gen(function* () {
         const [user] = yield* sql<{ wasDisabled: boolean }>`
           SELECT disabled_at IS NOT NULL AS was_disabled FROM users WHERE id = ${userId} FOR UPDATE`
         if (user === undefined) return yield* new NotFound({ message: "No such user" })
-        if (!user.wasDisabled) yield* sql`UPDATE users SET disabled_at = now(), updated_at = now() WHERE id = ${userId}`
-        const ended = yield* sql<{ id: string }>`
-          UPDATE sessions SET revoked_at = now(), revoked_reason = 'user_disabled'
-          WHERE user_id = ${userId} AND revoked_at IS NULL RETURNING id`
-        const ids = ended.map((row) => row.id)
-        const events = [
-          ...(user.wasDisabled ? [] : [event("user.disabled", { userId })]),
-          ...(ids.length === 0 ? [] : [event("sessions.revoked", { userId, sessionIds: ids, reason: "user_disabled" })])
-        ]
-        if (Arr.isNonEmptyReadonlyArray(events)) {
-          yield* outbox.recordUnscoped(events)
+        if (!user.wasDisabled) {
+          yield* sql`UPDATE users SET disabled_at = now(), updated_at = now() WHERE id = ${userId}`
+          yield* outbox.recordUnscoped([event("user.disabled", { userId })])
+        }
+        // Records `sessions.revoked` in this transaction, after `user.disabled`.
+        const ids = yield* sessions.revokeAll(userId, "user_disabled")
+        if (!user.wasDisabled || ids.length > 0) {
           yield* audit.record({
             action: "user.disabled",
             actorId: admin.userId,
