@@ -73,7 +73,8 @@ const toSets = (scoped: ScopedKeys): ScopedSets => {
   return out
 }
 
-const toRecord = (scoped: ScopedSets): ScopedKeys => {
+/** Resource-scoped keys as the wire carries them, `type/id` → keys sorted. */
+export const toRecord = (scoped: ScopedSets): ScopedKeys => {
   const out: Record<string, ReadonlyArray<string>> = {}
   for (const [key, keys] of scoped) out[key] = [...keys].sort()
   return out

@@ -349,6 +349,35 @@ describe("LiveClient", () => {
     expect(statuses).toEqual(["reconnecting", "open", "reconnecting", "open"])
   })
 
+  it("takes the server's set when a resume is answered at a lower revision, without reconnecting again", async () => {
+    // The organization never reached the revision the client resumes at (a restored database, say):
+    // the server answers with its current set, and that is the truth, revision included.
+    server.hello = () =>
+      server.connections.length === 1
+        ? hello("50", { permissions: ["doc:read", "doc:write"] })
+        : hello("7", { permissions: ["doc:read"] })
+    const client = await connect()
+    const changes: Array<LiveChange> = []
+    client.onChange((change) => changes.push(change))
+    server.last.socket.terminate()
+
+    await waitFor(() => client.revision === "7", "the hello at the lower revision")
+    expect(client.connected).toBe(true)
+    expect(server.connections[1]?.url.searchParams.get("revision")).toBe("50")
+    expect([...client.permissions]).toEqual(["doc:read"])
+    expect(client.can("doc:write")).toBe(false)
+    expect(changes.at(-1)).toMatchObject({ source: "hello", revision: "7", added: [], removed: ["doc:write"] })
+    // Diffs from there on apply; an older hello on the same socket is still ignored.
+    server.last.send(diff("8", { added: ["doc:share"] }))
+    server.last.send(hello("6", { permissions: [] }))
+    await waitFor(() => client.revision === "8", "the next diff")
+    await sleep(100)
+    expect(client.can("doc:share")).toBe(true)
+    expect(client.can("doc:read")).toBe(true)
+    expect(server.ticketCalls).toBe(2)
+    expect(server.connections).toHaveLength(2)
+  })
+
   it("resends a pending await on the new socket after a reconnect", async () => {
     server.onMessage = (connection, message) => {
       if (message.type === "await" && server.connections.length === 2) {
