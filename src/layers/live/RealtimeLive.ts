@@ -3,6 +3,7 @@ import { NotFound, ServiceUnavailable } from "../../rpc/Errors.ts"
 import { KeyValueStore } from "../../services/KeyValueStore.ts"
 import { PermissionStore } from "../../services/PermissionStore.ts"
 import { Realtime, TICKET_TTL_SECONDS, type TicketClaims } from "../../services/Realtime.ts"
+import { Revocations } from "../../services/Revocations.ts"
 import { Sessions } from "../../services/Sessions.ts"
 import * as Secrets from "../Secrets.ts"
 import { Settings } from "../Settings.ts"
@@ -28,6 +29,7 @@ const unavailable = (what: string) => (cause: unknown) =>
 
 export const make = Effect.gen(function* () {
   const sessions = yield* Sessions
+  const revocations = yield* Revocations
   const kv = yield* KeyValueStore
   const store = yield* PermissionStore
   const publicUrl = new URL(yield* Settings.publicUrl)
@@ -67,9 +69,12 @@ export const make = Effect.gen(function* () {
     }),
     redeem: Effect.fn("Realtime.redeem")(function* (ticket) {
       if (!TICKET.test(ticket)) return Option.none()
-      return yield* kv
+      const claims = yield* kv
         .consume(ticketKey(ticket))
         .pipe(Effect.map(Option.flatMap(decodeClaims)), Effect.catchAll(unavailable("redeem a ticket")))
+      if (Option.isNone(claims)) return claims
+      // The session may have ended since the ticket was issued: its ticket ends with it.
+      return (yield* revocations.isRevoked(claims.value.sessionId)) ? Option.none() : claims
     })
   })
 })
