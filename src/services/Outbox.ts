@@ -5,7 +5,7 @@
  * Owns: bumping an organization's revision (the one place that does), the outbox rows, reading an
  * organization's committed events after a revision (for consumers that missed some), and waking
  * this node's relay after a commit. The events a committed change records are never lost: the relay
- * (layers/OutboxRelay.ts) publishes them to the event stream at least once, per organization in
+ * (layers/events/OutboxRelay.ts) publishes them to the event stream at least once, per organization in
  * revision order.
  * Does not own: what the events mean, routing them to sessions, or de-duplicating them (consumers
  * are idempotent by event id and (organization, revision)).

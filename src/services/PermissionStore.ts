@@ -1,6 +1,6 @@
 /**
  * PermissionStore: what a user may do in an organization, computed from Postgres with the
- * semantics of `layers/Decision.ts`.
+ * semantics of `domain/Decision.ts` and `domain/Policy.ts`.
  *
  * Owns: loading an organization's roles, parents, grants and a user's assignments, and deciding
  * checks on them; a frozen organization or a disabled user is denied everything. Does not own:
