@@ -2,11 +2,11 @@
  * Platform administration on both doors, for platform administrators only (the `PlatformAdmin`
  * guard): every organization, freezing and unfreezing one, disabling and enabling a user.
  */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
-import { Context, Schema } from "effect"
+import { HttpApiGroup, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
 import { PageCursor, PageLimit, PageLimitParam } from "./Audit.ts"
 import { BadRequest, Conflict, NotFound } from "./Errors.ts"
-import { rpcsOf } from "./Operation.ts"
+import { operations, rpcsOf } from "./Operation.ts"
 import { OrgPath, Revision } from "./Orgs.ts"
 import { PlatformAdmin } from "./Security.ts"
 
@@ -42,60 +42,50 @@ export class UserStatus extends Schema.Class<UserStatus>("UserStatus")({
 
 const listFilters = { status: Schema.optional(OrganizationStatus), cursor: Schema.optional(PageCursor) }
 
-/** What the OpenAPI document shows as the requirement of every operation here. */
-const platformAdminOnly = Context.make(OpenApi.Override, {
-  "x-required-permission": "platform-admin",
-  description: "Platform administrators only."
-})
-
+const admin = operations({ prefix: "/v1/admin", guard: PlatformAdmin })
 const UserPath = Schema.Struct({ userId: UserId })
 
 export class AdminApi extends HttpApiGroup.make("admin")
   .add(
-    HttpApiEndpoint.get("listOrganizations", "/v1/admin/orgs")
-      .setUrlParams(Schema.Struct({ ...listFilters, limit: Schema.optional(PageLimitParam) }))
-      .addSuccess(AdminOrganizationPage)
-      .addError(BadRequest)
-      .annotateContext(platformAdminOnly)
-      .annotate(OpenApi.Summary, "Every organization, newest first")
+    admin.get("listOrganizations", "/orgs", AdminOrganizationPage, {
+      query: Schema.Struct({ ...listFilters, limit: Schema.optional(PageLimitParam) }),
+      errors: [BadRequest],
+      platformAdmin: true,
+      summary: "Every organization, newest first"
+    })
   )
   .add(
-    HttpApiEndpoint.post("freeze", "/v1/admin/orgs/:organizationId/freeze")
-      .setPath(OrgPath)
-      .addSuccess(OrganizationStatusChange)
-      .addError(NotFound)
-      .annotateContext(platformAdminOnly)
-      .annotate(
-        OpenApi.Summary,
-        "Freeze an organization: its members and keys are denied everything at once (idempotent)"
-      )
+    admin.post("freeze", "/orgs/:organizationId/freeze", OrganizationStatusChange, {
+      path: OrgPath,
+      errors: [NotFound],
+      platformAdmin: true,
+      summary: "Freeze an organization: its members and keys are denied everything at once (idempotent)"
+    })
   )
   .add(
-    HttpApiEndpoint.post("unfreeze", "/v1/admin/orgs/:organizationId/unfreeze")
-      .setPath(OrgPath)
-      .addSuccess(OrganizationStatusChange)
-      .addError(NotFound)
-      .annotateContext(platformAdminOnly)
-      .annotate(OpenApi.Summary, "Unfreeze an organization (idempotent)")
+    admin.post("unfreeze", "/orgs/:organizationId/unfreeze", OrganizationStatusChange, {
+      path: OrgPath,
+      errors: [NotFound],
+      platformAdmin: true,
+      summary: "Unfreeze an organization (idempotent)"
+    })
   )
   .add(
-    HttpApiEndpoint.post("disableUser", "/v1/admin/users/:userId/disable")
-      .setPath(UserPath)
-      .addSuccess(UserStatus)
-      .addError(NotFound)
-      .addError(Conflict)
-      .annotateContext(platformAdminOnly)
-      .annotate(OpenApi.Summary, "Disable a user: every session ends at once, login fails (idempotent)")
+    admin.post("disableUser", "/users/:userId/disable", UserStatus, {
+      path: UserPath,
+      errors: [NotFound, Conflict],
+      platformAdmin: true,
+      summary: "Disable a user: every session ends at once, login fails (idempotent)"
+    })
   )
   .add(
-    HttpApiEndpoint.post("enableUser", "/v1/admin/users/:userId/enable")
-      .setPath(UserPath)
-      .addSuccess(UserStatus)
-      .addError(NotFound)
-      .annotateContext(platformAdminOnly)
-      .annotate(OpenApi.Summary, "Enable a user again; ended sessions stay ended (idempotent)")
+    admin.post("enableUser", "/users/:userId/enable", UserStatus, {
+      path: UserPath,
+      errors: [NotFound],
+      platformAdmin: true,
+      summary: "Enable a user again; ended sessions stay ended (idempotent)"
+    })
   )
-  .middleware(PlatformAdmin)
   .annotate(OpenApi.Title, "Platform administration") {}
 
 export const AdminRpcs = rpcsOf(AdminApi)

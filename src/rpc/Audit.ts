@@ -2,12 +2,12 @@
  * The audit log of one organization on both doors: its entries, newest first, filtered by actor,
  * action, target and time, in pages. Also the paging pieces the admin lists share (limit, cursor).
  */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { BadRequest } from "./Errors.ts"
-import { rpcsOf } from "./Operation.ts"
+import { operations, rpcsOf } from "./Operation.ts"
 import { OrgPath, Revision } from "./Orgs.ts"
-import { OrgAuthorization, requires } from "./Security.ts"
+import { OrgAuthorization } from "./Security.ts"
 
 /** How many items a page holds: 1..200, 50 when not given. */
 export const PageLimit = Schema.Int.pipe(Schema.between(1, 200))
@@ -62,20 +62,16 @@ export class AuditPage extends Schema.Class<AuditPage>("AuditPage")({
 
 export class AuditApi extends HttpApiGroup.make("audit")
   .add(
-    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/audit")
-      .setPath(OrgPath)
-      .setUrlParams(AuditQuery)
-      .addSuccess(AuditPage)
-      .addError(BadRequest)
-      .annotateContext(requires("audit:read"))
-      .annotate(
-        OpenApi.Description,
+    operations({ path: OrgPath, guard: OrgAuthorization }).get("list", "/v1/orgs/:organizationId/audit", AuditPage, {
+      query: AuditQuery,
+      errors: [BadRequest],
+      requires: "audit:read",
+      description:
         "This organization's audit entries, newest first. `action` matches exactly, or as a prefix when it " +
-          "ends with a dot (`role.`); `from` is inclusive, `to` exclusive; `cursor` is the previous page's " +
-          "`nextCursor`."
-      )
+        "ends with a dot (`role.`); `from` is inclusive, `to` exclusive; `cursor` is the previous page's " +
+        "`nextCursor`."
+    })
   )
-  .middleware(OrgAuthorization)
   .annotate(OpenApi.Title, "Audit log") {}
 
 export const AuditRpcs = rpcsOf(AuditApi)

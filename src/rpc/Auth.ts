@@ -1,8 +1,8 @@
 /** Accounts, login, sessions, passwords, MFA and the public keys: the contract of both doors. */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Conflict, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests, Unauthorized } from "./Errors.ts"
-import { rpcsOf } from "./Operation.ts"
+import { operations, rpcsOf } from "./Operation.ts"
 import { Authentication } from "./Security.ts"
 
 export const Email = Schema.String.pipe(
@@ -102,158 +102,122 @@ export class Jwks extends Schema.Class<Jwks>("Jwks")({
 
 const SessionId = Schema.UUID.annotations({ identifier: "SessionId" })
 
+const open = operations({ prefix: "/v1/auth" })
+const signedIn = operations({ prefix: "/v1/auth", guard: Authentication })
+const NoContent = HttpApiSchema.NoContent
+
 export class AuthApi extends HttpApiGroup.make("auth")
   .add(
-    HttpApiEndpoint.post("register", "/v1/auth/register")
-      .setPayload(Register)
-      .addSuccess(Accepted, { status: 202 })
-      .addError(InvalidInput)
-      .addError(TooManyRequests)
-      .annotate(OpenApi.Description, "The same answer whether or not the email is taken; the mail tells them apart.")
+    open.post("register", "/register", Accepted, {
+      payload: Register,
+      status: 202,
+      errors: [InvalidInput, TooManyRequests],
+      description: "The same answer whether or not the email is taken; the mail tells them apart."
+    })
   )
   .add(
-    HttpApiEndpoint.post("login", "/v1/auth/login")
-      .setPayload(Login)
-      .addSuccess(LoginResult)
-      .addError(Unauthorized)
-      .addError(TooManyRequests)
-      .addError(ServiceUnavailable)
-      .annotate(
-        OpenApi.Description,
-        "Signs in with email and password: a token pair, or `mfaRequired` with an `mfaToken` to finish with `loginMfa`. Repeated failures lock the account for a while (429 with `Retry-After`)."
-      )
+    open.post("login", "/login", LoginResult, {
+      payload: Login,
+      errors: [Unauthorized, TooManyRequests, ServiceUnavailable],
+      description:
+        "Signs in with email and password: a token pair, or `mfaRequired` with an `mfaToken` to finish with " +
+        "`loginMfa`. Repeated failures lock the account for a while (429 with `Retry-After`)."
+    })
   )
   .add(
-    HttpApiEndpoint.post("loginMfa", "/v1/auth/login/mfa")
-      .setPayload(LoginMfa)
-      .addSuccess(TokenPair)
-      .addError(Unauthorized)
-      .addError(TooManyRequests)
-      .annotate(
-        OpenApi.Description,
+    open.post("loginMfa", "/login/mfa", TokenPair, {
+      payload: LoginMfa,
+      errors: [Unauthorized, TooManyRequests],
+      description:
         "Finishes a sign-in that needs a second factor: the `mfaToken` from `login` and a TOTP or recovery code."
-      )
+    })
   )
   .add(
-    HttpApiEndpoint.post("refresh", "/v1/auth/refresh")
-      .setPayload(Refresh)
-      .addSuccess(TokenPair)
-      .addError(Unauthorized)
-      .addError(TooManyRequests)
-      .annotate(OpenApi.Description, "Rotates the refresh token (body or the HttpOnly cookie); the old one is dead.")
+    open.post("refresh", "/refresh", TokenPair, {
+      payload: Refresh,
+      errors: [Unauthorized, TooManyRequests],
+      description: "Rotates the refresh token (body or the HttpOnly cookie); the old one is dead."
+    })
   )
   .add(
-    HttpApiEndpoint.post("forgotPassword", "/v1/auth/password/forgot")
-      .setPayload(ForgotPassword)
-      .addSuccess(Accepted, { status: 202 })
-      .addError(TooManyRequests)
-      .annotate(
-        OpenApi.Description,
-        "Mails a single-use reset link if the address has an account; the answer is the same either way."
-      )
+    open.post("forgotPassword", "/password/forgot", Accepted, {
+      payload: ForgotPassword,
+      status: 202,
+      errors: [TooManyRequests],
+      description: "Mails a single-use reset link if the address has an account; the answer is the same either way."
+    })
   )
   .add(
-    HttpApiEndpoint.post("resetPassword", "/v1/auth/password/reset")
-      .setPayload(ResetPassword)
-      .addSuccess(HttpApiSchema.NoContent)
-      .addError(Unauthorized)
-      .addError(InvalidInput)
-      .addError(TooManyRequests)
-      .annotate(
-        OpenApi.Description,
+    open.post("resetPassword", "/password/reset", NoContent, {
+      payload: ResetPassword,
+      errors: [Unauthorized, InvalidInput, TooManyRequests],
+      description:
         "Sets a new password with the mailed token; every session of the account ends, and nobody is signed in."
-      )
+    })
   )
   .add(
-    HttpApiEndpoint.post("verifyEmail", "/v1/auth/email/verify")
-      .setPayload(VerifyEmail)
-      .addSuccess(HttpApiSchema.NoContent)
-      .addError(Unauthorized)
-      .addError(TooManyRequests)
-      .annotate(OpenApi.Description, "Confirms the email address with the mailed token.")
+    open.post("verifyEmail", "/email/verify", NoContent, {
+      payload: VerifyEmail,
+      errors: [Unauthorized, TooManyRequests],
+      description: "Confirms the email address with the mailed token."
+    })
   )
   .add(
-    HttpApiEndpoint.get("jwks", "/.well-known/jwks.json")
-      .addSuccess(Jwks)
-      .annotate(OpenApi.Description, "Public Ed25519 keys that verify access tokens (EdDSA).")
+    operations({}).get("jwks", "/.well-known/jwks.json", Jwks, {
+      description: "Public Ed25519 keys that verify access tokens (EdDSA)."
+    })
   )
   .add(
-    HttpApiEndpoint.post("logout", "/v1/auth/logout")
-      .addSuccess(HttpApiSchema.NoContent)
-      .middleware(Authentication)
-      .annotate(
-        OpenApi.Description,
-        "Ends this session: its access and refresh tokens stop working at once on every node."
-      )
+    signedIn.post("logout", "/logout", NoContent, {
+      description: "Ends this session: its access and refresh tokens stop working at once on every node."
+    })
   )
   .add(
-    HttpApiEndpoint.post("logoutAll", "/v1/auth/logout-all")
-      .addSuccess(HttpApiSchema.NoContent)
-      .middleware(Authentication)
-      .annotate(OpenApi.Description, "Ends every session of the account, this one included.")
+    signedIn.post("logoutAll", "/logout-all", NoContent, {
+      description: "Ends every session of the account, this one included."
+    })
   )
   .add(
-    HttpApiEndpoint.get("sessions", "/v1/auth/sessions")
-      .addSuccess(Schema.Array(SessionInfo))
-      .middleware(Authentication)
-      .annotate(OpenApi.Description, "The account's live sessions (devices), this one marked `current`.")
+    signedIn.get("sessions", "/sessions", Schema.Array(SessionInfo), {
+      description: "The account's live sessions (devices), this one marked `current`."
+    })
   )
   .add(
-    HttpApiEndpoint.del("revokeSession", "/v1/auth/sessions/:id")
-      .setPath(Schema.Struct({ id: SessionId }))
-      .addSuccess(HttpApiSchema.NoContent)
-      .addError(NotFound)
-      .middleware(Authentication)
-      .annotate(OpenApi.Description, "Ends one of the account's sessions.")
+    signedIn.del("revokeSession", "/sessions/:id", NoContent, {
+      path: Schema.Struct({ id: SessionId }),
+      errors: [NotFound],
+      description: "Ends one of the account's sessions."
+    })
   )
   .add(
-    HttpApiEndpoint.post("changePassword", "/v1/auth/password/change")
-      .setPayload(ChangePassword)
-      .addSuccess(HttpApiSchema.NoContent)
-      .addError(InvalidInput)
-      .addError(TooManyRequests)
-      .middleware(Authentication)
-      .annotate(OpenApi.Description, "Changes the password (the current one is required); every other session ends.")
+    signedIn.post("changePassword", "/password/change", NoContent, {
+      payload: ChangePassword,
+      errors: [InvalidInput, TooManyRequests],
+      description: "Changes the password (the current one is required); every other session ends."
+    })
   )
   .add(
-    HttpApiEndpoint.post("enrollTotp", "/v1/auth/mfa/totp/enroll")
-      .addSuccess(TotpEnrollment)
-      .addError(Conflict)
-      .middleware(Authentication)
-      .annotate(
-        OpenApi.Description,
+    signedIn.post("enrollTotp", "/mfa/totp/enroll", TotpEnrollment, {
+      errors: [Conflict],
+      description:
         "Starts TOTP enrolment: a secret and an otpauth URL for an authenticator app; confirm it with a code."
-      )
+    })
   )
   .add(
-    HttpApiEndpoint.post("confirmTotp", "/v1/auth/mfa/totp/confirm")
-      .setPayload(MfaCode)
-      .addSuccess(RecoveryCodes)
-      .addError(InvalidInput)
-      .addError(Conflict)
-      .addError(TooManyRequests)
-      .middleware(Authentication)
-      .annotate(
-        OpenApi.Description,
-        "Confirms TOTP enrolment with a code; answers ten single-use recovery codes, shown once."
-      )
+    signedIn.post("confirmTotp", "/mfa/totp/confirm", RecoveryCodes, {
+      payload: MfaCode,
+      errors: [InvalidInput, Conflict, TooManyRequests],
+      description: "Confirms TOTP enrolment with a code; answers ten single-use recovery codes, shown once."
+    })
   )
   .add(
-    HttpApiEndpoint.post("disableTotp", "/v1/auth/mfa/totp/disable")
-      .setPayload(DisableMfa)
-      .addSuccess(HttpApiSchema.NoContent)
-      .addError(InvalidInput)
-      .addError(Conflict)
-      .addError(TooManyRequests)
-      .middleware(Authentication)
-      .annotate(OpenApi.Description, "Turns TOTP off; needs the password and a current code.")
+    signedIn.post("disableTotp", "/mfa/totp/disable", NoContent, {
+      payload: DisableMfa,
+      errors: [InvalidInput, Conflict, TooManyRequests],
+      description: "Turns TOTP off; needs the password and a current code."
+    })
   )
-  .add(
-    HttpApiEndpoint.get("me", "/v1/me")
-      .addSuccess(Me)
-      .middleware(Authentication)
-      .annotate(OpenApi.Description, "The signed-in user.")
-  )
+  .add(operations({ guard: Authentication }).get("me", "/v1/me", Me, { description: "The signed-in user." }))
   .annotate(OpenApi.Title, "Authentication") {}
 
 export const AuthRpcs = rpcsOf(AuthApi)

@@ -3,13 +3,13 @@
  * Any member may ask about themselves; asking about someone else needs `authz:check` (or
  * `assignments:read` for a whole effective set). A user who is not a member answers 404.
  */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, NotFound, ServiceUnavailable } from "./Errors.ts"
-import { rpcsOf } from "./Operation.ts"
+import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
-import { OrgAuthorization, requiresUnlessSelf } from "./Security.ts"
+import { OrgAuthorization } from "./Security.ts"
 
 const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
 
@@ -95,52 +95,39 @@ export class EffectivePermissions extends Schema.Class<EffectivePermissions>("Ef
   scopedDenied: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
 }) {}
 
+const inOrg = operations({ prefix: "/v1/orgs/:organizationId", path: OrgPath, guard: OrgAuthorization })
+const checkErrors = [NotFound, Conflict, ServiceUnavailable] as const
+const aboutAnyone = { selfService: true, errors: checkErrors } as const
+
 export class AuthzApi extends HttpApiGroup.make("authz")
   .add(
-    HttpApiEndpoint.post("check", "/v1/orgs/:organizationId/check")
-      .setPath(OrgPath)
-      .setPayload(CheckRequest)
-      .addSuccess(CheckResult)
-      .addError(NotFound)
-      .addError(Conflict)
-      .addError(ServiceUnavailable)
-      .annotateContext(
-        requiresUnlessSelf(
-          "authz:check",
-          "Whether the user may do `permission` (on `resource`). Deny wins, default deny. With `minRevision` the " +
-            "answer reflects at least that revision (409 `revision_not_reached` if it never comes)."
-        )
-      )
+    inOrg.post("check", "/check", CheckResult, {
+      ...aboutAnyone,
+      payload: CheckRequest,
+      requires: "authz:check",
+      description:
+        "Whether the user may do `permission` (on `resource`). Deny wins, default deny. With `minRevision` the " +
+        "answer reflects at least that revision (409 `revision_not_reached` if it never comes)."
+    })
   )
   .add(
-    HttpApiEndpoint.post("checkBatch", "/v1/orgs/:organizationId/check/batch")
-      .setPath(OrgPath)
-      .setPayload(BatchCheckRequest)
-      .addSuccess(BatchCheckResult)
-      .addError(NotFound)
-      .addError(Conflict)
-      .addError(ServiceUnavailable)
-      .annotateContext(requiresUnlessSelf("authz:check"))
+    inOrg.post("checkBatch", "/check/batch", BatchCheckResult, {
+      ...aboutAnyone,
+      payload: BatchCheckRequest,
+      requires: "authz:check"
+    })
   )
   .add(
-    HttpApiEndpoint.post("explain", "/v1/orgs/:organizationId/explain")
-      .setPath(OrgPath)
-      .setPayload(CheckRequest)
-      .addSuccess(Explanation)
-      .addError(NotFound)
-      .addError(Conflict)
-      .addError(ServiceUnavailable)
-      .annotateContext(requiresUnlessSelf("authz:check"))
+    inOrg.post("explain", "/explain", Explanation, { ...aboutAnyone, payload: CheckRequest, requires: "authz:check" })
   )
   .add(
-    HttpApiEndpoint.get("effective", "/v1/orgs/:organizationId/users/:userId/permissions")
-      .setPath(Schema.Struct({ organizationId: OrganizationId, userId: Schema.UUID }))
-      .addSuccess(EffectivePermissions)
-      .addError(NotFound)
-      .addError(ServiceUnavailable)
-      .annotateContext(requiresUnlessSelf("assignments:read"))
+    inOrg.get("effective", "/users/:userId/permissions", EffectivePermissions, {
+      path: Schema.Struct({ organizationId: OrganizationId, userId: Schema.UUID }),
+      selfService: true,
+      errors: [NotFound, ServiceUnavailable],
+      requires: "assignments:read"
+    })
   )
-  .middleware(OrgAuthorization)
   .annotate(OpenApi.Title, "Checks and explanations") {}
 
 export const AuthzRpcs = rpcsOf(AuthzApi)

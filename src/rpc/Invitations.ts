@@ -3,13 +3,13 @@
  * accepting needs only a session, because the one accepting is not a member yet: the mailed token
  * and the signed-in user's email are what admit them.
  */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Email } from "./Auth.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
-import { rpcsOf } from "./Operation.ts"
+import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
-import { Authentication, OrgAuthorization, requires } from "./Security.ts"
+import { Authentication, OrgAuthorization } from "./Security.ts"
 
 export const CreateInvitation = Schema.Struct({
   /** Surrounding spaces are dropped; the address is compared without regard to case. */
@@ -44,49 +44,36 @@ export class Joined extends Schema.Class<Joined>("Joined")({
   revision: Revision
 }) {}
 
+const inOrg = operations({ prefix: "/v1/orgs/:organizationId", path: OrgPath, guard: OrgAuthorization })
+const InvitationPath = Schema.Struct({ organizationId: OrganizationId, invitationId: Schema.UUID })
+
 export class InvitationsApi extends HttpApiGroup.make("invitations")
   .add(
-    HttpApiEndpoint.post("create", "/v1/orgs/:organizationId/invitations")
-      .setPath(OrgPath)
-      .setPayload(CreateInvitation)
-      .addSuccess(InvitationCreated, { status: 201 })
-      .addError(NotFound)
-      .addError(Forbidden)
-      .addError(Conflict)
-      .addError(ServiceUnavailable)
-      .middleware(OrgAuthorization)
-      .annotateContext(requires("members:invite"))
+    inOrg.post("create", "/invitations", InvitationCreated, {
+      payload: CreateInvitation,
+      status: 201,
+      errors: [NotFound, Forbidden, Conflict, ServiceUnavailable],
+      requires: "members:invite"
+    })
+  )
+  .add(inOrg.get("list", "/invitations", Schema.Array(Invitation), { requires: "members:invite" }))
+  .add(
+    inOrg.del("revoke", "/invitations/:invitationId", InvitationRevoked, {
+      path: InvitationPath,
+      errors: [NotFound],
+      requires: "members:invite"
+    })
   )
   .add(
-    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/invitations")
-      .setPath(OrgPath)
-      .addSuccess(Schema.Array(Invitation))
-      .middleware(OrgAuthorization)
-      .annotateContext(requires("members:invite"))
-  )
-  .add(
-    HttpApiEndpoint.del("revoke", "/v1/orgs/:organizationId/invitations/:invitationId")
-      .setPath(Schema.Struct({ organizationId: OrganizationId, invitationId: Schema.UUID }))
-      .addSuccess(InvitationRevoked)
-      .addError(NotFound)
-      .middleware(OrgAuthorization)
-      .annotateContext(requires("members:invite"))
-  )
-  .add(
-    HttpApiEndpoint.post("accept", "/v1/invitations/accept")
-      .setPayload(AcceptInvitation)
-      .addSuccess(Joined)
-      .addError(NotFound)
-      .addError(Forbidden)
-      .addError(Conflict)
-      .middleware(Authentication)
-      .annotate(
-        OpenApi.Description,
+    operations({ guard: Authentication }).post("accept", "/v1/invitations/accept", Joined, {
+      payload: AcceptInvitation,
+      errors: [NotFound, Forbidden, Conflict],
+      description:
         "Joins the organization with the invited roles (those still existing). The signed-in user's email must " +
-          "be the invited address (else 403, and the invitation stays usable); an unknown, used, revoked or " +
-          "expired token answers 404; a token is used once. Someone who is already a member gets 409 " +
-          "`already_member`, and the invitation is used up."
-      )
+        "be the invited address (else 403, and the invitation stays usable); an unknown, used, revoked or " +
+        "expired token answers 404; a token is used once. Someone who is already a member gets 409 " +
+        "`already_member`, and the invitation is used up."
+    })
   )
   .annotate(OpenApi.Title, "Invitations") {}
 

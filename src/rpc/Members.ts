@@ -3,12 +3,12 @@
  * `organizationId` (in the path on HTTP, in the payload on RPC), checked by the guard; every id in
  * a path or payload must belong to it, else 404.
  */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
-import { rpcsOf } from "./Operation.ts"
+import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
-import { OrgAuthorization, requires } from "./Security.ts"
+import { OrgAuthorization } from "./Security.ts"
 
 /** One resource an assignment is limited to, e.g. `{type: "project", id: "42"}`. */
 export const Scope = Schema.Struct({
@@ -78,53 +78,43 @@ export class AssignmentDeleted extends Schema.Class<AssignmentDeleted>("Assignme
   revision: Revision
 }) {}
 
+const inOrg = operations({ prefix: "/v1/orgs/:organizationId", path: OrgPath, guard: OrgAuthorization })
+const MemberPath = Schema.Struct({ organizationId: OrganizationId, userId: Schema.UUID })
+const AssignmentPath = Schema.Struct({ organizationId: OrganizationId, assignmentId: Schema.UUID })
+
 export class MembersApi extends HttpApiGroup.make("members")
+  .add(inOrg.get("list", "/members", Schema.Array(OrganizationMember), { requires: "members:read" }))
   .add(
-    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/members")
-      .setPath(OrgPath)
-      .addSuccess(Schema.Array(OrganizationMember))
-      .annotateContext(requires("members:read"))
+    inOrg.del("remove", "/members/:userId", MemberRemoved, {
+      path: MemberPath,
+      errors: [NotFound, Conflict],
+      requires: "members:remove"
+    })
   )
-  .add(
-    HttpApiEndpoint.del("remove", "/v1/orgs/:organizationId/members/:userId")
-      .setPath(Schema.Struct({ organizationId: OrganizationId, userId: Schema.UUID }))
-      .addSuccess(MemberRemoved)
-      .addError(NotFound)
-      .addError(Conflict)
-      .annotateContext(requires("members:remove"))
-  )
-  .middleware(OrgAuthorization)
   .annotate(OpenApi.Title, "Members") {}
 
 export class AssignmentsApi extends HttpApiGroup.make("assignments")
   .add(
-    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/assignments")
-      .setPath(OrgPath)
-      .setUrlParams(AssignmentFilter)
-      .addSuccess(Schema.Array(Assignment))
-      .annotateContext(requires("assignments:read"))
+    inOrg.get("list", "/assignments", Schema.Array(Assignment), {
+      query: AssignmentFilter,
+      requires: "assignments:read"
+    })
   )
   .add(
-    HttpApiEndpoint.post("create", "/v1/orgs/:organizationId/assignments")
-      .setPath(OrgPath)
-      .setPayload(CreateAssignment)
-      .addSuccess(AssignmentCreated, { status: 201 })
-      .addError(BadRequest)
-      .addError(NotFound)
-      .addError(Forbidden)
-      .addError(Conflict)
-      .addError(ServiceUnavailable)
-      .annotateContext(requires("assignments:create"))
+    inOrg.post("create", "/assignments", AssignmentCreated, {
+      payload: CreateAssignment,
+      status: 201,
+      errors: [BadRequest, NotFound, Forbidden, Conflict, ServiceUnavailable],
+      requires: "assignments:create"
+    })
   )
   .add(
-    HttpApiEndpoint.del("delete", "/v1/orgs/:organizationId/assignments/:assignmentId")
-      .setPath(Schema.Struct({ organizationId: OrganizationId, assignmentId: Schema.UUID }))
-      .addSuccess(AssignmentDeleted)
-      .addError(NotFound)
-      .addError(Conflict)
-      .annotateContext(requires("assignments:delete"))
+    inOrg.del("delete", "/assignments/:assignmentId", AssignmentDeleted, {
+      path: AssignmentPath,
+      errors: [NotFound, Conflict],
+      requires: "assignments:delete"
+    })
   )
-  .middleware(OrgAuthorization)
   .annotate(OpenApi.Title, "Assignments") {}
 
 export const MembersRpcs = rpcsOf(MembersApi)

@@ -5,10 +5,21 @@
  * body in one struct (none when the endpoint takes no input); success, errors and annotations (the required permission) are the endpoint's;
  * its middleware is the RPC twin of the endpoint's (see `twins`).
  */
-import type { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+import { HttpApiEndpoint, type HttpApiGroup, type HttpApiMiddleware, OpenApi } from "@effect/platform"
+import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { Rpc, RpcGroup } from "@effect/rpc"
-import { Option, Schema } from "effect"
-import { type GuardTwin, guardTwins } from "./Security.ts"
+import { type Context, Option, Schema } from "effect"
+import type { CatalogKey } from "../domain/Catalog.ts"
+import {
+  type Authentication,
+  type GuardTwin,
+  guardTwins,
+  type OrgAuthorization,
+  type PlatformAdmin,
+  platformAdminOnly,
+  requires,
+  requiresUnlessSelf
+} from "./Security.ts"
 
 /** Turns `never` (a part the endpoint does not declare) into an empty object. */
 type Part<T> = [T] extends [never] ? {} : T
@@ -91,4 +102,114 @@ export const rpcsOf = <G extends HttpApiGroup.HttpApiGroup.Any>(group: G): RpcGr
     return rpc
   })
   return RpcGroup.make(...rpcs) as never
+}
+
+/** The guards an operation may stand behind (HttpApi side; their RPC twins follow). */
+type Guard = typeof Authentication | typeof OrgAuthorization | typeof PlatformAdmin
+
+type AnyStruct = Schema.Schema.Any & { readonly fields: Schema.Struct.Fields }
+
+/** What a family of operations shares: a path prefix, path parameters, a guard. */
+export interface Defaults {
+  readonly prefix?: string
+  readonly path?: AnyStruct
+  readonly guard?: Guard
+}
+
+/** One operation: its input, answer and errors, who may call it, and its documentation. */
+export interface Spec {
+  readonly path?: AnyStruct
+  readonly query?: AnyStruct
+  readonly payload?: AnyStruct
+  readonly status?: number
+  readonly errors?: ReadonlyArray<Schema.Schema.All>
+  readonly guard?: Guard
+  /** The built-in permission it requires in the organization (`x-required-permission`). */
+  readonly requires?: CatalogKey
+  /** Any member may ask about themselves; `requires` is needed about others. */
+  readonly selfService?: true
+  readonly platformAdmin?: true
+  readonly description?: string
+  readonly summary?: string
+}
+
+type Pick_<O, K extends string, D> = O extends { readonly [k in K]: infer V } ? V : D
+type TypeOf<S> = S extends Schema.Schema.Any ? Schema.Schema.Type<S> : never
+type GuardOf<D extends Defaults, O extends Spec> = Pick_<O, "guard", Pick_<D, "guard", never>>
+type GuardId<G> = G extends Context.Tag<infer I, infer _S> ? I : never
+
+export type EndpointOf<
+  Name extends string,
+  Method extends HttpMethod,
+  Success extends Schema.Schema.Any,
+  D extends Defaults,
+  O extends Spec
+> = HttpApiEndpoint.HttpApiEndpoint<
+  Name,
+  Method,
+  TypeOf<Pick_<O, "path", Pick_<D, "path", never>>>,
+  TypeOf<Pick_<O, "query", never>>,
+  TypeOf<Pick_<O, "payload", never>>,
+  never,
+  Schema.Schema.Type<Success>,
+  | Schema.Schema.Type<Pick_<O, "errors", ReadonlyArray<typeof Schema.Never>>[number]>
+  | HttpApiMiddleware.HttpApiMiddleware.Error<GuardId<GuardOf<D, O>>>,
+  GuardId<GuardOf<D, O>>,
+  HttpApiMiddleware.HttpApiMiddleware.ErrorContext<GuardId<GuardOf<D, O>>>
+>
+
+const declare = (
+  method: HttpMethod,
+  name: string,
+  path: string,
+  success: Schema.Schema.Any,
+  defaults: Defaults,
+  spec: Spec
+): HttpApiEndpoint.HttpApiEndpoint.Any => {
+  let endpoint: any = HttpApiEndpoint.make(method)(name, `${defaults.prefix ?? ""}${path}` as `/${string}`)
+  const pathSchema = spec.path ?? defaults.path
+  if (pathSchema !== undefined) endpoint = endpoint.setPath(pathSchema)
+  if (spec.query !== undefined) endpoint = endpoint.setUrlParams(spec.query)
+  if (spec.payload !== undefined) endpoint = endpoint.setPayload(spec.payload)
+  endpoint = endpoint.addSuccess(success, spec.status === undefined ? undefined : { status: spec.status })
+  for (const error of spec.errors ?? []) endpoint = endpoint.addError(error)
+  const guard = spec.guard ?? defaults.guard
+  if (guard !== undefined) endpoint = endpoint.middleware(guard)
+  if (spec.requires !== undefined) {
+    endpoint = endpoint.annotateContext(
+      spec.selfService === true
+        ? requiresUnlessSelf(spec.requires, spec.description)
+        : requires(spec.requires, spec.description)
+    )
+  }
+  if (spec.platformAdmin === true) endpoint = endpoint.annotateContext(platformAdminOnly(spec.description))
+  if (spec.description !== undefined && spec.requires === undefined && spec.platformAdmin !== true) {
+    endpoint = endpoint.annotate(OpenApi.Description, spec.description)
+  }
+  if (spec.summary !== undefined) endpoint = endpoint.annotate(OpenApi.Summary, spec.summary)
+  return endpoint
+}
+
+/**
+ * Declares operations sharing `defaults`, one call each:
+ * `roles.post("create", "/roles", RoleChanged, { payload: CreateRole, status: 201, requires: "roles:create" })`.
+ * Without a success schema the answer is 204 No Content.
+ */
+export const operations = <const D extends Defaults>(defaults: D) => {
+  const verb =
+    <Method extends HttpMethod>(method: Method) =>
+    <const Name extends string, Success extends Schema.Schema.Any, const O extends Spec>(
+      name: Name,
+      path: `/${string}` | "",
+      success: Success,
+      spec: O = {} as O
+    ): EndpointOf<Name, Method, Success, D, O> =>
+      declare(method, name, path, success, defaults, spec) as never
+  return {
+    get: verb("GET"),
+    post: verb("POST"),
+    put: verb("PUT"),
+    patch: verb("PATCH"),
+    del: verb("DELETE")
+  }
 }

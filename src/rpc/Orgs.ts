@@ -1,9 +1,9 @@
 /** Organizations (tenants): create, list, read, rename, delete. */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Conflict } from "./Errors.ts"
-import { rpcsOf } from "./Operation.ts"
-import { Authentication, OrgAuthorization, requires } from "./Security.ts"
+import { operations, rpcsOf } from "./Operation.ts"
+import { Authentication, OrgAuthorization } from "./Security.ts"
 
 /** Revisions are strings holding integers, so they survive JSON beyond 2^53. */
 export const Revision = Schema.String.pipe(Schema.pattern(/^\d+$/)).annotations({ identifier: "Revision" })
@@ -41,43 +41,31 @@ export class Deleted extends Schema.Class<Deleted>("Deleted")({ deleted: Schema.
 
 export const OrgPath = Schema.Struct({ organizationId: OrganizationId })
 
+const signedIn = operations({ guard: Authentication })
+const inOrg = operations({ path: OrgPath, guard: OrgAuthorization })
+
 export class OrgsApi extends HttpApiGroup.make("orgs")
   .add(
-    HttpApiEndpoint.post("create", "/v1/orgs")
-      .setPayload(CreateOrganization)
-      .addSuccess(Organization, { status: 201 })
-      .addError(Conflict)
-      .middleware(Authentication)
-      .annotate(OpenApi.Description, "The caller becomes the organization's owner.")
+    signedIn.post("create", "/v1/orgs", Organization, {
+      payload: CreateOrganization,
+      status: 201,
+      errors: [Conflict],
+      description: "The caller becomes the organization's owner."
+    })
   )
   .add(
-    HttpApiEndpoint.get("list", "/v1/orgs")
-      .addSuccess(Schema.Array(MyOrganization))
-      .middleware(Authentication)
-      .annotate(OpenApi.Description, "The organizations the caller belongs to, with their roles there.")
+    signedIn.get("list", "/v1/orgs", Schema.Array(MyOrganization), {
+      description: "The organizations the caller belongs to, with their roles there."
+    })
   )
+  .add(inOrg.get("get", "/v1/orgs/:organizationId", Organization, { requires: "org:read" }))
   .add(
-    HttpApiEndpoint.get("get", "/v1/orgs/:organizationId")
-      .setPath(OrgPath)
-      .addSuccess(Organization)
-      .middleware(OrgAuthorization)
-      .annotateContext(requires("org:read"))
+    inOrg.patch("update", "/v1/orgs/:organizationId", Organization, {
+      payload: UpdateOrganization,
+      requires: "org:update"
+    })
   )
-  .add(
-    HttpApiEndpoint.patch("update", "/v1/orgs/:organizationId")
-      .setPath(OrgPath)
-      .setPayload(UpdateOrganization)
-      .addSuccess(Organization)
-      .middleware(OrgAuthorization)
-      .annotateContext(requires("org:update"))
-  )
-  .add(
-    HttpApiEndpoint.del("delete", "/v1/orgs/:organizationId")
-      .setPath(OrgPath)
-      .addSuccess(HttpApiSchema.NoContent)
-      .middleware(OrgAuthorization)
-      .annotateContext(requires("org:delete"))
-  )
+  .add(inOrg.del("delete", "/v1/orgs/:organizationId", HttpApiSchema.NoContent, { requires: "org:delete" }))
   .annotate(OpenApi.Title, "Organizations") {}
 
 export const OrgsRpcs = rpcsOf(OrgsApi)

@@ -2,10 +2,10 @@
  * Live session tickets: a signed-in member asks for a single-use ticket and opens the live socket
  * with it (docs/live-protocol.md).
  */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { NotFound, ServiceUnavailable } from "./Errors.ts"
-import { rpcsOf } from "./Operation.ts"
+import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId } from "./Orgs.ts"
 import { Authentication } from "./Security.ts"
 
@@ -21,18 +21,15 @@ export class Ticket extends Schema.Class<Ticket>("Ticket")({
 
 export class RealtimeApi extends HttpApiGroup.make("realtime")
   .add(
-    HttpApiEndpoint.post("ticket", "/v1/realtime/tickets")
-      .setPayload(TicketRequest)
-      .addSuccess(Ticket, { status: 201 })
-      .addError(NotFound)
-      .addError(ServiceUnavailable)
-      .annotate(
-        OpenApi.Description,
+    operations({ guard: Authentication }).post("ticket", "/v1/realtime/tickets", Ticket, {
+      payload: TicketRequest,
+      status: 201,
+      errors: [NotFound, ServiceUnavailable],
+      description:
         "A single-use ticket (30 s) to open a live socket for this session in an organization you belong to. " +
-          "The socket pushes your permission set and every change to it; see docs/live-protocol.md."
-      )
+        "The socket pushes your permission set and every change to it; see docs/live-protocol.md."
+    })
   )
-  .middleware(Authentication)
   .annotate(OpenApi.Title, "Live sessions") {}
 
 export const RealtimeRpcs = rpcsOf(RealtimeApi)

@@ -4,13 +4,13 @@
  * conditions included. Each operation declares the permission it requires; the organization guard
  * enforces it before a handler runs.
  */
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { ParseResult, Schema } from "effect"
 import { type Condition as ConditionType, GRANT_PATTERN, PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
-import { rpcsOf } from "./Operation.ts"
+import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
-import { OrgAuthorization, requires } from "./Security.ts"
+import { OrgAuthorization } from "./Security.ts"
 
 export const RoleId = Schema.UUID.annotations({ identifier: "RoleId" })
 
@@ -223,89 +223,63 @@ export class RoleDeleted extends Schema.Class<RoleDeleted>("RoleDeleted")({
 
 const RolePath = Schema.Struct({ organizationId: OrganizationId, roleId: RoleId })
 
+const inOrg = operations({ prefix: "/v1/orgs/:organizationId", path: OrgPath, guard: OrgAuthorization })
+const writeErrors = [NotFound, Forbidden, Conflict, ServiceUnavailable] as const
+
 export class PermissionsApi extends HttpApiGroup.make("permissions")
+  .add(inOrg.get("list", "/permissions", Schema.Array(Permission), { requires: "permissions:read" }))
   .add(
-    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/permissions")
-      .setPath(OrgPath)
-      .addSuccess(Schema.Array(Permission))
-      .annotateContext(requires("permissions:read"))
+    inOrg.post("create", "/permissions", PermissionCreated, {
+      payload: CreatePermission,
+      status: 201,
+      errors: [Conflict],
+      requires: "permissions:create"
+    })
   )
-  .add(
-    HttpApiEndpoint.post("create", "/v1/orgs/:organizationId/permissions")
-      .setPath(OrgPath)
-      .setPayload(CreatePermission)
-      .addSuccess(PermissionCreated, { status: 201 })
-      .addError(Conflict)
-      .annotateContext(requires("permissions:create"))
-  )
-  .middleware(OrgAuthorization)
   .annotate(OpenApi.Title, "Permission catalog") {}
 
 export class RolesApi extends HttpApiGroup.make("roles")
+  .add(inOrg.get("list", "/roles", Schema.Array(Role), { requires: "roles:read" }))
   .add(
-    HttpApiEndpoint.get("list", "/v1/orgs/:organizationId/roles")
-      .setPath(OrgPath)
-      .addSuccess(Schema.Array(Role))
-      .annotateContext(requires("roles:read"))
+    inOrg.post("create", "/roles", RoleChanged, {
+      payload: CreateRole,
+      status: 201,
+      errors: writeErrors,
+      requires: "roles:create"
+    })
+  )
+  .add(inOrg.get("get", "/roles/:roleId", Role, { path: RolePath, errors: [NotFound], requires: "roles:read" }))
+  .add(
+    inOrg.patch("update", "/roles/:roleId", RoleChanged, {
+      path: RolePath,
+      payload: UpdateRole,
+      errors: [NotFound, Conflict],
+      requires: "roles:update"
+    })
   )
   .add(
-    HttpApiEndpoint.post("create", "/v1/orgs/:organizationId/roles")
-      .setPath(OrgPath)
-      .setPayload(CreateRole)
-      .addSuccess(RoleChanged, { status: 201 })
-      .addError(NotFound)
-      .addError(Forbidden)
-      .addError(Conflict)
-      .addError(ServiceUnavailable)
-      .annotateContext(requires("roles:create"))
+    inOrg.del("delete", "/roles/:roleId", RoleDeleted, {
+      path: RolePath,
+      errors: [NotFound, Conflict],
+      requires: "roles:delete"
+    })
   )
   .add(
-    HttpApiEndpoint.get("get", "/v1/orgs/:organizationId/roles/:roleId")
-      .setPath(RolePath)
-      .addSuccess(Role)
-      .addError(NotFound)
-      .annotateContext(requires("roles:read"))
+    inOrg.put("setParents", "/roles/:roleId/parents", RoleChanged, {
+      path: RolePath,
+      payload: SetParents,
+      errors: writeErrors,
+      requires: "roles:update"
+    })
   )
   .add(
-    HttpApiEndpoint.patch("update", "/v1/orgs/:organizationId/roles/:roleId")
-      .setPath(RolePath)
-      .setPayload(UpdateRole)
-      .addSuccess(RoleChanged)
-      .addError(NotFound)
-      .addError(Conflict)
-      .annotateContext(requires("roles:update"))
+    inOrg.put("setGrants", "/roles/:roleId/grants", RoleChanged, {
+      path: RolePath,
+      payload: SetGrants,
+      errors: writeErrors,
+      requires: "roles:update"
+    })
   )
-  .add(
-    HttpApiEndpoint.del("delete", "/v1/orgs/:organizationId/roles/:roleId")
-      .setPath(RolePath)
-      .addSuccess(RoleDeleted)
-      .addError(NotFound)
-      .addError(Conflict)
-      .annotateContext(requires("roles:delete"))
-  )
-  .add(
-    HttpApiEndpoint.put("setParents", "/v1/orgs/:organizationId/roles/:roleId/parents")
-      .setPath(RolePath)
-      .setPayload(SetParents)
-      .addSuccess(RoleChanged)
-      .addError(NotFound)
-      .addError(Forbidden)
-      .addError(Conflict)
-      .addError(ServiceUnavailable)
-      .annotateContext(requires("roles:update"))
-  )
-  .add(
-    HttpApiEndpoint.put("setGrants", "/v1/orgs/:organizationId/roles/:roleId/grants")
-      .setPath(RolePath)
-      .setPayload(SetGrants)
-      .addSuccess(RoleChanged)
-      .addError(NotFound)
-      .addError(Forbidden)
-      .addError(Conflict)
-      .addError(ServiceUnavailable)
-      .annotateContext(requires("roles:update"))
-  )
-  .middleware(OrgAuthorization)
   .annotate(OpenApi.Title, "Roles") {}
 
 export const PermissionsRpcs = rpcsOf(PermissionsApi)

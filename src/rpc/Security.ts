@@ -36,11 +36,13 @@ export class RequiredPermission extends Context.Tag("app/RequiredPermission")<Re
  * Annotations for an endpoint that needs `permission` in the organization named by its path:
  * the guard reads the tag; the OpenAPI document shows it as `x-required-permission`.
  */
-export const requires = (permission: CatalogKey) =>
+export const requires = (permission: CatalogKey, description?: string) =>
   Context.make(RequiredPermission, permission).pipe(
     Context.add(OpenApi.Override, {
       "x-required-permission": permission,
-      description: `Requires the \`${permission}\` permission in the organization.`
+      description:
+        (description === undefined ? "" : `${description}\n\n`) +
+        `Requires the \`${permission}\` permission in the organization.`
     })
   )
 
@@ -62,6 +64,13 @@ export const requiresUnlessSelf = (permission: CatalogKey, description?: string)
         `Any member may ask about themselves; asking about another user requires the \`${permission}\` permission in the organization.`
     })
   )
+
+/** What the OpenAPI document shows as the requirement of a platform administrators' operation. */
+export const platformAdminOnly = (description?: string) =>
+  Context.make(OpenApi.Override, {
+    "x-required-permission": "platform-admin",
+    description: `${description === undefined ? "" : `${description}\n\n`}Platform administrators only.`
+  })
 
 export interface Member extends SignedIn {
   readonly organizationId: string
