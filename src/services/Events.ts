@@ -6,6 +6,8 @@
  *
  * Organization events carry the organization's revision (on the outbox row); user-level events
  * (`user.*`, `sessions.revoked`) have none and mean "reload this user's state from Postgres".
+ * `sessions.revoked` is the one record of ended sessions (Sessions writes it with the change): each
+ * node's Revocations caches the ids and its LiveRouter ends their live sessions.
  */
 import { Schema } from "effect"
 import type { NewEvent } from "./Outbox.ts"

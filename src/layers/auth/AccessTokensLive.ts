@@ -36,8 +36,8 @@ export const make = Effect.gen(function* () {
   return AccessTokens.of({
     ttlSeconds,
     jwks: { keys: imported.map((key) => key.publicJwk) },
-    issue: ({ userId, sessionId }) =>
-      Effect.promise(() => {
+    issue: Effect.fn("AccessTokens.issue")(function* ({ userId, sessionId }) {
+      const token = yield* Effect.promise(() => {
         // jose checks exp against the wall clock, so iat comes from the same clock, read once.
         const iat = Math.floor(Date.now() / 1000)
         return new SignJWT({ sid: sessionId })
@@ -48,9 +48,11 @@ export const make = Effect.gen(function* () {
           .setIssuedAt(iat)
           .setExpirationTime(iat + ttlSeconds)
           .sign(signing.privateKey)
-      }).pipe(Effect.map((token) => ({ token, expiresIn: ttlSeconds }))),
-    verify: (token) =>
-      Effect.tryPromise({
+      })
+      return { token, expiresIn: ttlSeconds }
+    }),
+    verify: Effect.fn("AccessTokens.verify")(function* (token) {
+      const { payload } = yield* Effect.tryPromise({
         try: () =>
           jwtVerify(
             token,
@@ -69,7 +71,9 @@ export const make = Effect.gen(function* () {
             }
           ),
         catch: (error) => new InvalidAccessToken({ reason: error instanceof Error ? error.name : "invalid" })
-      }).pipe(Effect.flatMap(({ payload }) => claims(payload)))
+      })
+      return yield* claims(payload)
+    })
   })
 })
 
