@@ -189,9 +189,8 @@ const onWake = (session: Session) =>
 
 /** The client drained its buffer after falling behind: what it missed, in one `hello`, at the newest revision. */
 const resync = Effect.fn("SessionActor.resync")(function* (session: Session) {
-  const stuck = session.stuck
-  if (stuck === undefined || !session.socket.isOpen() || session.socket.bufferedAmount() > LiveLimits.softBufferBytes)
-    return
+  const { stuck, socket } = session
+  if (stuck === undefined || !socket.isOpen() || socket.bufferedAmount() > LiveLimits.softBufferBytes) return
   session.stuck = undefined
   yield* Fiber.interrupt(stuck)
   const fresh = yield* Effect.either(snapshot(session))
