@@ -52,6 +52,9 @@ export const rest = (base: string) => {
   }
 }
 
+/** The REST client of one node. */
+export type Rest = ReturnType<typeof rest>
+
 let counter = 0
 export const uniqueEmail = (label: string) => {
   counter += 1
