@@ -5,14 +5,14 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { DateTime, Effect, Either } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { BadRequest, Conflict, Forbidden, NotFound, Unauthorized } from "../../src/rpc/Errors.ts"
-import { freshIp, rest, STRONG_PASSWORD, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
+import { freshIp, rest, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
+import { e2e, openApi } from "../support/E2e.ts"
 import { tokenIn, waitForMail } from "../support/Mailbox.ts"
-import type { ServerProcess } from "../support/ServerProcess.ts"
-import { query, type TestDatabase } from "../support/TestDatabase.ts"
-import { startTestNode, type TestNode } from "../support/TestNode.ts"
+import type { User } from "../support/Tenant.ts"
+import { query } from "../support/TestDatabase.ts"
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
@@ -66,31 +66,14 @@ interface Page<A> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe("platform administration and the audit log, end to end on Postgres and Redis", () => {
-  let node: TestNode
-  let database: TestDatabase
-  let server: ServerProcess
-  let api: ReturnType<typeof rest>
-  let admin: { email: string; token: string; userId: string }
+  const { node, database, server, api, signUp, addMember, rpc: rpcAs } = e2e()
+  let admin: User
 
   beforeAll(async () => {
-    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000" })
-    ;({ database, server } = node)
-    api = rest(server.url)
     admin = await signUp("platform-admin")
     const granted = await runCli(["grant", admin.email], node.env)
     expect(granted).toMatchObject({ code: 0, stdout: `${admin.email} is now a platform administrator\n` })
-  }, 90_000)
-
-  afterAll(() => node?.stop())
-
-  async function signUp(label: string, password = STRONG_PASSWORD) {
-    const email = uniqueEmail(label)
-    await api.register(email, password)
-    const login = await api.login(email, password)
-    const tokens = login.body as TokenPairBody
-    const userId = String((await api.me(tokens.accessToken)).body.id)
-    return { email, token: tokens.accessToken, userId, tokens }
-  }
+  })
 
   const createOrg = async (token: string, slug: string) =>
     (
@@ -100,32 +83,11 @@ describe("platform administration and the audit log, end to end on Postgres and 
       })
     ).body
 
-  /**
-   * Makes `userId` a member holding only the named system role. Straight in the database: the
-   * members API is another part of the work.
-   */
-  const addMember = async (organizationId: string, userId: string, role: string) => {
-    await query(database.url, "INSERT INTO memberships (organization_id, user_id) VALUES ($1, $2)", [
-      organizationId,
-      userId
-    ])
-    await query(
-      database.url,
-      "INSERT INTO assignments (organization_id, user_id, role_id) SELECT $1, $2, id FROM roles WHERE organization_id = $1 AND name = $3",
-      [organizationId, userId, role]
-    )
-  }
-
+  /** Calls `f` with an RPC client as the holder of `token`; its failure or success. */
   const rpc =
     (token?: string) =>
-    <A, E>(f: (client: Effect.Effect.Success<ReturnType<typeof ApiClient.make>>) => Effect.Effect<A, E>) =>
-      Effect.runPromise(
-        Effect.scoped(
-          Effect.flatMap(ApiClient.make(`${server.url}/rpc`, { accessToken: () => token }), (client) =>
-            Effect.either(f(client))
-          )
-        )
-      )
+    <A, E>(f: (client: ApiClient["Type"]) => Effect.Effect<A, E>) =>
+      rpcAs(token)(Effect.either(Effect.flatMap(ApiClient, f)))
 
   const auditPage = (token: string | undefined, organizationId: string, params = "") =>
     api.call<Page<AuditItem> & { code?: string; message?: string }>(
@@ -191,9 +153,7 @@ describe("platform administration and the audit log, end to end on Postgres and 
     })
 
     it("documents the platform-administrator requirement in the OpenAPI document", async () => {
-      const spec = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
-        paths: Record<string, Record<string, Record<string, unknown>>>
-      }
+      const spec = await openApi(server.url)
       expect(spec.paths["/v1/admin/orgs"]?.get?.["x-required-permission"]).toBe("platform-admin")
       expect(spec.paths["/v1/admin/users/{userId}/disable"]?.post?.["x-required-permission"]).toBe("platform-admin")
       expect(spec.paths["/v1/orgs/{organizationId}/audit"]?.get?.["x-required-permission"]).toBe("audit:read")

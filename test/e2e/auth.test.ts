@@ -1,54 +1,46 @@
 import { Effect, Either, Redacted } from "effect"
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from "jose"
 import { TOTP } from "otpauth"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import { generateKeys } from "../../src/layers/auth/Keys.ts"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { InvalidInput, Unauthorized } from "../../src/rpc/Errors.ts"
-import { freshIp, rest, STRONG_PASSWORD, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
+import { freshIp, type Rest, STRONG_PASSWORD, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
+import { type E2e, e2e } from "../support/E2e.ts"
 import { readMailbox, tokenIn, waitForMail } from "../support/Mailbox.ts"
 import type { ServerProcess } from "../support/ServerProcess.ts"
-import { query, type TestDatabase } from "../support/TestDatabase.ts"
-import { startTestNode, type TestNode } from "../support/TestNode.ts"
+import { query } from "../support/TestDatabase.ts"
 
 const ORIGIN = "https://app.example.com"
 
 // Two nodes sharing one Postgres and one Redis, as in production.
 describe("authentication, end to end on Postgres and Redis", () => {
-  let node: TestNode
-  let database: TestDatabase
-  let dataDir: string
-  let nodeA: ServerProcess
-  let nodeB: ServerProcess
-  let a: ReturnType<typeof rest>
-  let b: ReturnType<typeof rest>
-
-  beforeAll(async () => {
+  const {
+    node,
+    database,
+    server: nodeA,
+    api: a,
+    signUp,
+    another
+  } = e2e(async () => {
     const keys = await Effect.runPromise(generateKeys)
-    node = await startTestNode({
-      TRUST_PROXY: "1",
-      AUTH_IP_RATE_LIMIT: "1000",
+    return {
       ALLOWED_ORIGINS: ORIGIN,
       JWT_PRIVATE_KEYS: JSON.stringify(keys.jwt),
       MFA_ENCRYPTION_KEY: keys.mfaKey,
       LOG_FORMAT: "json",
       LOG_LEVEL: "debug"
-    })
-    ;({ database, dataDir, server: nodeA } = node)
-    nodeB = await node.another()
-    a = rest(nodeA.url)
-    b = rest(nodeB.url)
-  }, 90_000)
+    }
+  })
+  let dataDir: string
+  let nodeB: ServerProcess
+  let b: Rest
+  let rpcB: E2e["rpc"]
 
-  afterAll(() => node?.stop())
-
-  const signUp = async (label: string, password = STRONG_PASSWORD) => {
-    const email = uniqueEmail(label)
-    expect((await a.register(email, password)).status).toBe(202)
-    const login = await a.login(email, password)
-    expect(login.status).toBe(200)
-    return { email, password, tokens: login.body as TokenPairBody }
-  }
+  beforeAll(async () => {
+    dataDir = node.dataDir
+    ;({ server: nodeB, api: b, rpc: rpcB } = await another())
+  }, 60_000)
 
   describe("register", () => {
     it("answers the same for a new and a taken address, and the mail tells them apart", async () => {
@@ -548,11 +540,7 @@ describe("authentication, end to end on Postgres and Redis", () => {
     it("refresh, sessions, revoke, password change, reset, email verification, MFA and logout-all", async () => {
       let token: string | undefined
       const email = uniqueEmail("rpc-all")
-      const run = <A, E>(effect: Effect.Effect<A, E, ApiClient>) =>
-        effect.pipe(
-          Effect.provide(ApiClient.layer(`${nodeB.url}/rpc`, { accessToken: () => token })),
-          Effect.runPromise
-        )
+      const run = rpcB(() => token)
       const client = ApiClient
       const signIn = (password: string) =>
         run(

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { rest, STRONG_PASSWORD, uniqueEmail } from "../support/AuthClient.ts"
+import { BEHIND_PROXY } from "../support/E2e.ts"
 import type { ServerProcess } from "../support/ServerProcess.ts"
 import { query, type TestDatabase } from "../support/TestDatabase.ts"
 import { startTestNode, type TestNode } from "../support/TestNode.ts"
@@ -52,7 +53,7 @@ describe("fields a client must not set", () => {
   let server: ServerProcess
 
   beforeAll(async () => {
-    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000" })
+    node = await startTestNode(BEHIND_PROXY)
     ;({ database, server } = node)
   }, 60_000)
 

@@ -1,12 +1,12 @@
 import { Effect, Either } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { Forbidden, NotFound } from "../../src/rpc/Errors.ts"
-import { rest, STRONG_PASSWORD, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
-import { tokenIn, waitForMail } from "../support/Mailbox.ts"
+import type { Rest } from "../support/AuthClient.ts"
+import { e2e } from "../support/E2e.ts"
 import type { ServerProcess } from "../support/ServerProcess.ts"
+import type { Tenant, User } from "../support/Tenant.ts"
 import { query } from "../support/TestDatabase.ts"
-import { startTestNode, type TestNode } from "../support/TestNode.ts"
 
 interface Check {
   readonly allowed: boolean
@@ -21,98 +21,31 @@ interface Check {
  * Postgres and one Redis, set up only through the public API (invitations, roles, assignments).
  */
 describe("checks and explanations, end to end on two nodes", () => {
-  let node: TestNode
-  let a: ServerProcess
+  const { node, api: apiA, signUp, createOrganization, tenant, another } = e2e()
   let b: ServerProcess
-  let apiA: ReturnType<typeof rest>
-  let apiB: ReturnType<typeof rest>
-  let owner: { email: string; token: string; userId: string }
-  let member: { email: string; token: string; userId: string }
-  let stranger: { email: string; token: string; userId: string }
+  let apiB: Rest
+  let owner: User
+  let member: User
+  let stranger: User
   let org: string
   let roles: Record<string, string>
+  let orgAsOwner: Tenant
 
-  const signUp = async (label: string) => {
-    const email = uniqueEmail(label)
-    await apiA.register(email, STRONG_PASSWORD)
-    const tokens = (await apiA.login(email, STRONG_PASSWORD)).body as TokenPairBody
-    const userId = String((await apiA.me(tokens.accessToken)).body.id)
-    return { email, token: tokens.accessToken, userId }
-  }
-
-  const roleIds = async (organizationId: string, token: string) => {
-    const listed = await apiA.call<Array<{ id: string; name: string }>>("GET", `/v1/orgs/${organizationId}/roles`, {
-      token
-    })
-    expect(listed.status).toBe(200)
-    return Object.fromEntries(listed.body.map((role) => [role.name, role.id]))
-  }
-
-  /** Invites `user` by mail and accepts as them: the way a member joins. */
-  const join = async (organizationId: string, user: { email: string; token: string }, roleNames: Array<string>) => {
-    const ids = await roleIds(organizationId, owner.token)
-    const invited = await apiA.call("POST", `/v1/orgs/${organizationId}/invitations`, {
-      token: owner.token,
-      body: { email: user.email, roleIds: roleNames.map((name) => ids[name]) }
-    })
-    expect(invited.status).toBe(201)
-    const mail = await waitForMail(node.dataDir, (m) => m.to.includes(user.email) && /invit/i.test(m.subject))
-    const accepted = await apiA.call("POST", "/v1/invitations/accept", {
-      token: user.token,
-      body: { token: tokenIn(mail) }
-    })
-    expect(accepted.status).toBe(200)
-  }
-
-  const check = (api: ReturnType<typeof rest>, token: string, body: Record<string, unknown>, organizationId = org) =>
+  const check = (api: Rest, token: string, body: Record<string, unknown>, organizationId = org) =>
     api.call<Check>("POST", `/v1/orgs/${organizationId}/check`, { token, body })
 
-  const assign = async (body: Record<string, unknown>) => {
-    const created = await apiA.call<{ assignment: { id: string }; revision: string }>(
-      "POST",
-      `/v1/orgs/${org}/assignments`,
-      { token: owner.token, body }
-    )
-    expect(created.status).toBe(201)
-    return created.body
-  }
-
-  const createRole = async (name: string, grants: Array<Record<string, unknown>>, parentIds: Array<string> = []) => {
-    const created = await apiA.call<{ role: { id: string }; revision: string }>("POST", `/v1/orgs/${org}/roles`, {
-      token: owner.token,
-      body: { name, grants, parentIds }
-    })
-    expect(created.status).toBe(201)
-    return created.body
-  }
-
   beforeAll(async () => {
-    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000" })
-    a = node.server
-    b = await node.another()
-    apiA = rest(a.url)
-    apiB = rest(b.url)
+    ;({ server: b, api: apiB } = await another())
     owner = await signUp("owner")
     member = await signUp("member")
     stranger = await signUp("stranger")
-    const created = await apiA.call<{ id: string }>("POST", "/v1/orgs", {
-      token: owner.token,
-      body: { name: "Checks", slug: `checks-${Date.now()}` }
-    })
-    org = created.body.id
-    await join(org, member, ["member"])
-    roles = await roleIds(org, owner.token)
-    await apiA.call("POST", `/v1/orgs/${org}/permissions`, {
-      token: owner.token,
-      body: { key: "documents:read", description: "Read documents" }
-    })
-    await apiA.call("POST", `/v1/orgs/${org}/permissions`, {
-      token: owner.token,
-      body: { key: "documents:write", description: "Write documents" }
-    })
+    org = await createOrganization(owner, "checks")
+    orgAsOwner = tenant(owner, org)
+    await orgAsOwner.join(member, ["member"])
+    roles = await orgAsOwner.roleIds()
+    await orgAsOwner.createPermission("documents:read", "Read documents")
+    await orgAsOwner.createPermission("documents:write", "Write documents")
   }, 90_000)
-
-  afterAll(() => node?.stop())
 
   it("lets any member check themselves, and needs authz:check to ask about someone else", async () => {
     const self = await check(apiA, member.token, { permission: "org:read" })
@@ -141,11 +74,13 @@ describe("checks and explanations, end to end on two nodes", () => {
   })
 
   it("gives read-your-writes across nodes: a grant made on A is seen on B at its revision, and so is its revocation", async () => {
-    const reader = await createRole(`reader-${Date.now()}`, [{ permission: "documents:read", effect: "allow" }])
+    const reader = await orgAsOwner.createRole(`reader-${Date.now()}`, [
+      { permission: "documents:read", effect: "allow" }
+    ])
     const before = await check(apiB, member.token, { permission: "documents:read" })
     expect(before.body.allowed).toBe(false)
 
-    const granted = await assign({ userId: member.userId, roleId: reader.role.id })
+    const granted = await orgAsOwner.assign({ userId: member.userId, roleId: reader.role.id })
     const seen = await check(apiB, member.token, { permission: "documents:read", minRevision: granted.revision })
     expect(seen.body.allowed).toBe(true)
     expect(BigInt(seen.body.revision)).toBeGreaterThanOrEqual(BigInt(granted.revision))
@@ -208,8 +143,8 @@ describe("checks and explanations, end to end on two nodes", () => {
   })
 
   it("applies scopes, conditions, inheritance and deny-wins, and explains every path", async () => {
-    const base = await createRole(`base-${Date.now()}`, [{ permission: "documents:*", effect: "allow" }])
-    const editor = await createRole(
+    const base = await orgAsOwner.createRole(`base-${Date.now()}`, [{ permission: "documents:*", effect: "allow" }])
+    const editor = await orgAsOwner.createRole(
       `editor-${Date.now()}`,
       [
         { permission: "documents:write", effect: "deny" },
@@ -221,7 +156,11 @@ describe("checks and explanations, end to end on two nodes", () => {
       ],
       [base.role.id]
     )
-    const scoped = await assign({ userId: member.userId, roleId: editor.role.id, scope: { type: "project", id: "42" } })
+    const scoped = await orgAsOwner.assign({
+      userId: member.userId,
+      roleId: editor.role.id,
+      scope: { type: "project", id: "42" }
+    })
     const on42 = { type: "project", id: "42", attributes: { ownerId: member.userId } }
     const read42 = await check(apiB, member.token, {
       permission: "documents:read",
@@ -270,9 +209,13 @@ describe("checks and explanations, end to end on two nodes", () => {
   })
 
   it("loses an expiring assignment at its expiry, and records assignment.expired within a second", async () => {
-    const temp = await createRole(`temp-${Date.now()}`, [{ permission: "documents:read", effect: "allow" }])
+    const temp = await orgAsOwner.createRole(`temp-${Date.now()}`, [{ permission: "documents:read", effect: "allow" }])
     const expiresAt = new Date(Date.now() + 2_000)
-    const given = await assign({ userId: member.userId, roleId: temp.role.id, expiresAt: expiresAt.toISOString() })
+    const given = await orgAsOwner.assign({
+      userId: member.userId,
+      roleId: temp.role.id,
+      expiresAt: expiresAt.toISOString()
+    })
     const during = await check(apiB, member.token, { permission: "documents:read", minRevision: given.revision })
     expect(during.body.allowed).toBe(true)
     const effectiveDuring = await apiB.call<{ permissions: Array<string> }>(

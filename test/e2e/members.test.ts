@@ -1,12 +1,11 @@
 import { DateTime, Effect, Either } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { Conflict, Forbidden, NotFound } from "../../src/rpc/Errors.ts"
-import { type Reply, rest, STRONG_PASSWORD, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
-import { readMailbox, tokenIn } from "../support/Mailbox.ts"
-import type { ServerProcess } from "../support/ServerProcess.ts"
-import { query, type TestDatabase } from "../support/TestDatabase.ts"
-import { startTestNode, type TestNode } from "../support/TestNode.ts"
+import { type Reply, uniqueEmail } from "../support/AuthClient.ts"
+import { e2e, openApi } from "../support/E2e.ts"
+import { invitationToken as mailedInvitation } from "../support/Tenant.ts"
+import { query } from "../support/TestDatabase.ts"
 
 interface InvitationBody {
   readonly id: string
@@ -35,46 +34,9 @@ interface MemberBody {
   readonly roles: ReadonlyArray<{ assignmentId: string; roleId: string; name: string; scope?: unknown }>
 }
 
-interface User {
-  readonly email: string
-  readonly token: string
-  readonly userId: string
-}
-
 // The mail sink: with no MAIL_URL the node writes each message as a .eml file under DATA_DIR/mail.
 describe("members, invitations and assignments, end to end on Postgres and Redis", () => {
-  let node: TestNode
-  let database: TestDatabase
-  let server: ServerProcess
-  let api: ReturnType<typeof rest>
-
-  beforeAll(async () => {
-    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000" })
-    ;({ database, server } = node)
-    api = rest(server.url)
-  }, 60_000)
-
-  afterAll(() => node?.stop())
-
-  const signUp = async (label: string): Promise<User> => {
-    const email = uniqueEmail(label)
-    await api.register(email, STRONG_PASSWORD)
-    const tokens = (await api.login(email, STRONG_PASSWORD)).body as TokenPairBody
-    const userId = String((await api.me(tokens.accessToken)).body.id)
-    return { email, token: tokens.accessToken, userId }
-  }
-
-  const createOrg = async (owner: User, label: string) => {
-    const reply = await api.call<{ id: string; revision: string }>("POST", "/v1/orgs", {
-      token: owner.token,
-      body: {
-        name: `Org ${label}`,
-        slug: `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`
-      }
-    })
-    expect(reply.status).toBe(201)
-    return reply.body.id
-  }
+  const { node, database, server, api, signUp, createOrganization: createOrg, tenant, rpc } = e2e()
 
   // Setup and inspection only: the roles API is another part of the issue, so system role ids are read here.
   const roleId = async (organizationId: string, name: string) =>
@@ -103,19 +65,8 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
       { token, body }
     )
 
-  const invitationMails = (email: string) =>
-    readMailbox(node.dataDir).filter((m) => m.to.includes(email) && m.subject.startsWith("Invitation"))
-
   /** The token of the `nth` invitation mailed to `email` (1 = the first), waiting for it to arrive. */
-  const invitationToken = async (email: string, nth = 1) => {
-    const deadline = Date.now() + 10_000
-    while (Date.now() < deadline) {
-      const mail = invitationMails(email)[nth - 1]
-      if (mail !== undefined) return { token: tokenIn(mail), mail }
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-    throw new Error(`no invitation mail #${nth} to ${email}`)
-  }
+  const invitationToken = (email: string, nth = 1) => mailedInvitation(node.dataDir, email, nth)
 
   const accept = (token: string, invitationToken: string) =>
     api.call<{ organizationId: string; roles: Array<string>; revision: string; code?: string; message?: string }>(
@@ -123,17 +74,6 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
       "/v1/invitations/accept",
       { token, body: { token: invitationToken } }
     )
-
-  /** Brings `user` into the organization through the real invitation path, with the named system roles. */
-  const join = async (owner: User, organizationId: string, user: User, roles: ReadonlyArray<string>) => {
-    const roleIds = await Promise.all(roles.map((name) => roleId(organizationId, name)))
-    const before = invitationMails(user.email).length
-    expect((await invite(owner.token, organizationId, { email: user.email, roleIds })).status).toBe(201)
-    const { token } = await invitationToken(user.email, before + 1)
-    const joined = await accept(user.token, token)
-    expect(joined.status).toBe(200)
-    return joined.body
-  }
 
   const assign = (token: string, organizationId: string, body: Record<string, unknown>) =>
     api.call<{ assignment: AssignmentBody; revision: string; code?: string; message?: string }>(
@@ -282,7 +222,7 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
     const other = await signUp("invrule-other")
     const org = await createOrg(owner, "invrule")
     const otherOrg = await createOrg(other, "invrule-b")
-    await join(owner, org, admin, ["admin"])
+    await tenant(owner, org).join(admin, ["admin"])
 
     const member = await invite(owner.token, org, { email: admin.email.toUpperCase() })
     expect(member.status).toBe(409)
@@ -371,8 +311,8 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
     const outsider = await signUp("asg-outsider")
     const org = await createOrg(owner, "asg")
     const otherOrg = await createOrg(outsider, "asg-b")
-    await join(owner, org, admin, ["admin"])
-    await join(owner, org, bob, [])
+    await tenant(owner, org).join(admin, ["admin"])
+    await tenant(owner, org).join(bob, [])
     const viewer = await roleId(org, "viewer")
     const ownerRole = await roleId(org, "owner")
 
@@ -510,7 +450,7 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
     const other = await signUp("mass-other")
     const org = await createOrg(owner, "mass")
     const otherOrg = await createOrg(other, "mass-b")
-    await join(owner, org, bob, [])
+    await tenant(owner, org).join(bob, [])
     const given = await assign(owner.token, org, {
       userId: bob.userId,
       roleId: await roleId(org, "viewer"),
@@ -560,7 +500,7 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
     expect(drop.body).toMatchObject({ code: "last_owner" })
 
     // A scoped owner role does not make anyone an owner of the organization.
-    await join(owner, org, heir, [])
+    await tenant(owner, org).join(heir, [])
     const scoped = await assign(owner.token, org, {
       userId: heir.userId,
       roleId: ownerRole,
@@ -591,7 +531,7 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
     const owner = await signUp("rm-owner")
     const bob = await signUp("rm-bob")
     const org = await createOrg(owner, "rm")
-    await join(owner, org, bob, ["member"])
+    await tenant(owner, org).join(bob, ["member"])
     const extra = await assign(owner.token, org, { userId: bob.userId, roleId: await roleId(org, "viewer") })
     expect(extra.status).toBe(201)
     expect((await api.call("GET", `/v1/orgs/${org}/members`, { token: bob.token })).status).toBe(200)
@@ -636,7 +576,7 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
     expect(audit).toEqual([{ actor_id: owner.userId, revision: removed.body.revision }])
 
     // Invited back, they join again as a new member.
-    await join(owner, org, bob, ["viewer"])
+    await tenant(owner, org).join(bob, ["viewer"])
     expect((await api.call("GET", `/v1/orgs/${org}`, { token: bob.token })).status).toBe(200)
   })
 
@@ -644,7 +584,7 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
     const owner = await signUp("perm-owner")
     const bob = await signUp("perm-bob")
     const org = await createOrg(owner, "perm")
-    await join(owner, org, bob, ["member"])
+    await tenant(owner, org).join(bob, ["member"])
     const assignment = await assign(bob.token, org, { userId: bob.userId, roleId: await roleId(org, "viewer") })
     expect(assignment.status).toBe(403)
     expect(assignment.body).toMatchObject({ code: "forbidden" })
@@ -670,7 +610,7 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
     const memberB = await signUp("xt-member-b")
     const orgA = await createOrg(ownerA, "xt-a")
     const orgB = await createOrg(ownerB, "xt-b")
-    await join(ownerB, orgB, memberB, ["viewer"])
+    await tenant(ownerB, orgB).join(memberB, ["viewer"])
     const invitationB = (await invite(ownerB.token, orgB, { email: uniqueEmail("xt") })).body.invitation
     const [assignmentB] = (await assignments(ownerB.token, orgB, `?userId=${memberB.userId}`)).body
     const roleB = await roleId(orgB, "viewer")
@@ -737,8 +677,7 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
     const invitee = await signUp("rpc-guest")
     const outsider = await signUp("rpc-outsider")
     let token = owner.token
-    const run = <A, E>(effect: Effect.Effect<A, E, ApiClient>) =>
-      effect.pipe(Effect.provide(ApiClient.layer(`${server.url}/rpc`, { accessToken: () => token })), Effect.runPromise)
+    const run = rpc(() => token)
     const client = <A, E>(f: (c: ApiClient["Type"]) => Effect.Effect<A, E>) => run(Effect.flatMap(ApiClient, f))
     const failure = async <A, E>(f: (c: ApiClient["Type"]) => Effect.Effect<A, E>) => {
       const result = await client((c) => Effect.either(f(c)))
@@ -822,9 +761,7 @@ describe("members, invitations and assignments, end to end on Postgres and Redis
   })
 
   it("documents each endpoint's permission in the OpenAPI document", async () => {
-    const spec = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
-      paths: Record<string, Record<string, Record<string, unknown>>>
-    }
+    const spec = await openApi(server.url)
     const permission = (path: string, method: string) => spec.paths[path]?.[method]?.["x-required-permission"]
     expect(permission("/v1/orgs/{organizationId}/invitations", "post")).toBe("members:invite")
     expect(permission("/v1/orgs/{organizationId}/invitations", "get")).toBe("members:invite")

@@ -1,52 +1,18 @@
 import { Effect, Either } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { Forbidden, NotFound } from "../../src/rpc/Errors.ts"
-import { rest, STRONG_PASSWORD, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
-import type { ServerProcess } from "../support/ServerProcess.ts"
-import { query, type TestDatabase } from "../support/TestDatabase.ts"
-import { startTestNode, type TestNode } from "../support/TestNode.ts"
+import { e2e, openApi } from "../support/E2e.ts"
+import { query } from "../support/TestDatabase.ts"
 
 describe("organizations and the guard, end to end on Postgres and Redis", () => {
-  let node: TestNode
-  let database: TestDatabase
-  let server: ServerProcess
-  let api: ReturnType<typeof rest>
-
-  beforeAll(async () => {
-    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000" })
-    ;({ database, server } = node)
-    api = rest(server.url)
-  }, 60_000)
-
-  afterAll(() => node?.stop())
-
-  const signUp = async (label: string) => {
-    const email = uniqueEmail(label)
-    await api.register(email, STRONG_PASSWORD)
-    const tokens = (await api.login(email, STRONG_PASSWORD)).body as TokenPairBody
-    const userId = String((await api.me(tokens.accessToken)).body.id)
-    return { email, token: tokens.accessToken, userId }
-  }
+  const { database, server, api, signUp, addMember, rpc } = e2e()
 
   const createOrg = async (token: string, slug: string) =>
     api.call<{ id: string; revision: string; name: string; slug: string; status: string }>("POST", "/v1/orgs", {
       token,
       body: { name: `Org ${slug}`, slug }
     })
-
-  /** Makes `userId` a member of the organization holding only the named system role. */
-  const addMember = async (organizationId: string, userId: string, role: string) => {
-    await query(database.url, "INSERT INTO memberships (organization_id, user_id) VALUES ($1, $2)", [
-      organizationId,
-      userId
-    ])
-    await query(
-      database.url,
-      "INSERT INTO assignments (organization_id, user_id, role_id) SELECT $1, $2, id FROM roles WHERE organization_id = $1 AND name = $3",
-      [organizationId, userId, role]
-    )
-  }
 
   it("creates an organization whose creator is its owner, at revision 1, with the revision in a header", async () => {
     const owner = await signUp("owner")
@@ -177,8 +143,7 @@ describe("organizations and the guard, end to end on Postgres and Redis", () => 
     const stranger = await signUp("rpc-stranger")
     const viewer = await signUp("rpc-viewer")
     let token = owner.token
-    const run = <A, E>(effect: Effect.Effect<A, E, ApiClient>) =>
-      effect.pipe(Effect.provide(ApiClient.layer(`${server.url}/rpc`, { accessToken: () => token })), Effect.runPromise)
+    const run = rpc(() => token)
     const org = await run(
       Effect.flatMap(ApiClient, (c) => c.orgs.create({ name: "Via RPC", slug: `rpc-${Date.now()}` }))
     )
@@ -198,9 +163,7 @@ describe("organizations and the guard, end to end on Postgres and Redis", () => 
   })
 
   it("documents each organization endpoint's permission in the OpenAPI document", async () => {
-    const spec = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
-      paths: Record<string, Record<string, Record<string, unknown>>>
-    }
+    const spec = await openApi(server.url)
     expect(spec.paths["/v1/orgs/{organizationId}"]?.get?.["x-required-permission"]).toBe("org:read")
     expect(spec.paths["/v1/orgs/{organizationId}"]?.patch?.["x-required-permission"]).toBe("org:update")
     expect(spec.paths["/v1/orgs/{organizationId}"]?.delete?.["x-required-permission"]).toBe("org:delete")

@@ -2,9 +2,11 @@ import { Effect, Either } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { NotReady } from "../../src/rpc/Errors.ts"
-import { rest, STRONG_PASSWORD, uniqueEmail } from "../support/AuthClient.ts"
+import { rest } from "../support/AuthClient.ts"
+import { eventually, rpcAt } from "../support/E2e.ts"
 import type { ServerProcess } from "../support/ServerProcess.ts"
 import { type RedisServer, startRedis } from "../support/Servers.ts"
+import { signUp } from "../support/Tenant.ts"
 import { startTestNode, type TestNode } from "../support/TestNode.ts"
 
 const ready = async (url: string) => {
@@ -12,21 +14,8 @@ const ready = async (url: string) => {
   return { status: response.status, body: (await response.json()) as Record<string, unknown> }
 }
 
-const eventually = async <A>(f: () => Promise<A>, check: (a: A) => boolean, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs
-  let last = await f()
-  while (!check(last) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 200))
-    last = await f()
-  }
-  return last
-}
-
 const rpcReady = (url: string) =>
-  Effect.gen(function* () {
-    const client = yield* ApiClient.make(`${url}/rpc`)
-    return yield* Effect.either(client.health.ready())
-  }).pipe(Effect.scoped, Effect.runPromise)
+  rpcAt(url)()(Effect.flatMap(ApiClient, (client) => Effect.either(client.health.ready())))
 
 // A node on real Postgres and its own Redis, which the test stops and starts again.
 describe("the server on Postgres and Redis", () => {
@@ -85,9 +74,7 @@ describe("the server on Postgres and Redis", () => {
 
   it("keeps a session ended before Redis lost its data ended, also on a node started afterwards", async () => {
     const api = rest(server.url)
-    const email = uniqueEmail("redis-loss")
-    await api.register(email, STRONG_PASSWORD)
-    const tokens = (await api.login(email, STRONG_PASSWORD)).body
+    const { tokens } = await signUp(api, "redis-loss")
     expect((await api.call("POST", "/v1/auth/logout", { token: tokens.accessToken })).status).toBe(204)
     await redis.stop()
     await redis.start()

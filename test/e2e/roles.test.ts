@@ -1,11 +1,9 @@
 import { Effect, Either } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { Conflict, Forbidden, NotFound } from "../../src/rpc/Errors.ts"
-import { rest, STRONG_PASSWORD, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
-import type { ServerProcess } from "../support/ServerProcess.ts"
-import { query, type TestDatabase } from "../support/TestDatabase.ts"
-import { startTestNode, type TestNode } from "../support/TestNode.ts"
+import { e2e, openApi } from "../support/E2e.ts"
+import { query } from "../support/TestDatabase.ts"
 
 interface GrantBody {
   readonly permission: string
@@ -39,54 +37,12 @@ interface ErrorBody {
 const ownerOnly = { eq: [{ var: "resource.attributes.ownerId" }, { var: "subject.id" }] } as const
 
 describe("roles and the permission catalog, end to end on Postgres and Redis", () => {
-  let node: TestNode
-  let database: TestDatabase
-  let server: ServerProcess
-  let api: ReturnType<typeof rest>
+  const { database, server, api, signUp, addMember, createOrganization, rpc } = e2e()
 
-  beforeAll(async () => {
-    node = await startTestNode({ TRUST_PROXY: "1", AUTH_IP_RATE_LIMIT: "1000" })
-    ;({ database, server } = node)
-    api = rest(server.url)
-  }, 60_000)
-
-  afterAll(() => node?.stop())
-
-  const signUp = async (label: string) => {
-    const email = uniqueEmail(label)
-    await api.register(email, STRONG_PASSWORD)
-    const tokens = (await api.login(email, STRONG_PASSWORD)).body as TokenPairBody
-    const userId = String((await api.me(tokens.accessToken)).body.id)
-    return { email, token: tokens.accessToken, userId }
-  }
-
-  let orgCounter = 0
   /** A new user who owns a new organization (at revision 1). */
   const newOwner = async (label: string) => {
     const owner = await signUp(label)
-    orgCounter += 1
-    const org = await api.call<{ id: string; revision: string }>("POST", "/v1/orgs", {
-      token: owner.token,
-      body: { name: `Org ${label}`, slug: `${label}-${Date.now().toString(36)}-${orgCounter}` }
-    })
-    expect(org.status).toBe(201)
-    return { ...owner, orgId: org.body.id }
-  }
-
-  /**
-   * Makes `userId` a member holding only the named system role. Setup through SQL: the membership
-   * and assignment API is not part of this suite.
-   */
-  const addMember = async (organizationId: string, userId: string, role: string) => {
-    await query(database.url, "INSERT INTO memberships (organization_id, user_id) VALUES ($1, $2)", [
-      organizationId,
-      userId
-    ])
-    await query(
-      database.url,
-      "INSERT INTO assignments (organization_id, user_id, role_id) SELECT $1, $2, id FROM roles WHERE organization_id = $1 AND name = $3",
-      [organizationId, userId, role]
-    )
+    return { ...owner, orgId: await createOrganization(owner, label) }
   }
 
   const roles = (orgId: string, token: string) => api.call<Array<RoleBody>>("GET", `/v1/orgs/${orgId}/roles`, { token })
@@ -647,8 +603,7 @@ describe("roles and the permission catalog, end to end on Postgres and Redis", (
     const member = await signUp("rpc-member")
     await addMember(owner.orgId, member.userId, "member")
     let token = owner.token
-    const run = <A, E>(effect: Effect.Effect<A, E, ApiClient>) =>
-      effect.pipe(Effect.provide(ApiClient.layer(`${server.url}/rpc`, { accessToken: () => token })), Effect.runPromise)
+    const run = rpc(() => token)
     const organizationId = owner.orgId
 
     const key = await run(
@@ -718,10 +673,8 @@ describe("roles and the permission catalog, end to end on Postgres and Redis", (
     )
     expect(Either.isLeft(unknownKey) && (unknownKey.left as Conflict).code).toBe("unknown_permission")
 
-    const foreignRole = await run(
-      Effect.flatMap(ApiClient, (c) => c.roles.create({ organizationId: stranger.orgId, name: "Foreign" })).pipe(
-        Effect.provide(ApiClient.layer(`${server.url}/rpc`, { accessToken: () => stranger.token }))
-      )
+    const foreignRole = await rpc(stranger.token)(
+      Effect.flatMap(ApiClient, (c) => c.roles.create({ organizationId: stranger.orgId, name: "Foreign" }))
     )
     const foreign = await run(
       Effect.flatMap(ApiClient, (c) => Effect.either(c.roles.get({ organizationId, roleId: foreignRole.role.id })))
@@ -772,9 +725,7 @@ describe("roles and the permission catalog, end to end on Postgres and Redis", (
   })
 
   it("documents each endpoint's permission in the OpenAPI document", async () => {
-    const spec = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
-      paths: Record<string, Record<string, Record<string, unknown>>>
-    }
+    const spec = await openApi(server.url)
     const required = (path: string, method: string) => spec.paths[path]?.[method]?.["x-required-permission"]
     expect(required("/v1/orgs/{organizationId}/permissions", "get")).toBe("permissions:read")
     expect(required("/v1/orgs/{organizationId}/permissions", "post")).toBe("permissions:create")
