@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { ConfigProvider, Effect, Exit } from "effect"
+import { ConfigProvider, Effect, Exit, Option } from "effect"
 import { describe, expect, it } from "vitest"
 import { Settings, validateAll } from "../src/layers/Settings.ts"
 import { startupFailureLine } from "../src/layers/Startup.ts"
@@ -66,6 +66,16 @@ describe("settings", () => {
     expect(read(Settings.publicUrl, { PORT: "4100", PUBLIC_URL: "https://api.example.com/" })).toBe(
       "https://api.example.com"
     )
+  })
+
+  it("the token issuer does not follow PORT: nodes of one cluster on other ports accept each other's tokens", () => {
+    expect(read(Settings.jwtIssuer, { PORT: "4100" })).toEqual(Option.some("http://localhost:3000"))
+    expect(read(Settings.jwtIssuer, { PORT: "4100", PUBLIC_URL: "https://api.example.com" })).toEqual(
+      Option.some("https://api.example.com")
+    )
+    expect(
+      read(Settings.jwtIssuer, { PUBLIC_URL: "https://api.example.com", JWT_ISSUER: "https://id.example.com" })
+    ).toEqual(Option.some("https://id.example.com"))
   })
 
   it("reads a .env in the working directory, under what the environment sets", async () => {

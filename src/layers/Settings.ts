@@ -39,6 +39,17 @@ const origin = (value: string): Either.Either<string, string> => {
   return Either.right(value)
 }
 
+/** PUBLIC_URL as set (without a trailing slash), if it is. */
+const publicUrlSetting = Config.option(
+  Config.string("PUBLIC_URL").pipe(
+    Config.mapOrFail((value) =>
+      parseUrl(value) !== undefined && /^https?:$/.test(parseUrl(value)!.protocol)
+        ? Either.right(value.replace(/\/+$/, ""))
+        : Either.left(ConfigError.InvalidData([], "must be an http(s) URL such as https://api.example.com"))
+    )
+  )
+)
+
 const logLevels: Record<string, LogLevel.LogLevel> = {
   all: LogLevel.All,
   trace: LogLevel.Trace,
@@ -56,15 +67,9 @@ export const Settings = {
   port: port("PORT", 3000),
   wsPort: port("WS_PORT", 3001),
   /** The server's public base URL; by default `http://localhost:<PORT>`, so mail links follow the port. */
-  publicUrl: Config.option(
-    Config.string("PUBLIC_URL").pipe(
-      Config.mapOrFail((value) =>
-        parseUrl(value) !== undefined && /^https?:$/.test(parseUrl(value)!.protocol)
-          ? Either.right(value.replace(/\/+$/, ""))
-          : Either.left(ConfigError.InvalidData([], "must be an http(s) URL such as https://api.example.com"))
-      )
-    )
-  ).pipe(Config.zipWith(port("PORT", 3000), (url, p) => Option.getOrElse(url, () => `http://localhost:${p}`))),
+  publicUrl: Config.zipWith(publicUrlSetting, port("PORT", 3000), (url, p) =>
+    Option.getOrElse(url, () => `http://localhost:${p}`)
+  ),
   /** Where browsers open live sockets; by default PUBLIC_URL's host on WS_PORT (behind a proxy, set it). */
   publicWsUrl: Config.option(url("PUBLIC_WS_URL", ["ws:", "wss:"])),
   databaseUrl: Config.option(url("DATABASE_URL", ["postgres:", "postgresql:"])),
@@ -111,7 +116,18 @@ export const Settings = {
   shutdownTimeout: Config.duration("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(8))),
   jwtPrivateKeys: Config.option(Config.redacted("JWT_PRIVATE_KEYS")),
   mfaEncryptionKey: Config.option(Config.redacted("MFA_ENCRYPTION_KEY")),
-  jwtIssuer: Config.option(Config.string("JWT_ISSUER")),
+  /**
+   * Access tokens' `iss`: JWT_ISSUER, else PUBLIC_URL as set, else `http://localhost:3000` (never the
+   * port-derived default, so nodes of one cluster on other ports still accept each other's tokens).
+   */
+  jwtIssuer: Config.zipWith(Config.option(Config.string("JWT_ISSUER")), publicUrlSetting, (issuer, url) =>
+    Option.some(
+      Option.getOrElse(
+        Option.orElse(issuer, () => url),
+        () => "http://localhost:3000"
+      )
+    )
+  ),
   jwtAudience: Config.string("JWT_AUDIENCE").pipe(Config.withDefault("live-permission-server")),
   accessTokenTtl: Config.duration("ACCESS_TOKEN_TTL").pipe(
     Config.validate({

@@ -4,10 +4,10 @@
  */
 import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { PageCursor, PageLimit, PageLimitParam } from "./Audit.ts"
+import { PageCursor, PageLimitParam } from "./Audit.ts"
 import { BadRequest, Conflict, NotFound } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"
-import { OrgPath, Revision } from "./Orgs.ts"
+import { OrganizationId, Revision } from "./Orgs.ts"
 import { PlatformAdmin } from "./Security.ts"
 
 export const UserId = Schema.UUID.annotations({ identifier: "UserId" })
@@ -42,50 +42,39 @@ export class UserStatus extends Schema.Class<UserStatus>("UserStatus")({
 
 const listFilters = { status: Schema.optional(OrganizationStatus), cursor: Schema.optional(PageCursor) }
 
-const admin = operations({ prefix: "/v1/admin", guard: PlatformAdmin })
-const UserPath = Schema.Struct({ userId: UserId })
+const admin = operations({
+  prefix: "/v1/admin",
+  params: { organizationId: OrganizationId, userId: UserId },
+  guard: PlatformAdmin
+})
 
 export class AdminApi extends HttpApiGroup.make("admin")
   .add(
     admin.get("listOrganizations", "/orgs", AdminOrganizationPage, {
       query: Schema.Struct({ ...listFilters, limit: Schema.optional(PageLimitParam) }),
       errors: [BadRequest],
-      platformAdmin: true,
-      summary: "Every organization, newest first"
+      platformAdmin: true
     })
   )
   .add(
     admin.post("freeze", "/orgs/:organizationId/freeze", OrganizationStatusChange, {
-      path: OrgPath,
       errors: [NotFound],
-      platformAdmin: true,
-      summary: "Freeze an organization: its members and keys are denied everything at once (idempotent)"
+      platformAdmin: true
     })
   )
   .add(
     admin.post("unfreeze", "/orgs/:organizationId/unfreeze", OrganizationStatusChange, {
-      path: OrgPath,
       errors: [NotFound],
-      platformAdmin: true,
-      summary: "Unfreeze an organization (idempotent)"
+      platformAdmin: true
     })
   )
   .add(
     admin.post("disableUser", "/users/:userId/disable", UserStatus, {
-      path: UserPath,
       errors: [NotFound, Conflict],
-      platformAdmin: true,
-      summary: "Disable a user: every session ends at once, login fails (idempotent)"
+      platformAdmin: true
     })
   )
-  .add(
-    admin.post("enableUser", "/users/:userId/enable", UserStatus, {
-      path: UserPath,
-      errors: [NotFound],
-      platformAdmin: true,
-      summary: "Enable a user again; ended sessions stay ended (idempotent)"
-    })
-  )
+  .add(admin.post("enableUser", "/users/:userId/enable", UserStatus, { errors: [NotFound], platformAdmin: true }))
   .annotate(OpenApi.Title, "Platform administration") {}
 
 export const AdminRpcs = rpcsOf(AdminApi)

@@ -42,5 +42,4 @@ export class Api extends HttpApi.make("api")
   .annotate(OpenApi.Transform, polish) {}
 
 /** The API as one server serves it: the document names that server (its PUBLIC_URL). */
-export const servedApi = (publicUrl: string) =>
-  Api.annotate(OpenApi.Servers, [{ url: publicUrl.replace(/\/+$/, ""), description: "This server" }])
+export const servedApi = (publicUrl: string) => Api.annotate(OpenApi.Servers, [{ url: publicUrl.replace(/\/+$/, "") }])

@@ -6,15 +6,13 @@ import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { BadRequest } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"
-import { OrgPath, Revision } from "./Orgs.ts"
+import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
 
 /** How many items a page holds: 1..200, 50 when not given. */
 export const PageLimit = Schema.Int.pipe(Schema.between(1, 200))
 /** The same as a query parameter. */
-export const PageLimitParam = Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 200)).annotations({
-  description: "Items per page: 1 to 200, 50 when omitted"
-})
+export const PageLimitParam = Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 200)).annotations({})
 /** Opaque: the `nextCursor` of the previous page, passed back as is. Anything else answers 400. */
 export const PageCursor = Schema.String.pipe(Schema.maxLength(200))
 
@@ -62,15 +60,16 @@ export class AuditPage extends Schema.Class<AuditPage>("AuditPage")({
 
 export class AuditApi extends HttpApiGroup.make("audit")
   .add(
-    operations({ path: OrgPath, guard: OrgAuthorization }).get("list", "/v1/orgs/:organizationId/audit", AuditPage, {
-      query: AuditQuery,
-      errors: [BadRequest],
-      requires: "audit:read",
-      description:
-        "This organization's audit entries, newest first. `action` matches exactly, or as a prefix when it " +
-        "ends with a dot (`role.`); `from` is inclusive, `to` exclusive; `cursor` is the previous page's " +
-        "`nextCursor`."
-    })
+    operations({ params: { organizationId: OrganizationId }, guard: OrgAuthorization }).get(
+      "list",
+      "/v1/orgs/:organizationId/audit",
+      AuditPage,
+      {
+        query: AuditQuery,
+        errors: [BadRequest],
+        requires: "audit:read"
+      }
+    )
   )
   .annotate(OpenApi.Title, "Audit log") {}
 

@@ -103,121 +103,47 @@ export class Jwks extends Schema.Class<Jwks>("Jwks")({
 const SessionId = Schema.UUID.annotations({ identifier: "SessionId" })
 
 const open = operations({ prefix: "/v1/auth" })
-const signedIn = operations({ prefix: "/v1/auth", guard: Authentication })
+const signedIn = operations({ prefix: "/v1/auth", params: { id: SessionId }, guard: Authentication })
 const NoContent = HttpApiSchema.NoContent
+const limited = [TooManyRequests] as const
+const refused = [Unauthorized, TooManyRequests] as const
+const invalid = [InvalidInput, TooManyRequests] as const
 
 export class AuthApi extends HttpApiGroup.make("auth")
+  .add(open.post("register", "/register", Accepted, { payload: Register, status: 202, errors: invalid }))
+  .add(open.post("login", "/login", LoginResult, { payload: Login, errors: [...refused, ServiceUnavailable] }))
+  .add(open.post("loginMfa", "/login/mfa", TokenPair, { payload: LoginMfa, errors: refused }))
+  .add(open.post("refresh", "/refresh", TokenPair, { payload: Refresh, errors: refused }))
   .add(
-    open.post("register", "/register", Accepted, {
-      payload: Register,
-      status: 202,
-      errors: [InvalidInput, TooManyRequests],
-      description: "The same answer whether or not the email is taken; the mail tells them apart."
-    })
-  )
-  .add(
-    open.post("login", "/login", LoginResult, {
-      payload: Login,
-      errors: [Unauthorized, TooManyRequests, ServiceUnavailable],
-      description:
-        "Signs in with email and password: a token pair, or `mfaRequired` with an `mfaToken` to finish with " +
-        "`loginMfa`. Repeated failures lock the account for a while (429 with `Retry-After`)."
-    })
-  )
-  .add(
-    open.post("loginMfa", "/login/mfa", TokenPair, {
-      payload: LoginMfa,
-      errors: [Unauthorized, TooManyRequests],
-      description:
-        "Finishes a sign-in that needs a second factor: the `mfaToken` from `login` and a TOTP or recovery code."
-    })
-  )
-  .add(
-    open.post("refresh", "/refresh", TokenPair, {
-      payload: Refresh,
-      errors: [Unauthorized, TooManyRequests],
-      description: "Rotates the refresh token (body or the HttpOnly cookie); the old one is dead."
-    })
-  )
-  .add(
-    open.post("forgotPassword", "/password/forgot", Accepted, {
-      payload: ForgotPassword,
-      status: 202,
-      errors: [TooManyRequests],
-      description: "Mails a single-use reset link if the address has an account; the answer is the same either way."
-    })
+    open.post("forgotPassword", "/password/forgot", Accepted, { payload: ForgotPassword, status: 202, errors: limited })
   )
   .add(
     open.post("resetPassword", "/password/reset", NoContent, {
       payload: ResetPassword,
-      errors: [Unauthorized, InvalidInput, TooManyRequests],
-      description:
-        "Sets a new password with the mailed token; every session of the account ends, and nobody is signed in."
+      errors: [Unauthorized, ...invalid]
     })
   )
-  .add(
-    open.post("verifyEmail", "/email/verify", NoContent, {
-      payload: VerifyEmail,
-      errors: [Unauthorized, TooManyRequests],
-      description: "Confirms the email address with the mailed token."
-    })
-  )
-  .add(
-    operations({}).get("jwks", "/.well-known/jwks.json", Jwks, {
-      description: "Public Ed25519 keys that verify access tokens (EdDSA)."
-    })
-  )
-  .add(
-    signedIn.post("logout", "/logout", NoContent, {
-      description: "Ends this session: its access and refresh tokens stop working at once on every node."
-    })
-  )
-  .add(
-    signedIn.post("logoutAll", "/logout-all", NoContent, {
-      description: "Ends every session of the account, this one included."
-    })
-  )
-  .add(
-    signedIn.get("sessions", "/sessions", Schema.Array(SessionInfo), {
-      description: "The account's live sessions (devices), this one marked `current`."
-    })
-  )
-  .add(
-    signedIn.del("revokeSession", "/sessions/:id", NoContent, {
-      path: Schema.Struct({ id: SessionId }),
-      errors: [NotFound],
-      description: "Ends one of the account's sessions."
-    })
-  )
-  .add(
-    signedIn.post("changePassword", "/password/change", NoContent, {
-      payload: ChangePassword,
-      errors: [InvalidInput, TooManyRequests],
-      description: "Changes the password (the current one is required); every other session ends."
-    })
-  )
-  .add(
-    signedIn.post("enrollTotp", "/mfa/totp/enroll", TotpEnrollment, {
-      errors: [Conflict],
-      description:
-        "Starts TOTP enrolment: a secret and an otpauth URL for an authenticator app; confirm it with a code."
-    })
-  )
+  .add(open.post("verifyEmail", "/email/verify", NoContent, { payload: VerifyEmail, errors: refused }))
+  .add(operations({}).get("jwks", "/.well-known/jwks.json", Jwks))
+  .add(signedIn.post("logout", "/logout", NoContent))
+  .add(signedIn.post("logoutAll", "/logout-all", NoContent))
+  .add(signedIn.get("sessions", "/sessions", Schema.Array(SessionInfo)))
+  .add(signedIn.del("revokeSession", "/sessions/:id", NoContent, { errors: [NotFound] }))
+  .add(signedIn.post("changePassword", "/password/change", NoContent, { payload: ChangePassword, errors: invalid }))
+  .add(signedIn.post("enrollTotp", "/mfa/totp/enroll", TotpEnrollment, { errors: [Conflict] }))
   .add(
     signedIn.post("confirmTotp", "/mfa/totp/confirm", RecoveryCodes, {
       payload: MfaCode,
-      errors: [InvalidInput, Conflict, TooManyRequests],
-      description: "Confirms TOTP enrolment with a code; answers ten single-use recovery codes, shown once."
+      errors: [...invalid, Conflict]
     })
   )
   .add(
     signedIn.post("disableTotp", "/mfa/totp/disable", NoContent, {
       payload: DisableMfa,
-      errors: [InvalidInput, Conflict, TooManyRequests],
-      description: "Turns TOTP off; needs the password and a current code."
+      errors: [...invalid, Conflict]
     })
   )
-  .add(operations({ guard: Authentication }).get("me", "/v1/me", Me, { description: "The signed-in user." }))
+  .add(operations({ guard: Authentication }).get("me", "/v1/me", Me))
   .annotate(OpenApi.Title, "Authentication") {}
 
 export const AuthRpcs = rpcsOf(AuthApi)

@@ -8,7 +8,7 @@ import { Schema } from "effect"
 import { PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, NotFound, ServiceUnavailable } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"
-import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
+import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
 
 const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
@@ -95,21 +95,16 @@ export class EffectivePermissions extends Schema.Class<EffectivePermissions>("Ef
   scopedDenied: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })
 }) {}
 
-const inOrg = operations({ prefix: "/v1/orgs/:organizationId", path: OrgPath, guard: OrgAuthorization })
+const inOrg = operations({
+  prefix: "/v1/orgs/:organizationId",
+  params: { organizationId: OrganizationId, userId: Schema.UUID },
+  guard: OrgAuthorization
+})
 const checkErrors = [NotFound, Conflict, ServiceUnavailable] as const
 const aboutAnyone = { selfService: true, errors: checkErrors } as const
 
 export class AuthzApi extends HttpApiGroup.make("authz")
-  .add(
-    inOrg.post("check", "/check", CheckResult, {
-      ...aboutAnyone,
-      payload: CheckRequest,
-      requires: "authz:check",
-      description:
-        "Whether the user may do `permission` (on `resource`). Deny wins, default deny. With `minRevision` the " +
-        "answer reflects at least that revision (409 `revision_not_reached` if it never comes)."
-    })
-  )
+  .add(inOrg.post("check", "/check", CheckResult, { ...aboutAnyone, payload: CheckRequest, requires: "authz:check" }))
   .add(
     inOrg.post("checkBatch", "/check/batch", BatchCheckResult, {
       ...aboutAnyone,
@@ -122,7 +117,6 @@ export class AuthzApi extends HttpApiGroup.make("authz")
   )
   .add(
     inOrg.get("effective", "/users/:userId/permissions", EffectivePermissions, {
-      path: Schema.Struct({ organizationId: OrganizationId, userId: Schema.UUID }),
       selfService: true,
       errors: [NotFound, ServiceUnavailable],
       requires: "assignments:read"

@@ -14,20 +14,8 @@ export class HealthReport extends Schema.Class<HealthReport>("HealthReport")({
 const probe = operations({})
 
 export class HealthApi extends HttpApiGroup.make("health")
-  .add(
-    probe.get("live", "/health/live", Liveness, {
-      summary: "The process is running",
-      description: "Answers while the process runs, whatever its dependencies do (a liveness probe)."
-    })
-  )
-  .add(
-    probe.get("ready", "/health/ready", HealthReport, {
-      errors: [NotReady],
-      summary: "This node can serve traffic: its database and event stream answer",
-      description:
-        "200 when the database and the event stream answer, else 503 naming what is down (a readiness probe)."
-    })
-  )
+  .add(probe.get("live", "/health/live", Liveness))
+  .add(probe.get("ready", "/health/ready", HealthReport, { errors: [NotReady] }))
   .annotate(OpenApi.Title, "Health") {}
 
 export const HealthRpcs = rpcsOf(HealthApi)

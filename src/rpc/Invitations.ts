@@ -8,7 +8,7 @@ import { Schema } from "effect"
 import { Email } from "./Auth.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"
-import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
+import { OrganizationId, Revision } from "./Orgs.ts"
 import { Authentication, OrgAuthorization } from "./Security.ts"
 
 export const CreateInvitation = Schema.Struct({
@@ -44,8 +44,11 @@ export class Joined extends Schema.Class<Joined>("Joined")({
   revision: Revision
 }) {}
 
-const inOrg = operations({ prefix: "/v1/orgs/:organizationId", path: OrgPath, guard: OrgAuthorization })
-const InvitationPath = Schema.Struct({ organizationId: OrganizationId, invitationId: Schema.UUID })
+const inOrg = operations({
+  prefix: "/v1/orgs/:organizationId",
+  params: { organizationId: OrganizationId, invitationId: Schema.UUID },
+  guard: OrgAuthorization
+})
 
 export class InvitationsApi extends HttpApiGroup.make("invitations")
   .add(
@@ -59,7 +62,6 @@ export class InvitationsApi extends HttpApiGroup.make("invitations")
   .add(inOrg.get("list", "/invitations", Schema.Array(Invitation), { requires: "members:invite" }))
   .add(
     inOrg.del("revoke", "/invitations/:invitationId", InvitationRevoked, {
-      path: InvitationPath,
       errors: [NotFound],
       requires: "members:invite"
     })
@@ -67,12 +69,7 @@ export class InvitationsApi extends HttpApiGroup.make("invitations")
   .add(
     operations({ guard: Authentication }).post("accept", "/v1/invitations/accept", Joined, {
       payload: AcceptInvitation,
-      errors: [NotFound, Forbidden, Conflict],
-      description:
-        "Joins the organization with the invited roles (those still existing). The signed-in user's email must " +
-        "be the invited address (else 403, and the invitation stays usable); an unknown, used, revoked or " +
-        "expired token answers 404; a token is used once. Someone who is already a member gets 409 " +
-        "`already_member`, and the invitation is used up."
+      errors: [NotFound, Forbidden, Conflict]
     })
   )
   .annotate(OpenApi.Title, "Invitations") {}

@@ -7,7 +7,7 @@ import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"
-import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
+import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
 
 /** One resource an assignment is limited to, e.g. `{type: "project", id: "42"}`. */
@@ -78,18 +78,16 @@ export class AssignmentDeleted extends Schema.Class<AssignmentDeleted>("Assignme
   revision: Revision
 }) {}
 
-const inOrg = operations({ prefix: "/v1/orgs/:organizationId", path: OrgPath, guard: OrgAuthorization })
-const MemberPath = Schema.Struct({ organizationId: OrganizationId, userId: Schema.UUID })
-const AssignmentPath = Schema.Struct({ organizationId: OrganizationId, assignmentId: Schema.UUID })
+const inOrg = operations({
+  prefix: "/v1/orgs/:organizationId",
+  params: { organizationId: OrganizationId, userId: Schema.UUID, assignmentId: Schema.UUID },
+  guard: OrgAuthorization
+})
 
 export class MembersApi extends HttpApiGroup.make("members")
   .add(inOrg.get("list", "/members", Schema.Array(OrganizationMember), { requires: "members:read" }))
   .add(
-    inOrg.del("remove", "/members/:userId", MemberRemoved, {
-      path: MemberPath,
-      errors: [NotFound, Conflict],
-      requires: "members:remove"
-    })
+    inOrg.del("remove", "/members/:userId", MemberRemoved, { errors: [NotFound, Conflict], requires: "members:remove" })
   )
   .annotate(OpenApi.Title, "Members") {}
 
@@ -110,7 +108,6 @@ export class AssignmentsApi extends HttpApiGroup.make("assignments")
   )
   .add(
     inOrg.del("delete", "/assignments/:assignmentId", AssignmentDeleted, {
-      path: AssignmentPath,
       errors: [NotFound, Conflict],
       requires: "assignments:delete"
     })

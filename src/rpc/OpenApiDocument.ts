@@ -4,8 +4,13 @@
  * - request bodies accept and drop unknown fields (only conditions refuse them), so they are not
  *   `additionalProperties: false`;
  * - writes answer `X-Permission-Revision`, 429s `Retry-After`; date-times say `format: date-time`;
- * - contact, and the operator-facing notes. The servers list is added where the public URL is known.
+ * - each operation's prose (OperationDocs.json, by operationId) before its permission note;
+ * - contact. The servers list is added where the public URL is known (`servedApi`).
  */
+import docs from "./OperationDocs.json" with { type: "json" }
+
+type Doc = { readonly summary?: string; readonly description?: string }
+const prose: Readonly<Record<string, Doc>> = docs
 type Json = Record<string, unknown>
 
 const isObject = (value: unknown): value is Json => typeof value === "object" && value !== null
@@ -77,6 +82,12 @@ export const polish = (spec: Record<string, any>): Record<string, any> => {
 
   for (const methods of Object.values(document.paths)) {
     for (const [method, operation] of Object.entries(methods)) {
+      const doc = prose[operation.operationId as string]
+      if (doc?.summary !== undefined) operation.summary = doc.summary
+      if (doc?.description !== undefined) {
+        operation.description =
+          typeof operation.description === "string" ? `${doc.description}\n\n${operation.description}` : doc.description
+      }
       const body = (operation.requestBody as Json | undefined)?.content
       if (isObject(body)) relax(body, components, new Set())
       const responses = operation.responses as Record<string, Json>

@@ -5,7 +5,7 @@
  * body in one struct (none when the endpoint takes no input); success, errors and annotations (the required permission) are the endpoint's;
  * its middleware is the RPC twin of the endpoint's (see `twins`).
  */
-import { HttpApiEndpoint, type HttpApiGroup, type HttpApiMiddleware, OpenApi } from "@effect/platform"
+import { HttpApiEndpoint, type HttpApiGroup, type HttpApiMiddleware } from "@effect/platform"
 import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { type Context, Option, Schema } from "effect"
@@ -24,44 +24,42 @@ import {
 /** Turns `never` (a part the endpoint does not declare) into an empty object. */
 type Part<T> = [T] extends [never] ? {} : T
 
-/** What a caller sends: path parameters, query and body, merged. */
-export type InputOf<E> =
+/** The parts of an endpoint's type, by name. */
+export type PartsOf<E> =
   E extends HttpApiEndpoint.HttpApiEndpoint<
-    infer _Name,
+    infer Name,
     infer _Method,
     infer Path,
     infer UrlParams,
     infer Payload,
-    infer _Headers,
-    infer _Success,
-    infer _Error,
-    infer _R,
-    infer _RE
-  >
-    ? Part<Path> & Part<UrlParams> & Part<Payload>
-    : never
-
-type RpcOfEndpoint<Group extends string, E, GroupR> =
-  E extends HttpApiEndpoint.HttpApiEndpoint<
-    infer Name,
-    infer _Method,
-    infer _Path,
-    infer _UrlParams,
-    infer _Payload,
     infer _Headers,
     infer Success,
     infer Error,
     infer R,
     infer _RE
   >
-    ? Rpc.Rpc<
-        `${Group}.${Name}`,
-        [keyof InputOf<E>] extends [never] ? typeof Schema.Void : Schema.Schema<InputOf<E>, any>,
-        Schema.Schema<Success, any>,
-        Schema.Schema<Error, any>,
-        GuardTwin<GroupR | R>
-      >
+    ? {
+        readonly name: Name
+        /** What a caller sends: path parameters, query and body, merged. */
+        readonly input: Part<Path> & Part<UrlParams> & Part<Payload>
+        readonly success: Success
+        readonly error: Error
+        /** The endpoint's middleware (its guard). */
+        readonly guards: R
+      }
     : never
+
+export type InputOf<E> = PartsOf<E>["input"]
+
+type RpcOf<Group extends string, P extends PartsOf<any>, GroupR> = Rpc.Rpc<
+  `${Group}.${P["name"]}`,
+  [keyof P["input"]] extends [never] ? typeof Schema.Void : Schema.Schema<P["input"], any>,
+  Schema.Schema<P["success"], any>,
+  Schema.Schema<P["error"], any>,
+  GuardTwin<GroupR | P["guards"]>
+>
+
+type RpcOfEndpoint<Group extends string, E, GroupR> = E extends unknown ? RpcOf<Group, PartsOf<E>, GroupR> : never
 
 export type RpcsOf<G> =
   G extends HttpApiGroup.HttpApiGroup<infer Id, infer Endpoints, infer _Error, infer R, infer _TopLevel>
@@ -109,16 +107,15 @@ type Guard = typeof Authentication | typeof OrgAuthorization | typeof PlatformAd
 
 type AnyStruct = Schema.Schema.Any & { readonly fields: Schema.Struct.Fields }
 
-/** What a family of operations shares: a path prefix, path parameters, a guard. */
+/** What a family of operations shares: a path prefix, the schema of each path parameter, a guard. */
 export interface Defaults {
   readonly prefix?: string
-  readonly path?: AnyStruct
+  readonly params?: Readonly<Record<string, Schema.Schema.Any>>
   readonly guard?: Guard
 }
 
-/** One operation: its input, answer and errors, who may call it, and its documentation. */
+/** One operation: its input, answer and errors, and who may call it. Its prose is in OperationDocs.json. */
 export interface Spec {
-  readonly path?: AnyStruct
   readonly query?: AnyStruct
   readonly payload?: AnyStruct
   readonly status?: number
@@ -129,25 +126,38 @@ export interface Spec {
   /** Any member may ask about themselves; `requires` is needed about others. */
   readonly selfService?: true
   readonly platformAdmin?: true
-  readonly description?: string
-  readonly summary?: string
 }
 
 type Pick_<O, K extends string, D> = O extends { readonly [k in K]: infer V } ? V : D
 type TypeOf<S> = S extends Schema.Schema.Any ? Schema.Schema.Type<S> : never
 type GuardOf<D extends Defaults, O extends Spec> = Pick_<O, "guard", Pick_<D, "guard", never>>
+
+/** The `:name` parameters of a path. */
+type ParamsIn<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`
+  ? Name | ParamsIn<`/${Rest}`>
+  : P extends `${string}:${infer Name}`
+    ? Name
+    : never
+
+/** The decoded path parameters of `Path`, each typed by the family's `params`. */
+type PathOf<D extends Defaults, Path extends string> = [ParamsIn<Path>] extends [never]
+  ? never
+  : {
+      readonly [K in ParamsIn<Path>]: K extends keyof Pick_<D, "params", {}> ? TypeOf<Pick_<D, "params", {}>[K]> : never
+    }
 type GuardId<G> = G extends Context.Tag<infer I, infer _S> ? I : never
 
 export type EndpointOf<
   Name extends string,
   Method extends HttpMethod,
+  Path extends string,
   Success extends Schema.Schema.Any,
   D extends Defaults,
   O extends Spec
 > = HttpApiEndpoint.HttpApiEndpoint<
   Name,
   Method,
-  TypeOf<Pick_<O, "path", Pick_<D, "path", never>>>,
+  PathOf<D, `${Pick_<D, "prefix", "">}${Path}`>,
   TypeOf<Pick_<O, "query", never>>,
   TypeOf<Pick_<O, "payload", never>>,
   never,
@@ -166,9 +176,22 @@ const declare = (
   defaults: Defaults,
   spec: Spec
 ): HttpApiEndpoint.HttpApiEndpoint.Any => {
-  let endpoint: any = HttpApiEndpoint.make(method)(name, `${defaults.prefix ?? ""}${path}` as `/${string}`)
-  const pathSchema = spec.path ?? defaults.path
-  if (pathSchema !== undefined) endpoint = endpoint.setPath(pathSchema)
+  const fullPath = `${defaults.prefix ?? ""}${path}`
+  let endpoint: any = HttpApiEndpoint.make(method)(name, fullPath as `/${string}`)
+  const params = [...fullPath.matchAll(/:(\w+)/g)].map(([, param]) => param!)
+  if (params.length > 0) {
+    endpoint = endpoint.setPath(
+      Schema.Struct(
+        Object.fromEntries(
+          params.map((param) => {
+            const schema = defaults.params?.[param]
+            if (schema === undefined) throw new Error(`Operation ${name}: no schema for path parameter :${param}`)
+            return [param, schema]
+          })
+        )
+      )
+    )
+  }
   if (spec.query !== undefined) endpoint = endpoint.setUrlParams(spec.query)
   if (spec.payload !== undefined) endpoint = endpoint.setPayload(spec.payload)
   endpoint = endpoint.addSuccess(success, spec.status === undefined ? undefined : { status: spec.status })
@@ -177,16 +200,10 @@ const declare = (
   if (guard !== undefined) endpoint = endpoint.middleware(guard)
   if (spec.requires !== undefined) {
     endpoint = endpoint.annotateContext(
-      spec.selfService === true
-        ? requiresUnlessSelf(spec.requires, spec.description)
-        : requires(spec.requires, spec.description)
+      spec.selfService === true ? requiresUnlessSelf(spec.requires) : requires(spec.requires)
     )
   }
-  if (spec.platformAdmin === true) endpoint = endpoint.annotateContext(platformAdminOnly(spec.description))
-  if (spec.description !== undefined && spec.requires === undefined && spec.platformAdmin !== true) {
-    endpoint = endpoint.annotate(OpenApi.Description, spec.description)
-  }
-  if (spec.summary !== undefined) endpoint = endpoint.annotate(OpenApi.Summary, spec.summary)
+  if (spec.platformAdmin === true) endpoint = endpoint.annotateContext(platformAdminOnly)
   return endpoint
 }
 
@@ -198,12 +215,17 @@ const declare = (
 export const operations = <const D extends Defaults>(defaults: D) => {
   const verb =
     <Method extends HttpMethod>(method: Method) =>
-    <const Name extends string, Success extends Schema.Schema.Any, const O extends Spec>(
+    <
+      const Name extends string,
+      const Path extends `/${string}` | "",
+      Success extends Schema.Schema.Any,
+      const O extends Spec
+    >(
       name: Name,
-      path: `/${string}` | "",
+      path: Path,
       success: Success,
       spec: O = {} as O
-    ): EndpointOf<Name, Method, Success, D, O> =>
+    ): EndpointOf<Name, Method, Path, Success, D, O> =>
       declare(method, name, path, success, defaults, spec) as never
   return {
     get: verb("GET"),

@@ -42,22 +42,13 @@ export class Deleted extends Schema.Class<Deleted>("Deleted")({ deleted: Schema.
 export const OrgPath = Schema.Struct({ organizationId: OrganizationId })
 
 const signedIn = operations({ guard: Authentication })
-const inOrg = operations({ path: OrgPath, guard: OrgAuthorization })
+const inOrg = operations({ params: { organizationId: OrganizationId }, guard: OrgAuthorization })
 
 export class OrgsApi extends HttpApiGroup.make("orgs")
   .add(
-    signedIn.post("create", "/v1/orgs", Organization, {
-      payload: CreateOrganization,
-      status: 201,
-      errors: [Conflict],
-      description: "The caller becomes the organization's owner."
-    })
+    signedIn.post("create", "/v1/orgs", Organization, { payload: CreateOrganization, status: 201, errors: [Conflict] })
   )
-  .add(
-    signedIn.get("list", "/v1/orgs", Schema.Array(MyOrganization), {
-      description: "The organizations the caller belongs to, with their roles there."
-    })
-  )
+  .add(signedIn.get("list", "/v1/orgs", Schema.Array(MyOrganization)))
   .add(inOrg.get("get", "/v1/orgs/:organizationId", Organization, { requires: "org:read" }))
   .add(
     inOrg.patch("update", "/v1/orgs/:organizationId", Organization, {

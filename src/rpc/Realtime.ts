@@ -24,10 +24,7 @@ export class RealtimeApi extends HttpApiGroup.make("realtime")
     operations({ guard: Authentication }).post("ticket", "/v1/realtime/tickets", Ticket, {
       payload: TicketRequest,
       status: 201,
-      errors: [NotFound, ServiceUnavailable],
-      description:
-        "A single-use ticket (30 s) to open a live socket for this session in an organization you belong to. " +
-        "The socket pushes your permission set and every change to it; see docs/live-protocol.md."
+      errors: [NotFound, ServiceUnavailable]
     })
   )
   .annotate(OpenApi.Title, "Live sessions") {}

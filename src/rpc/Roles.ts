@@ -9,7 +9,7 @@ import { ParseResult, Schema } from "effect"
 import { type Condition as ConditionType, GRANT_PATTERN, PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"
-import { OrganizationId, OrgPath, Revision } from "./Orgs.ts"
+import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
 
 export const RoleId = Schema.UUID.annotations({ identifier: "RoleId" })
@@ -221,9 +221,11 @@ export class RoleDeleted extends Schema.Class<RoleDeleted>("RoleDeleted")({
   revision: Revision
 }) {}
 
-const RolePath = Schema.Struct({ organizationId: OrganizationId, roleId: RoleId })
-
-const inOrg = operations({ prefix: "/v1/orgs/:organizationId", path: OrgPath, guard: OrgAuthorization })
+const inOrg = operations({
+  prefix: "/v1/orgs/:organizationId",
+  params: { organizationId: OrganizationId, roleId: RoleId },
+  guard: OrgAuthorization
+})
 const writeErrors = [NotFound, Forbidden, Conflict, ServiceUnavailable] as const
 
 export class PermissionsApi extends HttpApiGroup.make("permissions")
@@ -248,25 +250,17 @@ export class RolesApi extends HttpApiGroup.make("roles")
       requires: "roles:create"
     })
   )
-  .add(inOrg.get("get", "/roles/:roleId", Role, { path: RolePath, errors: [NotFound], requires: "roles:read" }))
+  .add(inOrg.get("get", "/roles/:roleId", Role, { errors: [NotFound], requires: "roles:read" }))
   .add(
     inOrg.patch("update", "/roles/:roleId", RoleChanged, {
-      path: RolePath,
       payload: UpdateRole,
       errors: [NotFound, Conflict],
       requires: "roles:update"
     })
   )
-  .add(
-    inOrg.del("delete", "/roles/:roleId", RoleDeleted, {
-      path: RolePath,
-      errors: [NotFound, Conflict],
-      requires: "roles:delete"
-    })
-  )
+  .add(inOrg.del("delete", "/roles/:roleId", RoleDeleted, { errors: [NotFound, Conflict], requires: "roles:delete" }))
   .add(
     inOrg.put("setParents", "/roles/:roleId/parents", RoleChanged, {
-      path: RolePath,
       payload: SetParents,
       errors: writeErrors,
       requires: "roles:update"
@@ -274,7 +268,6 @@ export class RolesApi extends HttpApiGroup.make("roles")
   )
   .add(
     inOrg.put("setGrants", "/roles/:roleId/grants", RoleChanged, {
-      path: RolePath,
       payload: SetGrants,
       errors: writeErrors,
       requires: "roles:update"

@@ -36,13 +36,11 @@ export class RequiredPermission extends Context.Tag("app/RequiredPermission")<Re
  * Annotations for an endpoint that needs `permission` in the organization named by its path:
  * the guard reads the tag; the OpenAPI document shows it as `x-required-permission`.
  */
-export const requires = (permission: CatalogKey, description?: string) =>
+export const requires = (permission: CatalogKey) =>
   Context.make(RequiredPermission, permission).pipe(
     Context.add(OpenApi.Override, {
       "x-required-permission": permission,
-      description:
-        (description === undefined ? "" : `${description}\n\n`) +
-        `Requires the \`${permission}\` permission in the organization.`
+      description: `Requires the \`${permission}\` permission in the organization.`
     })
   )
 
@@ -53,24 +51,21 @@ export const requires = (permission: CatalogKey, description?: string) =>
 export class SelfService extends Context.Tag("app/SelfService")<SelfService, true>() {}
 
 /** Like `requires`, for operations a member may always perform about themselves. */
-export const requiresUnlessSelf = (permission: CatalogKey, description?: string) =>
+export const requiresUnlessSelf = (permission: CatalogKey) =>
   Context.make(RequiredPermission, permission).pipe(
     Context.add(SelfService, true as const),
     Context.add(OpenApi.Override, {
       "x-required-permission": permission,
       "x-self-service": true,
-      description:
-        (description === undefined ? "" : `${description}\n\n`) +
-        `Any member may ask about themselves; asking about another user requires the \`${permission}\` permission in the organization.`
+      description: `Any member may ask about themselves; asking about another user requires the \`${permission}\` permission in the organization.`
     })
   )
 
 /** What the OpenAPI document shows as the requirement of a platform administrators' operation. */
-export const platformAdminOnly = (description?: string) =>
-  Context.make(OpenApi.Override, {
-    "x-required-permission": "platform-admin",
-    description: `${description === undefined ? "" : `${description}\n\n`}Platform administrators only.`
-  })
+export const platformAdminOnly = Context.make(OpenApi.Override, {
+  "x-required-permission": "platform-admin",
+  description: "Platform administrators only."
+})
 
 export interface Member extends SignedIn {
   readonly organizationId: string

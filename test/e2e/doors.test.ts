@@ -143,7 +143,7 @@ describe("both doors of every operation", () => {
       expect(rpc, `${operation.group}.${operation.endpoint.name}`).toBeDefined()
       expect(Option.getOrUndefined(Context.getOption(rpc!.annotations, RequiredPermission))).toBe(operation.permission)
     }
-    expect(guarded.filter((operation) => operation.guard === "member").length).toBeGreaterThanOrEqual(28)
+    expect(guarded.filter((operation) => operation.guard === "member").length).toBe(25)
   })
 
   it.each(guarded.map((operation) => [`${operation.group}.${operation.endpoint.name}`, operation] as const))(

@@ -1,17 +1,14 @@
 /** Platform administration and the audit log on both doors, from one implementation each. */
 import { Effect } from "effect"
-import { AdminApi, AdminRpcs } from "../../rpc/Admin.ts"
-import { Api } from "../../rpc/Api.ts"
-import { AuditApi, AuditRpcs } from "../../rpc/Audit.ts"
+import { AdminApi } from "../../rpc/Admin.ts"
+import { AuditApi } from "../../rpc/Audit.ts"
 import { CurrentMember, CurrentUser } from "../../rpc/Security.ts"
 import { Admin } from "../../services/Admin.ts"
 import { AuditLog } from "../../services/AuditLog.ts"
 import { implement } from "./Implement.ts"
 
 export const AdminHandlers = implement(
-  Api,
   AdminApi,
-  AdminRpcs,
   Effect.map(Admin, (admin) => ({
     listOrganizations: ({ status, cursor, limit }) => admin.listOrganizations({ status, cursor, limit }),
     freeze: ({ organizationId }, { meta }) =>
@@ -24,9 +21,7 @@ export const AdminHandlers = implement(
 )
 
 export const AuditHandlers = implement(
-  Api,
   AuditApi,
-  AuditRpcs,
   Effect.map(AuditLog, (audit) => ({
     // The organization is the one the guard checked (CurrentMember), never read from the input here.
     list: ({ organizationId: _, ...filter }) => Effect.flatMap(CurrentMember, (member) => audit.list(member, filter))

@@ -4,8 +4,7 @@
  */
 import { HttpApp, type HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
-import { Api } from "../../rpc/Api.ts"
-import { AuthApi, AuthRpcs, Jwks, TokenPair } from "../../rpc/Auth.ts"
+import { AuthApi, Jwks, TokenPair } from "../../rpc/Auth.ts"
 import { Unauthorized } from "../../rpc/Errors.ts"
 import { Authentication, CurrentUser, RpcAuthentication } from "../../rpc/Security.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
@@ -63,9 +62,7 @@ const presentedRefreshToken = (
 }
 
 export const AuthHandlers = implement(
-  Api,
   AuthApi,
-  AuthRpcs,
   Effect.gen(function* () {
     const auth = yield* Auth
     const tokens = yield* AccessTokens

@@ -1,9 +1,7 @@
 /** Checks, explanations and effective sets on both doors, from one implementation. */
 import { DateTime, Effect } from "effect"
-import { Api } from "../../rpc/Api.ts"
 import {
   AuthzApi,
-  AuthzRpcs,
   type BatchCheckRequest,
   BatchCheckResult,
   type CheckRequest,
@@ -19,22 +17,29 @@ import { actingFor } from "./OrgAuthorization.ts"
 
 const noSuchMember = new NotFound({ message: "No such member" })
 
+/** The store's question for one check by `member`, after the guard's second half for other users. */
+const asked = (member: Member, request: typeof CheckRequest.Type) =>
+  Effect.as(actingFor(member, [request.userId]), {
+    organizationId: member.organizationId,
+    userId: request.userId ?? member.userId,
+    permission: request.permission,
+    resource: request.resource,
+    minRevision: request.minRevision
+  })
+
+/** A non-member's answer is 404, like the guard's for strangers. */
+const ofMember = <A extends { readonly member: boolean }>(answer: A) =>
+  answer.member ? Effect.succeed(answer) : Effect.fail(noSuchMember)
+
 const make = Effect.gen(function* () {
   const store = yield* PermissionStore
 
   const check = (member: Member, request: typeof CheckRequest.Type) =>
-    Effect.gen(function* () {
-      yield* actingFor(member, [request.userId])
-      const answer = yield* store.check({
-        organizationId: member.organizationId,
-        userId: request.userId ?? member.userId,
-        permission: request.permission,
-        resource: request.resource,
-        minRevision: request.minRevision
-      })
-      if (!answer.member) return yield* noSuchMember
-      return new CheckResult({ allowed: answer.allowed, reason: answer.reason, revision: answer.revision })
-    })
+    asked(member, request).pipe(
+      Effect.flatMap(store.check),
+      Effect.flatMap(ofMember),
+      Effect.map(({ allowed, reason, revision }) => new CheckResult({ allowed, reason, revision }))
+    )
 
   const checkBatch = (member: Member, request: typeof BatchCheckRequest.Type) =>
     Effect.gen(function* () {
@@ -59,39 +64,34 @@ const make = Effect.gen(function* () {
     })
 
   const explain = (member: Member, request: typeof CheckRequest.Type) =>
-    Effect.gen(function* () {
-      yield* actingFor(member, [request.userId])
-      const answer = yield* store.explain({
-        organizationId: member.organizationId,
-        userId: request.userId ?? member.userId,
-        permission: request.permission,
-        resource: request.resource,
-        minRevision: request.minRevision
-      })
-      if (!answer.member) return yield* noSuchMember
-      return new Explanation({
-        allowed: answer.allowed,
-        reason: answer.reason,
-        revision: answer.revision,
-        paths: answer.paths.map((path) => ({
-          ...path,
-          assignment: {
-            ...path.assignment,
-            expiresAt:
-              path.assignment.expiresAt === undefined ? undefined : DateTime.unsafeMake(path.assignment.expiresAt)
-          }
-        }))
-      })
-    })
+    asked(member, request).pipe(
+      Effect.flatMap(store.explain),
+      Effect.flatMap(ofMember),
+      Effect.map(
+        ({ allowed, reason, revision, paths }) =>
+          new Explanation({
+            allowed,
+            reason,
+            revision,
+            paths: paths.map((path) => ({
+              ...path,
+              assignment: {
+                ...path.assignment,
+                expiresAt:
+                  path.assignment.expiresAt === undefined ? undefined : DateTime.unsafeMake(path.assignment.expiresAt)
+              }
+            }))
+          })
+      )
+    )
 
   const effective = (member: Member, userId: string) =>
     Effect.gen(function* () {
       yield* actingFor(member, [userId])
       // Membership first, so a stranger's id answers 404 rather than an empty set.
-      const probe = yield* store
+      yield* store
         .check({ organizationId: member.organizationId, userId, permission: "org:read" })
-        .pipe(Effect.catchTag("Conflict", Effect.die))
-      if (!probe.member) return yield* noSuchMember
+        .pipe(Effect.catchTag("Conflict", Effect.die), Effect.flatMap(ofMember))
       const result = yield* store.effective(member.organizationId, userId)
       return new EffectivePermissions({ userId, ...result })
     })
@@ -100,9 +100,7 @@ const make = Effect.gen(function* () {
 })
 
 export const AuthzHandlers = implement(
-  Api,
   AuthzApi,
-  AuthzRpcs,
   Effect.map(make, (authz) => ({
     check: (input) => Effect.flatMap(CurrentMember, (member) => authz.check(member, input)),
     checkBatch: (input) => Effect.flatMap(CurrentMember, (member) => authz.checkBatch(member, input)),

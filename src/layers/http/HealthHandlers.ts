@@ -1,17 +1,14 @@
 /** Liveness and readiness on both doors. */
 import { Effect } from "effect"
-import { Api } from "../../rpc/Api.ts"
 import { NotReady } from "../../rpc/Errors.ts"
-import { HealthApi, HealthReport, HealthRpcs, Liveness } from "../../rpc/Health.ts"
+import { HealthApi, HealthReport, Liveness } from "../../rpc/Health.ts"
 import { Readiness } from "../../services/Readiness.ts"
 import { implement } from "./Implement.ts"
 
 const live = Effect.succeed(new Liveness({ status: "ok" }))
 
 export const HealthHandlers = implement(
-  Api,
   HealthApi,
-  HealthRpcs,
   Effect.map(Readiness, (readiness) => ({
     live: () => live,
     ready: () =>

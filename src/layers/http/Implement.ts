@@ -5,18 +5,11 @@
  * the request. On HTTP, a write (any method but GET) whose answer carries a `revision` also sets
  * `X-Permission-Revision`.
  */
-import {
-  type HttpApi,
-  HttpApiBuilder,
-  type HttpApiEndpoint,
-  type HttpApiGroup,
-  HttpApp,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
+import { HttpApiBuilder, type HttpApiGroup, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { Rpc, RpcGroup } from "@effect/rpc"
 import { Effect, type Layer, Option } from "effect"
-import type { InputOf } from "../../rpc/Operation.ts"
+import { Api } from "../../rpc/Api.ts"
+import { type PartsOf, type RpcsOf, rpcsOf } from "../../rpc/Operation.ts"
 import type { Authentication, CurrentMember, CurrentUser, OrgAuthorization, PlatformAdmin } from "../../rpc/Security.ts"
 import type { RequestMeta } from "../../services/AuditLog.ts"
 import { requestMeta } from "./RequestMeta.ts"
@@ -28,35 +21,25 @@ export interface Request {
   readonly http: Option.Option<HttpServerRequest.HttpServerRequest>
 }
 
-type Handler<E, GroupError, R> =
-  E extends HttpApiEndpoint.HttpApiEndpoint<
-    infer _Name,
-    infer _Method,
-    infer _Path,
-    infer _UrlParams,
-    infer _Payload,
-    infer _Headers,
-    infer Success,
-    infer Error,
-    infer _R,
-    infer _RE
-  >
-    ? (input: InputOf<E>, request: Request) => Effect.Effect<Success, Error | GroupError, R>
-    : never
+/** What a guard puts in context for the handlers behind it. */
+type ProvidedBy<Guards> =
+  | (Authentication extends Guards ? CurrentUser : never)
+  | (PlatformAdmin extends Guards ? CurrentUser : never)
+  | (OrgAuthorization extends Guards ? CurrentMember : never)
 
-/** One handler per endpoint of group `G`, by endpoint name. */
+type Handler<P extends PartsOf<any>, GroupError, GroupGuards, R> = (
+  input: P["input"],
+  request: Request
+) => Effect.Effect<P["success"], P["error"] | GroupError, R | ProvidedBy<P["guards"] | GroupGuards>>
+
+/**
+ * One handler per endpoint of group `G`, by endpoint name. A handler may use what its endpoint's
+ * guard provides (`CurrentUser`, `CurrentMember`); anything else it needs (`R`) stays in the type
+ * of the layers `implement` makes.
+ */
 export type Implementation<G, R> =
-  G extends HttpApiGroup.HttpApiGroup<infer _Id, infer Endpoints, infer GroupError, infer _R, infer _TopLevel>
-    ? { readonly [E in Endpoints as E["name"]]: Handler<E, GroupError, R> }
-    : never
-
-/** What the group's guards put in context for its handlers. */
-type Provided<G> =
-  G extends HttpApiGroup.HttpApiGroup<infer _Id, infer _Endpoints, infer _Error, infer R, infer _TopLevel>
-    ?
-        | (Authentication extends R ? CurrentUser : never)
-        | (PlatformAdmin extends R ? CurrentUser : never)
-        | (OrgAuthorization extends R ? CurrentMember : never)
+  G extends HttpApiGroup.HttpApiGroup<infer _Id, infer Endpoints, infer GroupError, infer GroupGuards, infer _TopLevel>
+    ? { readonly [E in Endpoints as E["name"]]: Handler<PartsOf<E>, GroupError, GroupGuards, R> }
     : never
 
 const withRevisionHeader = (body: unknown) =>
@@ -68,35 +51,20 @@ const withRevisionHeader = (body: unknown) =>
       ).pipe(Effect.as(body))
     : Effect.succeed(body)
 
-type RpcsIn<Rpcs> = Rpcs extends RpcGroup.RpcGroup<infer R> ? R : never
-
 type AnyHandler = (input: object, request: Request) => Effect.Effect<unknown, unknown, unknown>
 
-/**
- * Both doors of group `G` from one implementation. The handlers may need what the group's guard
- * provides (`CurrentUser`, `CurrentMember`); anything else they need stays in the layers' type.
- */
-export const implement = <
-  ApiId extends string,
-  Groups extends HttpApiGroup.HttpApiGroup.Any,
-  G extends Groups,
-  Rpcs extends RpcGroup.RpcGroup<any>,
-  R,
-  E,
-  RMake
->(
-  api: HttpApi.HttpApi<ApiId, Groups, any, any>,
+/** Both doors of group `G` (its HttpApi handlers and the handlers of `rpcsOf(G)`) from one implementation. */
+export const implement = <G extends HttpApiGroup.HttpApiGroup.Any, R, E, RMake>(
   group: G,
-  rpcs: Rpcs,
   make: Effect.Effect<Implementation<G, R>, E, RMake>
 ): {
-  readonly http: Layer.Layer<HttpApiGroup.ApiGroup<ApiId, G["identifier"]>, E, RMake | Exclude<R, Provided<G>>>
-  readonly rpc: Layer.Layer<Rpc.ToHandler<RpcsIn<Rpcs>>, E, RMake | Exclude<R, Provided<G>>>
+  readonly http: Layer.Layer<HttpApiGroup.ApiGroup<"api", G["identifier"]>, E, RMake | R>
+  readonly rpc: Layer.Layer<Rpc.ToHandler<RpcsOf<G>>, E, RMake | R>
 } => {
   const g = group as unknown as HttpApiGroup.HttpApiGroup.AnyWithProps
   const names = Object.keys(g.endpoints)
   const group_ = HttpApiBuilder.group as (api: unknown, name: string, build: (handlers: any) => unknown) => unknown
-  const http = group_(api, g.identifier, (handlers: any) =>
+  const http = group_(Api, g.identifier, (handlers: any) =>
     Effect.map(make, (implementation) => {
       const byName = implementation as unknown as Record<string, AnyHandler>
       return names.reduce(
@@ -114,7 +82,7 @@ export const implement = <
       )
     })
   )
-  const rpc = (rpcs as RpcGroup.RpcGroup<any>).toLayer(
+  const rpc = (rpcsOf(group) as RpcGroup.RpcGroup<any>).toLayer(
     Effect.map(make, (implementation) => {
       const byName = implementation as unknown as Record<string, AnyHandler>
       return Object.fromEntries(

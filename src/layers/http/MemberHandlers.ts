@@ -1,17 +1,14 @@
 /** Members, assignments and invitations on both doors, from one implementation each. */
 import { Effect } from "effect"
-import { Api } from "../../rpc/Api.ts"
-import { InvitationsApi, InvitationsRpcs } from "../../rpc/Invitations.ts"
-import { AssignmentsApi, AssignmentsRpcs, MembersApi, MembersRpcs } from "../../rpc/Members.ts"
+import { InvitationsApi } from "../../rpc/Invitations.ts"
+import { AssignmentsApi, MembersApi } from "../../rpc/Members.ts"
 import { CurrentMember, CurrentUser } from "../../rpc/Security.ts"
 import { Invitations } from "../../services/Invitations.ts"
 import { Members } from "../../services/Members.ts"
 import { implement } from "./Implement.ts"
 
 export const MembersHandlers = implement(
-  Api,
   MembersApi,
-  MembersRpcs,
   Effect.map(Members, (members) => ({
     list: () => Effect.flatMap(CurrentMember, members.list),
     remove: ({ userId }, { meta }) => Effect.flatMap(CurrentMember, (member) => members.remove(member, userId, meta))
@@ -19,9 +16,7 @@ export const MembersHandlers = implement(
 )
 
 export const AssignmentsHandlers = implement(
-  Api,
   AssignmentsApi,
-  AssignmentsRpcs,
   Effect.map(Members, (members) => ({
     list: ({ userId, roleId, includeExpired }) =>
       Effect.flatMap(CurrentMember, (member) => members.assignments(member, { userId, roleId, includeExpired })),
@@ -33,9 +28,7 @@ export const AssignmentsHandlers = implement(
 )
 
 export const InvitationsHandlers = implement(
-  Api,
   InvitationsApi,
-  InvitationsRpcs,
   Effect.map(Invitations, (invitations) => ({
     create: ({ email, roleIds }, { meta }) =>
       Effect.flatMap(CurrentMember, (member) => invitations.create(member, { email, roleIds }, meta)),

@@ -1,15 +1,12 @@
 /** Organizations on both doors, from one implementation. */
 import { Effect } from "effect"
-import { Api } from "../../rpc/Api.ts"
-import { OrgsApi, OrgsRpcs } from "../../rpc/Orgs.ts"
+import { OrgsApi } from "../../rpc/Orgs.ts"
 import { CurrentMember, CurrentUser } from "../../rpc/Security.ts"
 import { Organizations } from "../../services/Organizations.ts"
 import { implement } from "./Implement.ts"
 
 export const OrgsHandlers = implement(
-  Api,
   OrgsApi,
-  OrgsRpcs,
   Effect.map(Organizations, (orgs) => ({
     create: ({ name, slug }, { meta }) =>
       Effect.flatMap(CurrentUser, (user) => orgs.create(user, { name, slug }, meta)),

@@ -1,15 +1,12 @@
 /** Live session tickets on both doors, from one implementation. */
 import { Effect } from "effect"
-import { Api } from "../../rpc/Api.ts"
-import { RealtimeApi, RealtimeRpcs, Ticket } from "../../rpc/Realtime.ts"
+import { RealtimeApi, Ticket } from "../../rpc/Realtime.ts"
 import { CurrentUser } from "../../rpc/Security.ts"
 import { Realtime } from "../../services/Realtime.ts"
 import { implement } from "./Implement.ts"
 
 export const RealtimeHandlers = implement(
-  Api,
   RealtimeApi,
-  RealtimeRpcs,
   Effect.map(Realtime, (realtime) => ({
     ticket: ({ organizationId }) =>
       Effect.flatMap(CurrentUser, (user) => realtime.issueTicket(user, organizationId)).pipe(

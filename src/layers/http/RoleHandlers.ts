@@ -1,15 +1,12 @@
 /** Roles and the permission catalog on both doors, from one implementation each. */
 import { Effect } from "effect"
-import { Api } from "../../rpc/Api.ts"
-import { PermissionsApi, PermissionsRpcs, RolesApi, RolesRpcs } from "../../rpc/Roles.ts"
+import { PermissionsApi, RolesApi } from "../../rpc/Roles.ts"
 import { CurrentMember } from "../../rpc/Security.ts"
 import { Roles } from "../../services/Roles.ts"
 import { implement } from "./Implement.ts"
 
 export const PermissionsHandlers = implement(
-  Api,
   PermissionsApi,
-  PermissionsRpcs,
   Effect.map(Roles, (roles) => ({
     list: () => Effect.flatMap(CurrentMember, roles.permissions),
     create: ({ key, description }, { meta }) =>
@@ -18,9 +15,7 @@ export const PermissionsHandlers = implement(
 )
 
 export const RolesHandlers = implement(
-  Api,
   RolesApi,
-  RolesRpcs,
   Effect.map(Roles, (roles) => ({
     list: () => Effect.flatMap(CurrentMember, roles.list),
     create: ({ name, description, parentIds, grants }, { meta }) =>
