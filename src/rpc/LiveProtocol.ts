@@ -177,37 +177,28 @@ export const LiveLimits = {
 /** The largest frame the server accepts; a bigger one closes the connection (1009). */
 export const MAX_FRAME_BYTES = LiveLimits.maxFrameBytes
 
+const refusal = <const Status extends number, const Code extends string>(
+  status: Status,
+  statusText: string,
+  code: Code,
+  message: string
+) => ({ status, statusText, body: { code, message } })
+
 /**
  * How the upgrade refuses, before any socket opens: the HTTP status and the JSON body. A browser
  * sees none of it (its `WebSocket` fires `error`, then `close` with 1006).
  */
 export const UpgradeRefusal = {
   /** An `Origin` header not exactly on `ALLOWED_ORIGINS`. */
-  origin: { status: 403, statusText: "Forbidden", body: { code: "forbidden", message: "Origin not allowed" } },
+  origin: refusal(403, "Forbidden", "forbidden", "Origin not allowed"),
   /** A missing, malformed, expired or used ticket. */
-  ticket: {
-    status: 401,
-    statusText: "Unauthorized",
-    body: { code: "invalid_ticket", message: "Missing, expired or used ticket" }
-  },
+  ticket: refusal(401, "Unauthorized", "invalid_ticket", "Missing, expired or used ticket"),
   /** The user holds `MAX_SOCKETS_PER_USER` sockets on this node already. */
-  sockets: {
-    status: 429,
-    statusText: "Too Many Requests",
-    body: { code: "too_many_sockets", message: "Too many live sockets for this user" }
-  },
+  sockets: refusal(429, "Too Many Requests", "too_many_sockets", "Too many live sockets for this user"),
   /** The ticket could not be checked (its store is unreachable). */
-  unavailable: {
-    status: 503,
-    statusText: "Service Unavailable",
-    body: { code: "unavailable", message: "Try again shortly" }
-  },
+  unavailable: refusal(503, "Service Unavailable", "unavailable", "Try again shortly"),
   /** Anything else that failed during the upgrade. */
-  failed: {
-    status: 500,
-    statusText: "Internal Server Error",
-    body: { code: "internal_error", message: "Upgrade failed" }
-  }
+  failed: refusal(500, "Internal Server Error", "internal_error", "Upgrade failed")
 } as const
 
 export const decodeClientMessage = Schema.decodeUnknownEither(Schema.parseJson(ClientMessage))

@@ -9,6 +9,7 @@ import { AccessTokens } from "../../src/services/AccessTokens.ts"
 import { Admin } from "../../src/services/Admin.ts"
 import { AuditLog } from "../../src/services/AuditLog.ts"
 import { Auth } from "../../src/services/Auth.ts"
+import { Invitations } from "../../src/services/Invitations.ts"
 import { Members } from "../../src/services/Members.ts"
 import { Organizations } from "../../src/services/Organizations.ts"
 import { PermissionStore } from "../../src/services/PermissionStore.ts"
@@ -66,6 +67,7 @@ const ServerLive = HttpLayerRouter.serve(Layer.mergeAll(Routes, TestRoutes), { d
   Layer.provide(Layer.succeed(Organizations, unused as never)),
   Layer.provide(Layer.succeed(Roles, unused as never)),
   Layer.provide(Layer.succeed(Members, unused as never)),
+  Layer.provide(Layer.succeed(Invitations, unused as never)),
   Layer.provide(Layer.succeed(Admin, unused as never)),
   Layer.provide(Layer.succeed(Realtime, unused as never)),
   Layer.provide(Layer.succeed(AuditLog, unused as never)),

@@ -11,15 +11,15 @@ import {
 } from "../../rpc/Authz.ts"
 import { NotFound } from "../../rpc/Errors.ts"
 import { CurrentMember, type Member } from "../../rpc/Security.ts"
-import { PermissionStore } from "../../services/PermissionStore.ts"
+import { PermissionStore, type PermissionStoreShape } from "../../services/PermissionStore.ts"
 import { implement } from "./Implement.ts"
 import { actingFor } from "./OrgAuthorization.ts"
 
 const noSuchMember = new NotFound({ message: "No such member" })
 
 /** The store's question for one check by `member`, after the guard's second half for other users. */
-const asked = (member: Member, request: typeof CheckRequest.Type) =>
-  Effect.as(actingFor(member, [request.userId]), {
+const asked = (store: PermissionStoreShape, member: Member, request: typeof CheckRequest.Type) =>
+  Effect.as(actingFor(store, member, [request.userId]), {
     organizationId: member.organizationId,
     userId: request.userId ?? member.userId,
     permission: request.permission,
@@ -35,7 +35,7 @@ const make = Effect.gen(function* () {
   const store = yield* PermissionStore
 
   const check = (member: Member, request: typeof CheckRequest.Type) =>
-    asked(member, request).pipe(
+    asked(store, member, request).pipe(
       Effect.flatMap(store.check),
       Effect.flatMap(ofMember),
       Effect.map(({ allowed, reason, revision }) => new CheckResult({ allowed, reason, revision }))
@@ -44,6 +44,7 @@ const make = Effect.gen(function* () {
   const checkBatch = (member: Member, request: typeof BatchCheckRequest.Type) =>
     Effect.gen(function* () {
       yield* actingFor(
+        store,
         member,
         request.checks.map((c) => c.userId)
       )
@@ -64,7 +65,7 @@ const make = Effect.gen(function* () {
     })
 
   const explain = (member: Member, request: typeof CheckRequest.Type) =>
-    asked(member, request).pipe(
+    asked(store, member, request).pipe(
       Effect.flatMap(store.explain),
       Effect.flatMap(ofMember),
       Effect.map(
@@ -87,7 +88,7 @@ const make = Effect.gen(function* () {
 
   const effective = (member: Member, userId: string) =>
     Effect.gen(function* () {
-      yield* actingFor(member, [userId])
+      yield* actingFor(store, member, [userId])
       // Membership first, so a stranger's id answers 404 rather than an empty set.
       yield* store
         .check({ organizationId: member.organizationId, userId, permission: "org:read" })

@@ -27,19 +27,19 @@ type ProvidedBy<Guards> =
   | (PlatformAdmin extends Guards ? CurrentUser : never)
   | (OrgAuthorization extends Guards ? CurrentMember : never)
 
-type Handler<P extends PartsOf<any>, GroupError, GroupGuards, R> = (
+/**
+ * A handler may use what its endpoint's guard provides (`CurrentUser`, `CurrentMember`) and nothing
+ * else from context: services are taken once, when the implementation is made.
+ */
+type Handler<P extends PartsOf<any>, GroupError, GroupGuards> = (
   input: P["input"],
   request: Request
-) => Effect.Effect<P["success"], P["error"] | GroupError, R | ProvidedBy<P["guards"] | GroupGuards>>
+) => Effect.Effect<P["success"], P["error"] | GroupError, ProvidedBy<P["guards"] | GroupGuards>>
 
-/**
- * One handler per endpoint of group `G`, by endpoint name. A handler may use what its endpoint's
- * guard provides (`CurrentUser`, `CurrentMember`); anything else it needs (`R`) stays in the type
- * of the layers `implement` makes.
- */
-export type Implementation<G, R> =
+/** One handler per endpoint of group `G`, by endpoint name. */
+export type Implementation<G> =
   G extends HttpApiGroup.HttpApiGroup<infer _Id, infer Endpoints, infer GroupError, infer GroupGuards, infer _TopLevel>
-    ? { readonly [E in Endpoints as E["name"]]: Handler<PartsOf<E>, GroupError, GroupGuards, R> }
+    ? { readonly [E in Endpoints as E["name"]]: Handler<PartsOf<E>, GroupError, GroupGuards> }
     : never
 
 const withRevisionHeader = (body: unknown) =>
@@ -54,12 +54,12 @@ const withRevisionHeader = (body: unknown) =>
 type AnyHandler = (input: object, request: Request) => Effect.Effect<unknown, unknown, unknown>
 
 /** Both doors of group `G` (its HttpApi handlers and the handlers of `rpcsOf(G)`) from one implementation. */
-export const implement = <G extends HttpApiGroup.HttpApiGroup.Any, R, E, RMake>(
+export const implement = <G extends HttpApiGroup.HttpApiGroup.Any, E, RMake>(
   group: G,
-  make: Effect.Effect<Implementation<G, R>, E, RMake>
+  make: Effect.Effect<Implementation<G>, E, RMake>
 ): {
-  readonly http: Layer.Layer<HttpApiGroup.ApiGroup<"api", G["identifier"]>, E, RMake | R>
-  readonly rpc: Layer.Layer<Rpc.ToHandler<RpcsOf<G>>, E, RMake | R>
+  readonly http: Layer.Layer<HttpApiGroup.ApiGroup<"api", G["identifier"]>, E, RMake>
+  readonly rpc: Layer.Layer<Rpc.ToHandler<RpcsOf<G>>, E, RMake>
 } => {
   const g = group as unknown as HttpApiGroup.HttpApiGroup.AnyWithProps
   const names = Object.keys(g.endpoints)

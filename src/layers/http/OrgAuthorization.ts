@@ -16,7 +16,7 @@ import {
   type SignedIn
 } from "../../rpc/Security.ts"
 import { Auth } from "../../services/Auth.ts"
-import { PermissionStore } from "../../services/PermissionStore.ts"
+import { PermissionStore, type PermissionStoreShape } from "../../services/PermissionStore.ts"
 import { bearerToken } from "./RequestMeta.ts"
 
 const isUuid = Schema.is(Schema.UUID)
@@ -79,6 +79,7 @@ const authorize = Effect.fn("OrgAuthorization.authorize")(function* (
  * declared permission when it names someone else.
  */
 export const actingFor = Effect.fn("OrgAuthorization.actingFor")(function* (
+  store: PermissionStoreShape,
   member: Member,
   userIds: ReadonlyArray<string | undefined>
 ) {
@@ -86,7 +87,6 @@ export const actingFor = Effect.fn("OrgAuthorization.actingFor")(function* (
   if (others.length === 0) return
   const permission = member.aboutOthers
   if (permission === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
-  const store = yield* PermissionStore
   const answer = yield* store
     .check({ organizationId: member.organizationId, userId: member.userId, permission })
     .pipe(Effect.catchTag("Conflict", Effect.die))
