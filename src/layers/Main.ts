@@ -9,7 +9,6 @@ import { SessionRegistry } from "../actors/SessionRegistry.ts"
 import { AuditLogLive } from "./AuditLogLive.ts"
 import { AccessTokensLive } from "./auth/AccessTokensLive.ts"
 import { AccountsLive } from "./auth/AccountsLive.ts"
-import { AuthLive } from "./auth/AuthLive.ts"
 import { KeysLive } from "./auth/Keys.ts"
 import { MfaLive } from "./auth/MfaLive.ts"
 import { PasswordHasherLive } from "./auth/PasswordHasherLive.ts"
@@ -65,7 +64,6 @@ export const InfraLive = Layer.mergeAll(EphemeralLive, MigrationsLive.pipe(Layer
 
 /** Keys, tokens, hashing, sessions and revocation, audit, mail, the outbox, and the auth and RBAC services. */
 export const DomainLive = Layer.mergeAll(
-  AuthLive,
   OrganizationsLive,
   RolesLive,
   MembersLive,

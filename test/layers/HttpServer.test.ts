@@ -6,16 +6,18 @@ import { ConfigProvider, Effect, HashMap, Layer, Logger, ManagedRuntime, Schema 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Routes } from "../../src/layers/http/HttpServer.ts"
 import { AccessTokens } from "../../src/services/AccessTokens.ts"
+import { Accounts } from "../../src/services/Accounts.ts"
 import { Admin } from "../../src/services/Admin.ts"
 import { AuditLog } from "../../src/services/AuditLog.ts"
-import { Auth } from "../../src/services/Auth.ts"
 import { Invitations } from "../../src/services/Invitations.ts"
 import { Members } from "../../src/services/Members.ts"
+import { Mfa } from "../../src/services/Mfa.ts"
 import { Organizations } from "../../src/services/Organizations.ts"
 import { PermissionStore } from "../../src/services/PermissionStore.ts"
 import { Readiness } from "../../src/services/Readiness.ts"
 import { Realtime } from "../../src/services/Realtime.ts"
 import { Roles } from "../../src/services/Roles.ts"
+import { SignIn } from "../../src/services/SignIn.ts"
 
 // A payload endpoint and a crashing one, served next to the real routes and middleware.
 const TestApi = HttpApi.make("test").add(
@@ -61,7 +63,9 @@ const config = ConfigProvider.fromMap(
 )
 
 const ServerLive = HttpLayerRouter.serve(Layer.mergeAll(Routes, TestRoutes), { disableLogger: true }).pipe(
-  Layer.provide(Layer.succeed(Auth, unused as never)),
+  Layer.provide(Layer.succeed(Accounts, unused as never)),
+  Layer.provide(Layer.succeed(SignIn, unused as never)),
+  Layer.provide(Layer.succeed(Mfa, unused as never)),
   Layer.provide(Layer.succeed(AccessTokens, unused as never)),
   Layer.provide(Layer.succeed(PermissionStore, unused as never)),
   Layer.provide(Layer.succeed(Organizations, unused as never)),

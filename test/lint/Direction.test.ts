@@ -15,10 +15,10 @@ const biome = join(root, "node_modules/.bin/biome")
 
 const against: ReadonlyArray<readonly [file: string, specifier: string]> = [
   ["src/domain/Probe.ts", "../rpc/Errors.ts"],
-  ["src/domain/Probe.ts", "../services/Auth.ts"],
+  ["src/domain/Probe.ts", "../services/SignIn.ts"],
   ["src/domain/Probe.ts", "../layers/Settings.ts"],
   ["src/domain/Probe.ts", "node:fs"],
-  ["src/rpc/Probe.ts", "../services/Auth.ts"],
+  ["src/rpc/Probe.ts", "../services/SignIn.ts"],
   ["src/rpc/Probe.ts", "../actors/SessionActor.ts"],
   ["src/rpc/Probe.ts", "../layers/http/RequestMeta.ts"],
   ["src/rpc/Probe.ts", "ioredis"],

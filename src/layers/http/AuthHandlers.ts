@@ -8,7 +8,9 @@ import { AuthApi, Jwks, TokenPair } from "../../rpc/Auth.ts"
 import { Unauthorized } from "../../rpc/Errors.ts"
 import { Authentication, CurrentUser, RpcAuthentication } from "../../rpc/Security.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
-import { Auth } from "../../services/Auth.ts"
+import { Accounts } from "../../services/Accounts.ts"
+import { Mfa } from "../../services/Mfa.ts"
+import { SignIn } from "../../services/SignIn.ts"
 import { Settings } from "../Settings.ts"
 import { implement } from "./Implement.ts"
 import { bearerToken } from "./RequestMeta.ts"
@@ -64,7 +66,9 @@ const presentedRefreshToken = (
 export const AuthHandlers = implement(
   AuthApi,
   Effect.gen(function* () {
-    const auth = yield* Auth
+    const accounts = yield* Accounts
+    const signIn = yield* SignIn
+    const mfa = yield* Mfa
     const tokens = yield* AccessTokens
     const cookies = yield* CookieMode
     /** Hands a browser on an allowed Origin its new refresh token as a cookie as well. */
@@ -77,19 +81,19 @@ export const AuthHandlers = implement(
       <A, E, R>(result: Effect.Effect<A, E, R>) =>
         Option.isSome(http) ? Effect.zipLeft(result, cookies.clear(http.value)) : result
     return {
-      register: (input, { meta }) => auth.register(input, meta),
-      login: (input, { meta, http }) => auth.login(input, meta).pipe(issued(http)),
-      loginMfa: (input, { meta, http }) => auth.loginMfa(input, meta).pipe(issued(http)),
+      register: (input, { meta }) => accounts.register(input, meta),
+      login: (input, { meta, http }) => signIn.login(input, meta).pipe(issued(http)),
+      loginMfa: (input, { meta, http }) => signIn.loginMfa(input, meta).pipe(issued(http)),
       refresh: (input, { meta, http }) => {
         const token = presentedRefreshToken(cookies, input, http)
         if (token === undefined) {
           return Effect.fail(new Unauthorized({ code: "invalid_token", message: "Send a refresh token" }))
         }
-        return auth.refresh(token, meta).pipe(issued(http))
+        return signIn.refresh(token, meta).pipe(issued(http))
       },
-      forgotPassword: ({ email }, { meta }) => auth.forgotPassword(email, meta),
-      resetPassword: (input, { meta }) => auth.resetPassword(input, meta),
-      verifyEmail: ({ token }, { meta }) => auth.verifyEmail(token, meta),
+      forgotPassword: ({ email }, { meta }) => accounts.forgotPassword(email, meta),
+      resetPassword: (input, { meta }) => accounts.resetPassword(input, meta),
+      verifyEmail: ({ token }, { meta }) => accounts.verifyEmail(token, meta),
       jwks: (_, { http }) => {
         const keys = Effect.succeed(new Jwks({ keys: [...tokens.jwks.keys] }))
         if (Option.isNone(http)) return keys
@@ -100,34 +104,35 @@ export const AuthHandlers = implement(
           keys
         )
       },
-      logout: (_, { meta, http }) => Effect.flatMap(CurrentUser, (user) => auth.logout(user, meta)).pipe(cleared(http)),
+      logout: (_, { meta, http }) =>
+        Effect.flatMap(CurrentUser, (user) => signIn.logout(user, meta)).pipe(cleared(http)),
       logoutAll: (_, { meta, http }) =>
-        Effect.flatMap(CurrentUser, (user) => auth.logoutAll(user, meta)).pipe(cleared(http)),
-      sessions: () => Effect.flatMap(CurrentUser, auth.sessions),
-      revokeSession: ({ id }, { meta }) => Effect.flatMap(CurrentUser, (user) => auth.revokeSession(user, id, meta)),
+        Effect.flatMap(CurrentUser, (user) => signIn.logoutAll(user, meta)).pipe(cleared(http)),
+      sessions: () => Effect.flatMap(CurrentUser, signIn.sessions),
+      revokeSession: ({ id }, { meta }) => Effect.flatMap(CurrentUser, (user) => signIn.revokeSession(user, id, meta)),
       changePassword: (input, { meta }) =>
-        Effect.flatMap(CurrentUser, (user) => auth.changePassword(user, input, meta)),
-      enrollTotp: (_, { meta }) => Effect.flatMap(CurrentUser, (user) => auth.enrollTotp(user, meta)),
-      confirmTotp: ({ code }, { meta }) => Effect.flatMap(CurrentUser, (user) => auth.confirmTotp(user, code, meta)),
-      disableTotp: (input, { meta }) => Effect.flatMap(CurrentUser, (user) => auth.disableTotp(user, input, meta)),
-      me: () => Effect.flatMap(CurrentUser, auth.me)
+        Effect.flatMap(CurrentUser, (user) => accounts.changePassword(user, input, meta)),
+      enrollTotp: (_, { meta }) => Effect.flatMap(CurrentUser, (user) => mfa.enrollTotp(user, meta)),
+      confirmTotp: ({ code }, { meta }) => Effect.flatMap(CurrentUser, (user) => mfa.confirmTotp(user, code, meta)),
+      disableTotp: (input, { meta }) => Effect.flatMap(CurrentUser, (user) => mfa.disableTotp(user, input, meta)),
+      me: () => Effect.flatMap(CurrentUser, accounts.me)
     }
   })
 )
 
 export const AuthenticationLive = Layer.effect(
   Authentication,
-  Effect.map(Auth, (auth) => ({
-    bearer: (token) => auth.authenticate(Option.some(Redacted.value(token)))
+  Effect.map(SignIn, (signIn) => ({
+    bearer: (token) => signIn.authenticate(Option.some(Redacted.value(token)))
   }))
 )
 
 export const RpcAuthenticationLive = Layer.effect(
   RpcAuthentication,
   Effect.map(
-    Auth,
-    (auth) =>
+    SignIn,
+    (signIn) =>
       ({ headers }) =>
-        auth.authenticate(bearerToken(headers))
+        signIn.authenticate(bearerToken(headers))
   )
 )

@@ -15,8 +15,8 @@ import {
   SelfService,
   type SignedIn
 } from "../../rpc/Security.ts"
-import { Auth } from "../../services/Auth.ts"
 import { PermissionStore, type PermissionStoreShape } from "../../services/PermissionStore.ts"
+import { SignIn } from "../../services/SignIn.ts"
 import { bearerToken } from "./RequestMeta.ts"
 
 const isUuid = Schema.is(Schema.UUID)
@@ -96,13 +96,13 @@ export const actingFor = Effect.fn("OrgAuthorization.actingFor")(function* (
 export const OrgAuthorizationLive = Layer.effect(
   OrgAuthorization,
   Effect.gen(function* () {
-    const auth = yield* Auth
+    const signIn = yield* SignIn
     const context = yield* Effect.context<PermissionStore>()
     const permissions = declaredPermissions()
     return {
       bearer: (token) =>
         Effect.gen(function* () {
-          const user = yield* auth.authenticate(Option.some(Redacted.value(token)))
+          const user = yield* signIn.authenticate(Option.some(Redacted.value(token)))
           const route = yield* HttpRouter.RouteContext
           const request = yield* HttpServerRequest.HttpServerRequest
           return yield* authorize(
@@ -118,11 +118,11 @@ export const OrgAuthorizationLive = Layer.effect(
 export const RpcOrgAuthorizationLive = Layer.effect(
   RpcOrgAuthorization,
   Effect.gen(function* () {
-    const auth = yield* Auth
+    const signIn = yield* SignIn
     const context = yield* Effect.context<PermissionStore>()
     return ({ headers, payload, rpc }) =>
       Effect.gen(function* () {
-        const user = yield* auth.authenticate(bearerToken(headers))
+        const user = yield* signIn.authenticate(bearerToken(headers))
         const organizationId = (payload as { organizationId?: unknown } | undefined)?.organizationId
         return yield* authorize(user, organizationId, declared(rpc.annotations))
       }).pipe(Effect.provide(context))

@@ -7,15 +7,15 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { Forbidden, ServiceUnavailable } from "../../rpc/Errors.ts"
 import { PlatformAdmin, RpcPlatformAdmin, type SignedIn } from "../../rpc/Security.ts"
-import { Auth } from "../../services/Auth.ts"
+import { SignIn } from "../../services/SignIn.ts"
 import { bearerToken } from "./RequestMeta.ts"
 
 const makeCheck = Effect.gen(function* () {
-  const auth = yield* Auth
+  const signIn = yield* SignIn
   const sql = yield* SqlClient.SqlClient
   return (token: Option.Option<string>) =>
     Effect.gen(function* () {
-      const user = yield* auth.authenticate(token)
+      const user = yield* signIn.authenticate(token)
       const rows = yield* sql<{ isPlatformAdmin: boolean }>`
         SELECT is_platform_admin FROM users WHERE id = ${user.userId} AND disabled_at IS NULL`.pipe(
         Effect.catchAllCause((cause) =>
