@@ -1,15 +1,15 @@
-import { SqlClient, type Statement } from "@effect/sql"
+import type { Statement } from "@effect/sql"
 import { DateTime, Effect, Layer } from "effect"
 import { AdminOrganization, AdminOrganizationPage, OrganizationStatusChange, UserStatus } from "../../rpc/Admin.ts"
 import { Conflict, NotFound } from "../../rpc/Errors.ts"
 import type { SignedIn } from "../../rpc/Security.ts"
 import { Admin } from "../../services/Admin.ts"
-import { AuditLog, type RequestMeta } from "../../services/AuditLog.ts"
+import type { RequestMeta } from "../../services/AuditLog.ts"
 import { type EventType, event } from "../../services/Events.ts"
-import { Outbox } from "../../services/Outbox.ts"
 import { Revocations } from "../../services/Revocations.ts"
 import { Sessions } from "../../services/Sessions.ts"
 import { DEFAULT_PAGE_SIZE, isBigint, makeCursor, openCursor } from "../AuditLogLive.ts"
+import { Writer } from "./RbacSql.ts"
 
 interface OrgRow {
   readonly id: string
@@ -39,9 +39,7 @@ const statusEvents = {
 } as const satisfies Record<"active" | "frozen", EventType>
 
 export const make = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
-  const outbox = yield* Outbox
-  const audit = yield* AuditLog
+  const { sql, outbox, audit } = yield* Writer
   const revocations = yield* Revocations
   const sessions = yield* Sessions
 

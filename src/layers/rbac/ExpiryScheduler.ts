@@ -8,12 +8,10 @@
  * Every node runs one; `FOR UPDATE SKIP LOCKED` and the `expiry_recorded_at` marker make each
  * expiry recorded once, whichever node gets there first.
  */
-import { SqlClient } from "@effect/sql"
 import { Clock, Duration, Effect, Layer, Schema } from "effect"
-import { AuditLog } from "../../services/AuditLog.ts"
 import { event } from "../../services/Events.ts"
-import { Outbox } from "../../services/Outbox.ts"
-import { decodeRows } from "./RbacSql.ts"
+import { decodeRows } from "../Sql.ts"
+import { Writer } from "./RbacSql.ts"
 
 const BATCH = 200
 /** The longest sleep between rounds, so an assignment created elsewhere is seen in time. */
@@ -33,9 +31,7 @@ const Next = Schema.Struct({ next: Schema.NullOr(Schema.DateFromSelf) })
 
 export const ExpiryScheduler = Layer.scopedDiscard(
   Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const outbox = yield* Outbox
-    const audit = yield* AuditLog
+    const { sql, outbox, audit } = yield* Writer
 
     /** Records one batch of expiries; returns how many. */
     const round = Effect.gen(function* () {

@@ -4,19 +4,18 @@
  * row (the lock the revision bump takes), consumes the invitation in one statement, and adds the
  * membership and roles with their events (`Outbox.record`) and audit entry, in one transaction.
  */
-import { SqlClient } from "@effect/sql"
+import type { SqlClient } from "@effect/sql"
 import { DateTime, Effect, Layer, Schema } from "effect"
 import { Conflict, Forbidden, NotFound } from "../../rpc/Errors.ts"
 import { Invitation, InvitationCreated, InvitationRevoked, Joined } from "../../rpc/Invitations.ts"
-import { AuditLog } from "../../services/AuditLog.ts"
 import { event } from "../../services/Events.ts"
 import { Invitations } from "../../services/Invitations.ts"
 import { Mailer } from "../../services/Mailer.ts"
-import { Outbox } from "../../services/Outbox.ts"
 import { PermissionStore } from "../../services/PermissionStore.ts"
 import * as Secrets from "../Secrets.ts"
 import { Settings } from "../Settings.ts"
-import { decodeRows, lockOrganization, refuseEscalation } from "./RbacSql.ts"
+import { decodeRows } from "../Sql.ts"
+import { lockOrganization, refuseEscalation, Writer } from "./RbacSql.ts"
 
 const InvitationRow = Schema.Struct({
   id: Schema.String,
@@ -63,9 +62,7 @@ export const revokePendingInvitations = (sql: SqlClient.SqlClient, organizationI
       AND accepted_at IS NULL AND revoked_at IS NULL`.pipe(Effect.asVoid)
 
 export const make = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
-  const outbox = yield* Outbox
-  const audit = yield* AuditLog
+  const { sql, outbox, audit } = yield* Writer
   const store = yield* PermissionStore
   const mailer = yield* Mailer
   const publicUrl = yield* Settings.publicUrl

@@ -7,7 +7,6 @@
  * events with `Outbox.record` and writes the audit entry, all in one transaction. Checks the guard
  * cannot make (escalation) run before the transaction.
  */
-import { SqlClient } from "@effect/sql"
 import { DateTime, Effect, Layer, Schema } from "effect"
 import { BadRequest, Conflict, NotFound } from "../../rpc/Errors.ts"
 import {
@@ -18,13 +17,12 @@ import {
   MemberRole,
   OrganizationMember
 } from "../../rpc/Members.ts"
-import { AuditLog } from "../../services/AuditLog.ts"
 import { event } from "../../services/Events.ts"
 import { Members } from "../../services/Members.ts"
-import { Outbox } from "../../services/Outbox.ts"
 import { PermissionStore } from "../../services/PermissionStore.ts"
+import { decodeRows } from "../Sql.ts"
 import { revokePendingInvitations } from "./InvitationsLive.ts"
-import { decodeRows, lockOrganization, refuseEscalation } from "./RbacSql.ts"
+import { lockOrganization, refuseEscalation, Writer } from "./RbacSql.ts"
 
 const AssignmentRow = Schema.Struct({
   id: Schema.String,
@@ -93,9 +91,7 @@ const summary = (row: AssignmentRow) => ({
 })
 
 export const make = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
-  const outbox = yield* Outbox
-  const audit = yield* AuditLog
+  const { sql, outbox, audit } = yield* Writer
   const store = yield* PermissionStore
 
   const lock = (organizationId: string) => lockOrganization(sql, organizationId)

@@ -1,13 +1,11 @@
-import { SqlClient } from "@effect/sql"
 import { DateTime, Effect, Layer, Schema } from "effect"
 import { SYSTEM_ROLES } from "../../domain/Catalog.ts"
 import { Conflict } from "../../rpc/Errors.ts"
 import { MyOrganization, Organization } from "../../rpc/Orgs.ts"
-import { AuditLog } from "../../services/AuditLog.ts"
 import { event } from "../../services/Events.ts"
 import { Organizations } from "../../services/Organizations.ts"
-import { Outbox } from "../../services/Outbox.ts"
-import { decodeRows } from "./RbacSql.ts"
+import { decodeRows } from "../Sql.ts"
+import { Writer } from "./RbacSql.ts"
 
 const Status = Schema.Literal("active", "frozen")
 const OrgRow = Schema.Struct({
@@ -32,9 +30,7 @@ const toOrganization = (row: typeof OrgRow.Type) =>
   new Organization({ ...row, createdAt: DateTime.unsafeFromDate(row.createdAt) })
 
 export const make = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
-  const outbox = yield* Outbox
-  const audit = yield* AuditLog
+  const { sql, outbox, audit } = yield* Writer
 
   const read = (organizationId: string) =>
     sql`

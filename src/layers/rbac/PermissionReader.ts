@@ -12,7 +12,7 @@ import { Context, Effect, Layer, type Option, Schema } from "effect"
 import type { Assignment } from "../../domain/Decision.ts"
 import { makePolicy, type Policy } from "../../domain/Policy.ts"
 import { assembleRoles } from "../../domain/RoleGraph.ts"
-import { Condition } from "../../rpc/Roles.ts"
+import { GrantRow, ParentRow } from "./RbacSql.ts"
 
 const Head = Schema.Struct({
   /** The organization's revision, a string holding an integer. */
@@ -28,14 +28,6 @@ export type Head = typeof Head.Type
 const HeadRequest = Schema.Struct({ organizationId: Schema.String, userIds: Schema.Array(Schema.String) })
 
 const RoleRow = Schema.Struct({ id: Schema.String, name: Schema.String })
-const ParentRow = Schema.Struct({ roleId: Schema.String, parentId: Schema.String })
-const GrantRow = Schema.Struct({
-  roleId: Schema.String,
-  permission: Schema.String,
-  effect: Schema.Literal("allow", "deny"),
-  /** jsonb as text, so no name transform of the client touches its keys. */
-  condition: Schema.NullOr(Schema.parseJson(Condition))
-})
 const CatalogRow = Schema.Struct({ key: Schema.String })
 const AssignmentRow = Schema.Struct({
   id: Schema.String,

@@ -1,18 +1,26 @@
-/** What the RBAC writers (roles, members, invitations) share: row decoding, the organization lock, the escalation rule. */
-import type { SqlClient } from "@effect/sql"
+/** What the RBAC layers share: their writers' dependencies, the policy's rows, the organization lock, the escalation rule. */
+import { SqlClient } from "@effect/sql"
 import { Effect, Schema } from "effect"
 import { Forbidden, NotFound } from "../../rpc/Errors.ts"
+import { Condition } from "../../rpc/Roles.ts"
+import { AuditLog } from "../../services/AuditLog.ts"
+import { Outbox } from "../../services/Outbox.ts"
 import type { GrantRequest, PermissionStoreShape } from "../../services/PermissionStore.ts"
 
-/**
- * The rows of a statement decoded by `schema`: SQL errors stay failures (a transaction may mean
- * something by them); rows that do not decode are a defect (the schema and the table disagree).
- */
-export const decodeRows = <A, I>(schema: Schema.Schema<A, I, never>) => {
-  const decode = Schema.decodeUnknown(Schema.Array(schema))
-  return <E, R>(statement: Effect.Effect<ReadonlyArray<unknown>, E, R>): Effect.Effect<ReadonlyArray<A>, E, R> =>
-    Effect.flatMap(statement, (rows) => Effect.orDie(decode(rows)))
-}
+/** What every RBAC writer takes: SQL, the outbox (revision and events) and the audit log. */
+export const Writer = Effect.all({ sql: SqlClient.SqlClient, outbox: Outbox, audit: AuditLog })
+
+/** A `role_parents` row. */
+export const ParentRow = Schema.Struct({ roleId: Schema.String, parentId: Schema.String })
+
+/** A `role_grants` row, selected with `condition::text AS condition`. */
+export const GrantRow = Schema.Struct({
+  roleId: Schema.String,
+  permission: Schema.String,
+  effect: Schema.Literal("allow", "deny"),
+  /** jsonb as text, so no name transform of the client touches its keys. */
+  condition: Schema.NullOr(Schema.parseJson(Condition))
+})
 
 /**
  * Takes the organization's row lock (the one `Outbox.record` takes) for the rest of the

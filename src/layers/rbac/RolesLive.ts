@@ -16,27 +16,19 @@
  *   parent, so its parents and grants change no one's permissions yet.
  */
 import { randomUUID } from "node:crypto"
-import { SqlClient } from "@effect/sql"
 import { DateTime, Effect, Layer, Schema } from "effect"
 import { PERMISSION_KEY } from "../../domain/Decision.ts"
 import { allowPatterns, assembleRoles, cycleIfParents, uniqueGrants } from "../../domain/RoleGraph.ts"
 import { Conflict, NotFound } from "../../rpc/Errors.ts"
-import {
-  Condition,
-  type Grant,
-  Permission,
-  PermissionCreated,
-  Role,
-  RoleChanged,
-  RoleDeleted
-} from "../../rpc/Roles.ts"
+import { type Grant, Permission, PermissionCreated, Role, RoleChanged, RoleDeleted } from "../../rpc/Roles.ts"
 import type { Member } from "../../rpc/Security.ts"
-import { AuditLog, type RequestMeta } from "../../services/AuditLog.ts"
+import type { RequestMeta } from "../../services/AuditLog.ts"
 import { event } from "../../services/Events.ts"
-import { Outbox } from "../../services/Outbox.ts"
+import type { NewEvent } from "../../services/Outbox.ts"
 import { PermissionStore } from "../../services/PermissionStore.ts"
 import { Roles } from "../../services/Roles.ts"
-import { decodeRows, refuseEscalation } from "./RbacSql.ts"
+import { decodeRows } from "../Sql.ts"
+import { GrantRow, ParentRow, refuseEscalation, Writer } from "./RbacSql.ts"
 
 const RoleRow = Schema.Struct({
   id: Schema.String,
@@ -48,16 +40,7 @@ const RoleRow = Schema.Struct({
 })
 const roleRows = decodeRows(RoleRow)
 
-const ParentRow = Schema.Struct({ roleId: Schema.String, parentId: Schema.String })
 const parentRows = decodeRows(ParentRow)
-
-const GrantRow = Schema.Struct({
-  roleId: Schema.String,
-  permission: Schema.String,
-  effect: Schema.Literal("allow", "deny"),
-  /** jsonb as text, so no name transform of the client touches its keys. */
-  condition: Schema.NullOr(Schema.parseJson(Condition))
-})
 
 const Key = Schema.Struct({ key: Schema.String })
 const Id = Schema.Struct({ id: Schema.String })
@@ -70,29 +53,19 @@ const isOwner = (role: { readonly name: string; readonly isSystem: boolean }) =>
 const unique = <A>(items: ReadonlyArray<A>) => [...new Set(items)]
 
 /** What an audit entry says about a role: enough to see what changed, nothing secret. */
-const summary = (role: Role) => ({
-  name: role.name,
-  description: role.description,
-  parentIds: role.parentIds,
-  grants: role.grants
-})
+const summary = ({ name, description, parentIds, grants }: Role) => ({ name, description, parentIds, grants })
 
 export const make = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
-  const outbox = yield* Outbox
-  const audit = yield* AuditLog
+  const { sql, outbox, audit } = yield* Writer
   const store = yield* PermissionStore
 
   /** The organization's roles (or the one named), with parents and grants, by name. */
   const readRoles = (organizationId: string, roleId?: string) =>
     Effect.gen(function* () {
-      const roles = yield* roleId === undefined
-        ? sql`
-            SELECT id, name, description, is_system, created_at, updated_at FROM roles
-            WHERE organization_id = ${organizationId} ORDER BY name`.pipe(roleRows)
-        : sql`
-            SELECT id, name, description, is_system, created_at, updated_at FROM roles
-            WHERE organization_id = ${organizationId} AND id = ${roleId}`.pipe(roleRows)
+      const one = roleId === undefined ? [] : [sql`id = ${roleId}`]
+      const roles = yield* sql`
+        SELECT id, name, description, is_system, created_at, updated_at FROM roles
+        WHERE ${sql.and([sql`organization_id = ${organizationId}`, ...one])} ORDER BY name`.pipe(roleRows)
       if (roles.length === 0) return []
       const ids = sql.in(roles.map((role) => role.id))
       const parents = yield* sql`
@@ -222,6 +195,41 @@ export const make = Effect.gen(function* () {
       return new RoleChanged({ role, revision })
     })
 
+  /**
+   * Replaces the parents or the grants of a role other than `owner`: `check` runs before the
+   * transaction (see the module header); in it the revision is bumped, the role locked, `write`
+   * replaces the rows, and the outcome is audited with that facet before and after.
+   */
+  const replaceFacet = <E1, E2>(
+    member: Member,
+    roleId: string,
+    meta: RequestMeta,
+    change: {
+      readonly facet: "parentIds" | "grants"
+      readonly event: NewEvent
+      readonly ownerRefusal: string
+      readonly check: Effect.Effect<void, E1>
+      readonly write: Effect.Effect<void, E2>
+    }
+  ) =>
+    Effect.gen(function* () {
+      const organizationId = member.organizationId
+      const { facet } = change
+      const current = yield* readRole(organizationId, roleId)
+      if (isOwner(current)) return yield* systemRole(change.ownerRefusal)
+      yield* change.check
+      return yield* Effect.gen(function* () {
+        const revision = yield* outbox.record(organizationId, [change.event])
+        const before = yield* lockRole(organizationId, roleId)
+        yield* change.write
+        yield* touch(organizationId, roleId)
+        return yield* changed(member, change.event.type, roleId, meta, revision, (role) => ({
+          before: { [facet]: before[facet] },
+          after: { [facet]: role[facet] }
+        }))
+      }).pipe(outbox.transaction)
+    })
+
   return Roles.of({
     permissions: Effect.fn("Roles.permissions")(function* (member) {
       const rows = yield* sql`
@@ -334,54 +342,48 @@ export const make = Effect.gen(function* () {
     setParents: Effect.fn("Roles.setParents")(function* (member, roleId, parentIdsGiven, meta) {
       const organizationId = member.organizationId
       const parentIds = unique(parentIdsGiven)
-      const current = yield* readRole(organizationId, roleId)
-      if (isOwner(current)) return yield* systemRole("The owner role's parents cannot change")
-      yield* requireHeld(member, { roleIds: parentIds })
-      return yield* Effect.gen(function* () {
-        const revision = yield* outbox.record(organizationId, [event("role.parents_changed", { roleId, parentIds })])
-        const before = yield* lockRole(organizationId, roleId)
-        yield* requireRoles(organizationId, parentIds)
-        // The organization row is locked: no other parent change can interleave with this read.
-        const roles = yield* sql`SELECT id, name FROM roles WHERE organization_id = ${organizationId}`.pipe(
-          decodeRows(Schema.Struct({ id: Schema.String, name: Schema.String }))
-        )
-        const links = yield* sql`
-          SELECT role_id, parent_id FROM role_parents WHERE organization_id = ${organizationId}`.pipe(parentRows)
-        const cycle = cycleIfParents(assembleRoles(roles, links), roleId, parentIds)
-        if (cycle !== undefined) {
-          return yield* new Conflict({
-            code: "role_cycle",
-            message: `These parents would make a cycle: ${cycle.join(" → ")}`
-          })
-        }
-        yield* sql`DELETE FROM role_parents WHERE organization_id = ${organizationId} AND role_id = ${roleId}`
-        yield* insertParents(organizationId, roleId, parentIds)
-        yield* touch(organizationId, roleId)
-        return yield* changed(member, "role.parents_changed", roleId, meta, revision, (role) => ({
-          before: { parentIds: before.parentIds },
-          after: { parentIds: role.parentIds }
-        }))
-      }).pipe(outbox.transaction)
+      return yield* replaceFacet(member, roleId, meta, {
+        facet: "parentIds",
+        event: event("role.parents_changed", { roleId, parentIds }),
+        ownerRefusal: "The owner role's parents cannot change",
+        check: requireHeld(member, { roleIds: parentIds }),
+        write: Effect.gen(function* () {
+          yield* requireRoles(organizationId, parentIds)
+          // The organization row is locked: no other parent change can interleave with this read.
+          const roles = yield* sql`SELECT id, name FROM roles WHERE organization_id = ${organizationId}`.pipe(
+            decodeRows(Schema.Struct({ id: Schema.String, name: Schema.String }))
+          )
+          const links = yield* sql`
+            SELECT role_id, parent_id FROM role_parents WHERE organization_id = ${organizationId}`.pipe(parentRows)
+          const cycle = cycleIfParents(assembleRoles(roles, links), roleId, parentIds)
+          if (cycle !== undefined) {
+            return yield* new Conflict({
+              code: "role_cycle",
+              message: `These parents would make a cycle: ${cycle.join(" → ")}`
+            })
+          }
+          yield* sql`DELETE FROM role_parents WHERE organization_id = ${organizationId} AND role_id = ${roleId}`
+          yield* insertParents(organizationId, roleId, parentIds)
+        })
+      })
     }),
 
     setGrants: Effect.fn("Roles.setGrants")(function* (member, roleId, grantsGiven, meta) {
       const organizationId = member.organizationId
       const grants = uniqueGrants(grantsGiven)
-      const current = yield* readRole(organizationId, roleId)
-      if (isOwner(current)) return yield* systemRole("The owner role always holds * and its grants cannot change")
-      yield* requireCatalog(organizationId, grants)
-      yield* requireHeld(member, { patterns: allowPatterns(grants) })
-      return yield* Effect.gen(function* () {
-        const revision = yield* outbox.record(organizationId, [event("role.grants_changed", { roleId })])
-        const before = yield* lockRole(organizationId, roleId)
-        yield* sql`DELETE FROM role_grants WHERE organization_id = ${organizationId} AND role_id = ${roleId}`
-        yield* insertGrants(organizationId, roleId, grants)
-        yield* touch(organizationId, roleId)
-        return yield* changed(member, "role.grants_changed", roleId, meta, revision, (role) => ({
-          before: { grants: before.grants },
-          after: { grants: role.grants }
-        }))
-      }).pipe(outbox.transaction)
+      return yield* replaceFacet(member, roleId, meta, {
+        facet: "grants",
+        event: event("role.grants_changed", { roleId }),
+        ownerRefusal: "The owner role always holds * and its grants cannot change",
+        check: Effect.zipRight(
+          requireCatalog(organizationId, grants),
+          requireHeld(member, { patterns: allowPatterns(grants) })
+        ),
+        write: Effect.zipRight(
+          sql`DELETE FROM role_grants WHERE organization_id = ${organizationId} AND role_id = ${roleId}`,
+          insertGrants(organizationId, roleId, grants)
+        )
+      })
     })
   })
 })
