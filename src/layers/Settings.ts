@@ -4,6 +4,7 @@
  * is opened. `.env.example` documents each of them (a test keeps the two in step).
  */
 import { Config, ConfigError, Duration, Either, LogLevel, Option, Redacted } from "effect"
+import { LiveLimits } from "../rpc/LiveProtocol.ts"
 
 const port = (name: string, fallback: number) =>
   Config.integer(name).pipe(
@@ -163,7 +164,7 @@ export const Settings = {
   /** Live sockets one user may hold on one node. */
   maxSocketsPerUser: Config.integer("MAX_SOCKETS_PER_USER").pipe(
     Config.validate({ message: "must be a positive number of sockets", validation: (n) => n > 0 }),
-    Config.withDefault(20)
+    Config.withDefault(LiveLimits.socketsPerUser)
   ),
   adminEmail: Config.option(Config.string("ADMIN_EMAIL")),
   adminPassword: Config.option(Config.redacted("ADMIN_PASSWORD"))
