@@ -1,8 +1,9 @@
 import { SqlClient } from "@effect/sql"
-import { DateTime, Effect, Layer } from "effect"
+import { DateTime, Effect, Layer, Schema } from "effect"
 import { AuditLogEntry, AuditPage } from "../rpc/Audit.ts"
 import { BadRequest } from "../rpc/Errors.ts"
 import { AuditLog } from "../services/AuditLog.ts"
+import { decodeRows } from "./Sql.ts"
 
 export const DEFAULT_PAGE_SIZE = 50
 
@@ -23,32 +24,20 @@ export const openCursor = (cursor: string, valid: (position: string) => boolean)
 /** A positive integer that fits a Postgres bigint (a larger one would fail the query, not the request). */
 export const isBigint = (digits: string) => /^[1-9]\d{0,18}$/.test(digits) && BigInt(digits) <= 9223372036854775807n
 
-interface EntryRow {
-  readonly id: string
-  readonly at: Date
-  readonly actorId: string | null
-  readonly action: string
-  readonly target: string | null
-  readonly ip: string | null
-  readonly userAgent: string | null
-  readonly requestId: string | null
-  readonly revision: string | null
-  /** As text: the client's name transform would otherwise rewrite the keys inside. */
-  readonly data: string
-}
-
-const toEntry = (row: EntryRow) =>
-  new AuditLogEntry({
-    ...row,
-    at: DateTime.unsafeFromDate(row.at),
-    data: JSON.parse(row.data) as Record<string, unknown>
+/** An entry as selected: `data` as text, since the client's name transform would rewrite the keys inside jsonb. */
+const entryRows = decodeRows(
+  Schema.Struct({
+    ...AuditLogEntry.fields,
+    at: Schema.DateTimeUtcFromDate,
+    data: Schema.parseJson(AuditLogEntry.fields.data)
   })
+)
 
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
 
   return AuditLog.of({
-    record: (entry) =>
+    record: Effect.fn("AuditLog.record")((entry) =>
       sql`
         INSERT INTO audit_log (organization_id, actor_id, action, target, ip, user_agent, request_id, data, revision)
         VALUES (${entry.organizationId ?? null}, ${entry.actorId ?? null}, ${entry.action}, ${entry.target ?? null},
@@ -56,7 +45,8 @@ export const make = Effect.gen(function* () {
                 ${JSON.stringify(entry.data ?? {})}::jsonb, ${entry.revision ?? null})`.pipe(
         Effect.asVoid,
         Effect.catchAllCause((cause) => Effect.logError(`audit: could not record ${entry.action}`, cause))
-      ),
+      )
+    ),
 
     list: Effect.fn("AuditLog.list")(function* (member, filter) {
       const limit = filter.limit ?? DEFAULT_PAGE_SIZE
@@ -77,14 +67,14 @@ export const make = Effect.gen(function* () {
         ...(filter.to === undefined ? [] : [sql`${at} < ${DateTime.toDateUtc(filter.to)}`]),
         ...(after === undefined ? [] : [sql`id < ${after}::bigint`])
       ]
-      const rows = yield* sql<EntryRow>`
+      const rows = yield* sql`
         SELECT id::text AS id, ${at} AS at, actor_id::text AS "actorId", action, target, ip,
                user_agent AS "userAgent", request_id AS "requestId", revision::text AS revision, data::text AS data
         FROM audit_log
         WHERE ${sql.and(conditions)}
         ORDER BY audit_log.id DESC
-        LIMIT ${limit + 1}`.pipe(Effect.orDie)
-      const items = rows.slice(0, limit).map(toEntry)
+        LIMIT ${limit + 1}`.pipe(entryRows, Effect.orDie)
+      const items = rows.slice(0, limit).map((row) => new AuditLogEntry(row))
       const last = items[items.length - 1]
       return new AuditPage(
         rows.length > limit && last !== undefined ? { items, nextCursor: makeCursor(last.id) } : { items }

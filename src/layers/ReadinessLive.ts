@@ -21,7 +21,10 @@ export const make = Effect.gen(function* () {
       {
         concurrency: "unbounded"
       }
-    ).pipe(Effect.map((checks) => ({ ready: checks.database === "up" && checks.events === "up", checks })))
+    ).pipe(
+      Effect.map((checks) => ({ ready: checks.database === "up" && checks.events === "up", checks })),
+      Effect.withSpan("Readiness.check")
+    )
   })
 })
 

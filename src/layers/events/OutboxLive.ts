@@ -3,6 +3,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Context, Duration, Effect, Layer, Option, Queue, Schema } from "effect"
 import { NotFound } from "../../rpc/Errors.ts"
 import { type NewEvent, Outbox, OutboxEvent } from "../../services/Outbox.ts"
+import { decodeRows } from "../Sql.ts"
 
 /**
  * This node's "events were committed" signal, from `Outbox` to the relay. A pending wake-up is
@@ -35,6 +36,8 @@ export const OutboxRow = Schema.Struct({
   createdAt: Schema.DateFromSelf
 })
 export type OutboxRow = typeof OutboxRow.Type
+
+const revisionRows = decodeRows(Schema.Struct({ revision: Schema.String }))
 
 const decodePayload = Schema.decodeUnknownSync(Schema.parseJson(OutboxEvent.fields.payload))
 
@@ -86,9 +89,9 @@ export const make = (wakeup: OutboxWakeup["Type"]) =>
           // The row lock taken here is held until the caller commits: the next change of this
           // organization waits, then reads this revision. Hence revision order = commit order, and
           // the outbox ids of one organization grow with its revisions (the relay relies on that).
-          const [bumped] = yield* sql<{ revision: string }>`
+          const [bumped] = yield* sql`
             UPDATE organizations SET revision = revision + 1, updated_at = now()
-            WHERE id = ${organizationId} RETURNING revision::text AS revision`
+            WHERE id = ${organizationId} RETURNING revision::text AS revision`.pipe(revisionRows)
           if (bumped === undefined) return yield* new NotFound({ message: "Organization not found" })
           yield* insert(organizationId, bumped.revision, events)
           return bumped.revision
@@ -112,7 +115,7 @@ export const make = (wakeup: OutboxWakeup["Type"]) =>
           Effect.tap(() => wakeup.wake),
           Effect.withSpan("Outbox.transaction")
         ),
-      wake: wakeup.wake
+      wake: Effect.withSpan(wakeup.wake, "Outbox.wake")
     })
   })
 

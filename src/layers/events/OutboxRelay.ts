@@ -4,7 +4,8 @@ import { Cause, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import { EventStream, EventStreamError } from "../../services/EventStream.ts"
 import { OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../../services/Outbox.ts"
 import { Settings } from "../Settings.ts"
-import { type OutboxRow, OutboxWakeup, toEvent } from "./OutboxLive.ts"
+import { decodeRows } from "../Sql.ts"
+import { OutboxRow, OutboxWakeup, toEvent } from "./OutboxLive.ts"
 
 export interface RelayOptions {
   readonly maxLength: number
@@ -22,6 +23,9 @@ const MAX_BACKOFF_MS = 2_000
 const PRUNE_CHUNK = 10_000
 
 const encode = Schema.encodeSync(OutboxEventJson)
+const outboxRows = decodeRows(OutboxRow)
+const countRows = decodeRows(Schema.Struct({ org: Schema.String, n: Schema.Number }))
+const prunedRows = decodeRows(Schema.Struct({ n: Schema.Number }))
 
 type Trouble = "event stream" | "database" | "relay"
 
@@ -59,13 +63,13 @@ export const make = (options: RelayOptions) =>
     const batchSize = options.batchSize ?? 500
     const retentionSeconds = Duration.toSeconds(options.retention)
 
-    const claim = sql<OutboxRow>`
+    const claim = sql`
       SELECT id::text AS id, organization_id::text AS "organizationId", revision::text AS revision,
         event_type AS type, payload::text AS payload, created_at AS "createdAt"
       FROM outbox WHERE published_at IS NULL
       ORDER BY outbox.id -- the bigint column, not the text alias
       LIMIT ${batchSize}
-      FOR UPDATE SKIP LOCKED`
+      FOR UPDATE SKIP LOCKED`.pipe(outboxRows)
 
     /** Organizations with an unpublished row older than our newest that is not ours. */
     const heldElsewhere = (rows: ReadonlyArray<OutboxRow>) =>
@@ -78,13 +82,13 @@ export const make = (options: RelayOptions) =>
           mine.set(row.organizationId, (mine.get(row.organizationId) ?? 0) + 1)
         }
         if (newest.size === 0) return new Set<string>()
-        const unpublished = yield* sql<{ org: string; n: number }>`
+        const unpublished = yield* sql`
           SELECT o.organization_id::text AS org, count(*)::int AS n
           FROM outbox o
           JOIN unnest(${[...newest.keys()]}::uuid[], ${[...newest.values()]}::bigint[]) AS b(org, newest)
             ON o.organization_id = b.org
           WHERE o.published_at IS NULL AND o.id <= b.newest
-          GROUP BY o.organization_id`
+          GROUP BY o.organization_id`.pipe(countRows)
         return new Set(unpublished.filter(({ org, n }) => n > (mine.get(org) ?? 0)).map(({ org }) => org))
       })
 
@@ -156,14 +160,14 @@ export const make = (options: RelayOptions) =>
     const prune = Effect.gen(function* () {
       let total = 0
       while (true) {
-        const [deleted] = yield* sql<{ n: number }>`
+        const [deleted] = yield* sql`
           WITH doomed AS (
             DELETE FROM outbox WHERE id IN (
               SELECT id FROM outbox
               WHERE published_at < now() - make_interval(secs => ${retentionSeconds}::double precision)
               LIMIT ${PRUNE_CHUNK})
             RETURNING 1)
-          SELECT count(*)::int AS n FROM doomed`
+          SELECT count(*)::int AS n FROM doomed`.pipe(prunedRows)
         total += deleted?.n ?? 0
         if ((deleted?.n ?? 0) < PRUNE_CHUNK) break
       }

@@ -33,11 +33,11 @@ export const makeSmtp = (url: Redacted.Redacted<string>, from: string) =>
   ).pipe(
     Effect.map((transporter) =>
       MailTransport.of({
-        deliver: (message) =>
+        deliver: Effect.fn("MailTransport.deliver", { attributes: { transport: "smtp" } })((message) =>
           Effect.tryPromise({ try: () => transporter.sendMail(fields(from, message)), catch: toDeliveryError }).pipe(
-            Effect.asVoid,
-            Effect.withSpan("MailTransport.smtp")
+            Effect.asVoid
           )
+        )
       })
     )
   )
@@ -50,7 +50,7 @@ export const makeFile = (directory: string, from: string) =>
   Effect.sync(() => {
     const composer = createTransport({ streamTransport: true, buffer: true, newline: "unix" })
     return MailTransport.of({
-      deliver: Effect.fn("MailTransport.file")(function* (message) {
+      deliver: Effect.fn("MailTransport.deliver", { attributes: { transport: "file" } })(function* (message) {
         const compiled = yield* Effect.tryPromise({
           try: () => composer.sendMail(fields(from, message)),
           catch: toDeliveryError

@@ -1,26 +1,24 @@
-import { Clock, Deferred, Duration, Effect, Layer } from "effect"
+import { Deferred, Duration, Effect, Layer } from "effect"
 import { EventStream, type ReadResult, StreamCursor, type StreamEntry } from "../../services/EventStream.ts"
+import { spanned } from "../Span.ts"
+import { appendTo, emptyLog, type MemoryLog } from "./MemoryLog.ts"
 
-interface MemoryStream {
-  entries: Array<StreamEntry>
-  lastMs: number
-  lastSeq: number
-  appended: Deferred.Deferred<void>
+interface MemoryStream extends MemoryLog {
+  readonly entries: Array<StreamEntry>
 }
 
 /** In-process event stream for the embedded single-node mode and as a test fake. */
-export const make = Effect.gen(function* () {
+export const make = Effect.sync(() => {
   const streams = new Map<string, MemoryStream>()
 
-  const streamFor = (name: string) =>
-    Effect.gen(function* () {
-      let stream = streams.get(name)
-      if (stream === undefined) {
-        stream = { entries: [], lastMs: 0, lastSeq: 0, appended: yield* Deferred.make<void>() }
-        streams.set(name, stream)
-      }
-      return stream
-    })
+  const streamFor = (name: string) => {
+    let stream = streams.get(name)
+    if (stream === undefined) {
+      stream = { ...emptyLog(), entries: [] }
+      streams.set(name, stream)
+    }
+    return stream
+  }
 
   const after = (stream: MemoryStream | undefined, cursor: StreamCursor, count: number): ReadResult => {
     if (stream === undefined || stream.entries.length === 0) {
@@ -39,38 +37,35 @@ export const make = Effect.gen(function* () {
   }
 
   return EventStream.of({
-    append: (name, payload, options) =>
-      Effect.gen(function* () {
-        const stream = yield* streamFor(name)
-        const now = yield* Clock.currentTimeMillis
-        if (now > stream.lastMs) {
-          stream.lastMs = now
-          stream.lastSeq = 0
-        } else {
-          stream.lastSeq += 1
-        }
-        const id = `${stream.lastMs}-${stream.lastSeq}`
-        stream.entries.push({ id, payload })
-        const maxLength = options?.maxLength
-        if (maxLength !== undefined && stream.entries.length > maxLength) {
-          stream.entries.splice(0, stream.entries.length - maxLength)
-        }
-        const appended = stream.appended
-        stream.appended = yield* Deferred.make<void>()
-        yield* Deferred.succeed(appended, undefined)
-        return id
-      }),
-    read: (name, cursor, options) =>
-      Effect.gen(function* () {
+    append: spanned("EventStream.append", (name, payload, options) =>
+      Effect.suspend(() => {
+        const stream = streamFor(name)
+        return appendTo(stream, (id) => {
+          stream.entries.push({ id, payload })
+          const maxLength = options?.maxLength
+          if (maxLength !== undefined && stream.entries.length > maxLength) {
+            stream.entries.splice(0, stream.entries.length - maxLength)
+          }
+        })
+      })
+    ),
+    read: spanned("EventStream.read", (name, cursor, options) =>
+      Effect.suspend(() => {
         const count = options?.count ?? 100
         const result = after(streams.get(name), cursor, count)
-        if (result.entries.length > 0 || result.gap || options?.block === undefined) return result
-        const stream = yield* streamFor(name)
-        yield* Deferred.await(stream.appended).pipe(Effect.timeout(Duration.decode(options.block)), Effect.ignore)
-        return after(stream, cursor, count)
-      }),
-    last: (name) => Effect.sync(() => streams.get(name)?.entries.at(-1)?.id ?? StreamCursor.start),
-    ping: Effect.void
+        if (result.entries.length > 0 || result.gap || options?.block === undefined) return Effect.succeed(result)
+        const stream = streamFor(name)
+        return Deferred.await(stream.appended).pipe(
+          Effect.timeout(Duration.decode(options.block)),
+          Effect.ignore,
+          Effect.map(() => after(stream, cursor, count))
+        )
+      })
+    ),
+    last: spanned("EventStream.last", (name) =>
+      Effect.sync(() => streams.get(name)?.entries.at(-1)?.id ?? StreamCursor.start)
+    ),
+    ping: Effect.withSpan(Effect.void, "EventStream.ping")
   })
 })
 

@@ -1,5 +1,6 @@
 import { Clock, Duration, Effect, Layer, Option, Schedule } from "effect"
 import { KeyValueStore } from "../../services/KeyValueStore.ts"
+import { spanned } from "../Span.ts"
 
 interface Item {
   readonly value: string
@@ -32,40 +33,45 @@ export const make = Effect.gen(function* () {
   }
 
   return KeyValueStore.of({
-    get: (key) => withNow((now) => Option.fromNullable(live(key, now)?.value)),
-    set: (key, value, ttl) => withNow((now) => put(key, value, ttl, now)),
-    setIfAbsent: (key, value, ttl) =>
+    get: spanned("KeyValueStore.get", (key) => withNow((now) => Option.fromNullable(live(key, now)?.value))),
+    set: spanned("KeyValueStore.set", (key, value, ttl) => withNow((now) => put(key, value, ttl, now))),
+    setIfAbsent: spanned("KeyValueStore.setIfAbsent", (key, value, ttl) =>
       withNow((now) => {
         if (live(key, now) !== undefined) return false
         put(key, value, ttl, now)
         return true
-      }),
-    consume: (key) =>
+      })
+    ),
+    consume: spanned("KeyValueStore.consume", (key) =>
       withNow((now) => {
         const item = live(key, now)
         items.delete(key)
         return Option.fromNullable(item?.value)
-      }),
-    compareAndSet: (key, expected, value, ttl) =>
+      })
+    ),
+    compareAndSet: spanned("KeyValueStore.compareAndSet", (key, expected, value, ttl) =>
       withNow((now) => {
         if (live(key, now)?.value !== expected) return false
         put(key, value, ttl, now)
         return true
-      }),
-    compareAndDelete: (key, expected) =>
+      })
+    ),
+    compareAndDelete: spanned("KeyValueStore.compareAndDelete", (key, expected) =>
       withNow((now) => {
         if (live(key, now)?.value !== expected) return false
         items.delete(key)
         return true
-      }),
-    increment: (key, ttl) =>
+      })
+    ),
+    increment: spanned("KeyValueStore.increment", (key, ttl) =>
       withNow((now) => {
         const item = live(key, now)
         const count = item === undefined ? 1 : Number(item.value) + 1
         items.set(key, { value: String(count), expiresAt: item?.expiresAt ?? now + Duration.toMillis(ttl) })
         return count
-      }),
-    delete: (key) => Effect.sync(() => items.delete(key))
+      })
+    ),
+    delete: spanned("KeyValueStore.delete", (key) => Effect.sync(() => items.delete(key)))
   })
 })
 

@@ -1,6 +1,7 @@
 import { Clock, Duration, Effect, Layer, Schedule } from "effect"
 import { gcra } from "../../domain/Gcra.ts"
 import { RateLimiter } from "../../services/RateLimiter.ts"
+import { spanned } from "../Span.ts"
 
 /** In-process GCRA limiter for the embedded single-node mode and as a test fake. */
 export const make = Effect.gen(function* () {
@@ -12,13 +13,14 @@ export const make = Effect.gen(function* () {
   }).pipe(Effect.repeat(Schedule.spaced("30 seconds")), Effect.forkScoped)
 
   return RateLimiter.of({
-    consume: (key, { limit, window }) =>
+    consume: spanned("RateLimiter.consume", (key, { limit, window }) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const step = gcra(now, tats.get(key), limit, Duration.toMillis(window))
         if (step.allowed) tats.set(key, step.tat)
         return { allowed: step.allowed, remaining: step.remaining, retryAfter: Duration.millis(step.retryAfterMs) }
-      }),
-    reset: (key) => Effect.sync(() => tats.delete(key))
+      })
+    ),
+    reset: spanned("RateLimiter.reset", (key) => Effect.sync(() => tats.delete(key)))
   })
 })
 

@@ -1,5 +1,7 @@
-import { Clock, Deferred, Duration, Effect, Exit, FiberId, Layer } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Layer } from "effect"
 import { type ConsumeOptions, type DeadLetter, type Job, retryDelay, WorkQueue } from "../../services/WorkQueue.ts"
+import { jobSpan } from "../Span.ts"
+import { appendTo, emptyLog, type MemoryLog } from "./MemoryLog.ts"
 
 interface Pending {
   readonly id: string
@@ -8,14 +10,11 @@ interface Pending {
   deliveredAt: number
 }
 
-interface MemoryQueue {
+interface MemoryQueue extends MemoryLog {
   readonly waiting: Array<{ readonly id: string; readonly payload: string }>
   /** Delivered and not acknowledged, in delivery order. */
   readonly pending: Map<string, Pending>
   readonly dead: Array<DeadLetter>
-  lastMs: number
-  lastSeq: number
-  enqueued: Deferred.Deferred<void>
 }
 
 const deadLetterLimit = 10_000
@@ -30,8 +29,7 @@ export const make = Effect.sync(() => {
   const queueFor = (name: string) => {
     let queue = queues.get(name)
     if (queue === undefined) {
-      const enqueued = Deferred.unsafeMake<void>(FiberId.none)
-      queue = { waiting: [], pending: new Map(), dead: [], lastMs: 0, lastSeq: 0, enqueued }
+      queue = { ...emptyLog(), waiting: [], pending: new Map(), dead: [] }
       queues.set(name, queue)
     }
     return queue
@@ -92,9 +90,9 @@ export const make = Effect.sync(() => {
         )
       })
     return Effect.gen(function* () {
-      const enqueued = queue.enqueued
+      const enqueued = queue.appended
       const { job, wait } = take(queue, options, yield* Clock.currentTimeMillis)
-      if (job !== undefined) return yield* run(job)
+      if (job !== undefined) return yield* run(job).pipe(jobSpan(name, { id: job.id, attempt: job.deliveries }))
       yield* Deferred.await(enqueued).pipe(Effect.timeout(Duration.millis(Math.max(1, wait))), Effect.ignore)
     }).pipe(Effect.forever)
   }
@@ -102,27 +100,18 @@ export const make = Effect.sync(() => {
   return WorkQueue.of({
     enqueue: Effect.fn("WorkQueue.enqueue")(function* (name: string, payload: string) {
       const queue = queueFor(name)
-      const now = yield* Clock.currentTimeMillis
-      if (now > queue.lastMs) {
-        queue.lastMs = now
-        queue.lastSeq = 0
-      } else {
-        queue.lastSeq += 1
-      }
-      const id = `${queue.lastMs}-${queue.lastSeq}`
-      queue.waiting.push({ id, payload })
-      const enqueued = queue.enqueued
-      queue.enqueued = yield* Deferred.make<void>()
-      yield* Deferred.succeed(enqueued, undefined)
-      return id
+      return yield* appendTo(queue, (id) => queue.waiting.push({ id, payload }))
     }),
-    consume: (name, handler, options) =>
-      Effect.forEach(
+    consume: Effect.fn("WorkQueue.consume")(function* (name, handler, options) {
+      yield* Effect.forEach(
         Array.from({ length: Math.max(1, options.concurrency ?? 1) }),
         () => Effect.forkScoped(worker(name, handler, options)),
         { discard: true }
-      ),
-    deadLetters: (name, options) => Effect.sync(() => (queues.get(name)?.dead ?? []).slice(0, options?.limit ?? 100))
+      )
+    }),
+    deadLetters: Effect.fn("WorkQueue.deadLetters")((name, options) =>
+      Effect.sync(() => (queues.get(name)?.dead ?? []).slice(0, options?.limit ?? 100))
+    )
   })
 })
 

@@ -1,5 +1,5 @@
 import type { Statement } from "@effect/sql"
-import { DateTime, Effect, Layer } from "effect"
+import { DateTime, Effect, Layer, Schema } from "effect"
 import { AdminOrganization, AdminOrganizationPage, OrganizationStatusChange, UserStatus } from "../../rpc/Admin.ts"
 import { Conflict, NotFound } from "../../rpc/Errors.ts"
 import type { SignedIn } from "../../rpc/Security.ts"
@@ -9,21 +9,24 @@ import { type EventType, event } from "../../services/Events.ts"
 import { Revocations } from "../../services/Revocations.ts"
 import { Sessions } from "../../services/Sessions.ts"
 import { DEFAULT_PAGE_SIZE, isBigint, makeCursor, openCursor } from "../AuditLogLive.ts"
+import { decodeRows } from "../Sql.ts"
 import { Writer } from "./RbacSql.ts"
 
-interface OrgRow {
-  readonly id: string
-  readonly name: string
-  readonly slug: string
-  readonly status: "active" | "frozen"
-  readonly revision: string
-  readonly memberCount: number
-  readonly createdAt: Date
+const OrgRow = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  slug: Schema.String,
+  status: Schema.Literal("active", "frozen"),
+  revision: Schema.String,
+  memberCount: Schema.Number,
+  createdAt: Schema.DateFromSelf,
   /** created_at in microseconds since the epoch: exact, unlike a JavaScript Date. */
-  readonly createdMicros: string
-}
+  createdMicros: Schema.String
+})
+const orgRows = decodeRows(OrgRow)
+const userRows = decodeRows(Schema.Struct({ wasDisabled: Schema.Boolean }))
 
-const toOrganization = ({ createdMicros: _, ...row }: OrgRow) =>
+const toOrganization = ({ createdMicros: _, ...row }: typeof OrgRow.Type) =>
   new AdminOrganization({ ...row, createdAt: DateTime.unsafeFromDate(row.createdAt) })
 
 /** A page of organizations ends at `<created_at in µs>.<id>`; the next starts just past it. */
@@ -46,14 +49,14 @@ export const make = Effect.gen(function* () {
   const micros = sql`(extract(epoch FROM o.created_at) * 1000000)::bigint`
 
   const organizations = (conditions: ReadonlyArray<Statement.Fragment>, limit: number) =>
-    sql<OrgRow>`
+    sql`
       SELECT o.id, o.name, o.slug, o.status, o.revision::text AS revision, o.created_at,
              (SELECT count(*)::int FROM memberships m WHERE m.organization_id = o.id) AS member_count,
              ${micros}::text AS created_micros
       FROM organizations o
       WHERE ${sql.and(conditions)}
       ORDER BY o.created_at DESC, o.id DESC
-      LIMIT ${limit}`.pipe(Effect.orDie)
+      LIMIT ${limit}`.pipe(orgRows, Effect.orDie)
 
   const readOrganization = (organizationId: string) =>
     Effect.flatMap(organizations([sql`o.id = ${organizationId}`], 1), (rows) =>
@@ -130,8 +133,8 @@ export const make = Effect.gen(function* () {
       const sessionIds = yield* Effect.gen(function* () {
         // FOR UPDATE waits for a login that is inserting a session (its foreign key locks the
         // user), so that session is committed, and ended below, before this looks.
-        const [user] = yield* sql<{ wasDisabled: boolean }>`
-          SELECT disabled_at IS NOT NULL AS was_disabled FROM users WHERE id = ${userId} FOR UPDATE`
+        const [user] = yield* sql`
+          SELECT disabled_at IS NOT NULL AS was_disabled FROM users WHERE id = ${userId} FOR UPDATE`.pipe(userRows)
         if (user === undefined) return yield* new NotFound({ message: "No such user" })
         if (!user.wasDisabled) {
           yield* sql`UPDATE users SET disabled_at = now(), updated_at = now() WHERE id = ${userId}`

@@ -7,6 +7,7 @@ import {
   StreamCursor,
   type StreamEntry
 } from "../../services/EventStream.ts"
+import { spanned } from "../Span.ts"
 import { RedisClient, type RedisError } from "./RedisClient.ts"
 
 type RawEntry = [id: string, fields: Array<string>]
@@ -50,7 +51,7 @@ export const make = Effect.gen(function* () {
     })
 
   return EventStream.of({
-    append: (stream, payload, options) =>
+    append: spanned("EventStream.append", (stream, payload, options) =>
       redis
         .use("append", (client) =>
           options?.maxLength === undefined
@@ -60,8 +61,9 @@ export const make = Effect.gen(function* () {
         .pipe(
           Effect.map((id) => id ?? StreamCursor.start),
           Effect.mapError(mapError)
-        ),
-    read: (stream, cursor, options) => {
+        )
+    ),
+    read: spanned("EventStream.read", (stream, cursor, options) => {
       const count = options?.count ?? 100
       const current = readWith(redis.client, redis.key(stream), cursor, count)
       if (options?.block === undefined) return current
@@ -89,15 +91,18 @@ export const make = Effect.gen(function* () {
       return Effect.flatMap(current, (result) =>
         result.entries.length > 0 || result.gap ? Effect.succeed(result) : wait
       )
-    },
-    last: (stream) =>
+    }),
+    last: spanned("EventStream.last", (stream) =>
       redis
         .use("last", (client) => client.xrevrange(redis.key(stream), "+", "-", "COUNT", 1))
         .pipe(
           Effect.map((entries) => entries[0]?.[0] ?? StreamCursor.start),
           Effect.mapError(mapError)
-        ),
-    ping: redis.use("ping", (client) => client.ping()).pipe(Effect.asVoid, Effect.mapError(mapError))
+        )
+    ),
+    ping: redis
+      .use("ping", (client) => client.ping())
+      .pipe(Effect.asVoid, Effect.mapError(mapError), Effect.withSpan("EventStream.ping"))
   })
 })
 

@@ -1,5 +1,6 @@
 import { Duration, Effect, Layer, Option } from "effect"
 import { KeyValueError, KeyValueStore } from "../../services/KeyValueStore.ts"
+import { spanned } from "../Span.ts"
 import { RedisClient, type RedisError } from "./RedisClient.ts"
 
 const compareAndSet = `
@@ -31,20 +32,30 @@ export const make = Effect.gen(function* () {
     redis.use(operation, f).pipe(Effect.mapError(mapError))
 
   return KeyValueStore.of({
-    get: (name) => run("get", (c) => c.get(key(name))).pipe(Effect.map(Option.fromNullable)),
-    set: (name, value, ttl) => run("set", (c) => c.set(key(name), value, "PX", ms(ttl))).pipe(Effect.asVoid),
-    setIfAbsent: (name, value, ttl) =>
-      run("setIfAbsent", (c) => c.set(key(name), value, "PX", ms(ttl), "NX")).pipe(Effect.map((r) => r === "OK")),
-    consume: (name) => run("consume", (c) => c.getdel(key(name))).pipe(Effect.map(Option.fromNullable)),
-    compareAndSet: (name, expected, value, ttl) =>
+    get: spanned("KeyValueStore.get", (name) =>
+      run("get", (c) => c.get(key(name))).pipe(Effect.map(Option.fromNullable))
+    ),
+    set: spanned("KeyValueStore.set", (name, value, ttl) =>
+      run("set", (c) => c.set(key(name), value, "PX", ms(ttl))).pipe(Effect.asVoid)
+    ),
+    setIfAbsent: spanned("KeyValueStore.setIfAbsent", (name, value, ttl) =>
+      run("setIfAbsent", (c) => c.set(key(name), value, "PX", ms(ttl), "NX")).pipe(Effect.map((r) => r === "OK"))
+    ),
+    consume: spanned("KeyValueStore.consume", (name) =>
+      run("consume", (c) => c.getdel(key(name))).pipe(Effect.map(Option.fromNullable))
+    ),
+    compareAndSet: spanned("KeyValueStore.compareAndSet", (name, expected, value, ttl) =>
       run("compareAndSet", (c) => c.eval(compareAndSet, 1, key(name), expected, value, ms(ttl))).pipe(
         Effect.map((r) => r === 1)
-      ),
-    compareAndDelete: (name, expected) =>
-      run("compareAndDelete", (c) => c.eval(compareAndDelete, 1, key(name), expected)).pipe(Effect.map((r) => r === 1)),
-    increment: (name, ttl) =>
-      run("increment", (c) => c.eval(increment, 1, key(name), ms(ttl))).pipe(Effect.map((r) => Number(r))),
-    delete: (name) => run("delete", (c) => c.del(key(name))).pipe(Effect.asVoid)
+      )
+    ),
+    compareAndDelete: spanned("KeyValueStore.compareAndDelete", (name, expected) =>
+      run("compareAndDelete", (c) => c.eval(compareAndDelete, 1, key(name), expected)).pipe(Effect.map((r) => r === 1))
+    ),
+    increment: spanned("KeyValueStore.increment", (name, ttl) =>
+      run("increment", (c) => c.eval(increment, 1, key(name), ms(ttl))).pipe(Effect.map((r) => Number(r)))
+    ),
+    delete: spanned("KeyValueStore.delete", (name) => run("delete", (c) => c.del(key(name))).pipe(Effect.asVoid))
   })
 })
 

@@ -1,6 +1,7 @@
 import { Duration, Effect, Layer } from "effect"
 import { RateLimiter, RateLimiterError } from "../../services/RateLimiter.ts"
-import { RedisClient } from "./RedisClient.ts"
+import { spanned } from "../Span.ts"
+import { RedisClient, type RedisError } from "./RedisClient.ts"
 
 /**
  * GCRA in one Lua script, timed by the Redis server clock so every node agrees.
@@ -24,24 +25,23 @@ return {1, math.floor((now - allowAt) / interval), 0}`
 
 export const make = Effect.gen(function* () {
   const redis = yield* RedisClient
+  const key = (name: string) => redis.key(`rl:${name}`)
+  const toError = (e: RedisError) => new RateLimiterError({ operation: e.operation, cause: e.cause })
   return RateLimiter.of({
-    consume: (key, { limit, window }) =>
+    consume: spanned("RateLimiter.consume", (name, { limit, window }) =>
       redis
-        .use("consume", (c) => c.eval(script, 1, redis.key(`rl:${key}`), limit, Duration.toMillis(window)))
+        .use("consume", (c) => c.eval(script, 1, key(name), limit, Duration.toMillis(window)))
         .pipe(
           Effect.map((reply) => {
             const [allowed, remaining, retryAfterMs] = reply as [number, number, number]
             return { allowed: allowed === 1, remaining, retryAfter: Duration.millis(retryAfterMs) }
           }),
-          Effect.mapError((e) => new RateLimiterError({ operation: e.operation, cause: e.cause }))
-        ),
-    reset: (key) =>
-      redis
-        .use("reset", (c) => c.del(redis.key(`rl:${key}`)))
-        .pipe(
-          Effect.asVoid,
-          Effect.mapError((e) => new RateLimiterError({ operation: e.operation, cause: e.cause }))
+          Effect.mapError(toError)
         )
+    ),
+    reset: spanned("RateLimiter.reset", (name) =>
+      redis.use("reset", (c) => c.del(key(name))).pipe(Effect.asVoid, Effect.mapError(toError))
+    )
   })
 })
 

@@ -10,6 +10,7 @@ import {
   WorkQueue,
   WorkQueueError
 } from "../../services/WorkQueue.ts"
+import { jobSpan } from "../Span.ts"
 import { RedisClient, type RedisError } from "./RedisClient.ts"
 
 /** One consumer group per queue: every worker of the queue shares its jobs. */
@@ -188,7 +189,7 @@ export const make = Effect.gen(function* () {
         const [claimed, next] = yield* claimDue(cursor)
         // Block for new jobs only once every pending job has been looked at.
         const job = Option.isSome(claimed) ? claimed : yield* readNew(next === "-")
-        if (Option.isSome(job)) yield* run(job.value)
+        if (Option.isSome(job)) yield* run(job.value).pipe(jobSpan(queue, job.value))
         return next
       })
 
@@ -218,38 +219,36 @@ export const make = Effect.gen(function* () {
     })
   }
 
-  const consume = (
+  const consume = Effect.fn("WorkQueue.consume")(function* (
     queue: string,
     handler: (job: Job) => Effect.Effect<void, unknown>,
     options: ConsumeOptions
-  ): Effect.Effect<void, never, Scope.Scope> =>
-    Effect.gen(function* () {
-      const concurrency = Math.max(1, options.concurrency ?? 1)
-      const name = options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`
-      const connections = yield* Pool.makeWithTTL({
-        acquire: redis.dedicated,
-        min: 0,
-        max: concurrency,
-        timeToLive: Duration.minutes(5)
-      })
-      for (let i = 0; i < concurrency; i++) {
-        const worker = concurrency === 1 ? name : `${name}/${i}`
-        yield* Effect.forkScoped(consumer(queue, handler, options, worker, connections))
-      }
+  ): Effect.fn.Return<void, never, Scope.Scope> {
+    const concurrency = Math.max(1, options.concurrency ?? 1)
+    const name = options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`
+    const connections = yield* Pool.makeWithTTL({
+      acquire: redis.dedicated,
+      min: 0,
+      max: concurrency,
+      timeToLive: Duration.minutes(5)
     })
+    for (let i = 0; i < concurrency; i++) {
+      const worker = concurrency === 1 ? name : `${name}/${i}`
+      yield* Effect.forkScoped(consumer(queue, handler, options, worker, connections))
+    }
+  })
 
   return WorkQueue.of({
-    enqueue: (queue, payload) =>
-      use("enqueue", (c) => c.xadd(redis.key(queue), "*", "p", payload)).pipe(
-        Effect.flatMap((id) =>
-          id === null
-            ? Effect.fail(new WorkQueueError({ operation: "enqueue", cause: new Error("no id returned") }))
-            : Effect.succeed(id)
-        ),
-        Effect.withSpan("WorkQueue.enqueue", { attributes: { queue } })
-      ),
+    enqueue: Effect.fn("WorkQueue.enqueue")(function* (queue, payload) {
+      yield* Effect.annotateCurrentSpan("queue", queue)
+      const id = yield* use("enqueue", (c) => c.xadd(redis.key(queue), "*", "p", payload))
+      if (id === null) {
+        return yield* new WorkQueueError({ operation: "enqueue", cause: new Error("no id returned") })
+      }
+      return id
+    }),
     consume,
-    deadLetters: (queue, options) =>
+    deadLetters: Effect.fn("WorkQueue.deadLetters")((queue, options) =>
       use("deadLetters", (c) => c.xrange(redis.key(`${queue}:dead`), "-", "+", "COUNT", options?.limit ?? 100)).pipe(
         Effect.map((entries) =>
           entries.map(
@@ -261,6 +260,7 @@ export const make = Effect.gen(function* () {
           )
         )
       )
+    )
   })
 })
 
