@@ -5,10 +5,10 @@
  */
 
 import { createServer, type Server } from "node:http"
-import { HttpApiScalar, HttpLayerRouter } from "@effect/platform"
+import { HttpLayerRouter } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, Scope } from "effect"
 import { servedApi } from "../../rpc/Api.ts"
 import { Rpcs } from "../../rpc/Rpcs.ts"
 import { Settings } from "../Settings.ts"
@@ -55,17 +55,28 @@ const RpcHandlers = Layer.mergeAll(
   RealtimeHandlers.rpc
 )
 
-/** REST, /openapi.json and /docs; the document names this server (PUBLIC_URL). */
+/** REST and /openapi.json; the document names this server (PUBLIC_URL). */
 const ApiRoutes = Layer.unwrapEffect(
-  Effect.map(Settings.publicUrl, (publicUrl) => {
-    const api = servedApi(publicUrl)
-    return Layer.merge(
-      HttpLayerRouter.addHttpApi(api, { openapiPath: "/openapi.json" }).pipe(
-        Layer.provide(HttpHandlers),
-        Layer.provide([AuthenticationLive, OrgAuthorizationLive, PlatformAdminLive])
-      ),
-      HttpApiScalar.layerHttpLayerRouter({ api, path: "/docs" })
+  Effect.map(Settings.publicUrl, (publicUrl) =>
+    HttpLayerRouter.addHttpApi(servedApi(publicUrl), { openapiPath: "/openapi.json" }).pipe(
+      Layer.provide(HttpHandlers),
+      Layer.provide([AuthenticationLive, OrgAuthorizationLive, PlatformAdminLive])
     )
+  )
+)
+
+/** /docs, built on its first request and kept (DocsPage.ts says why). */
+const DocsRoute = Layer.unwrapScoped(
+  Effect.gen(function* () {
+    const publicUrl = yield* Settings.publicUrl
+    const scope = yield* Effect.scope
+    const page = yield* Effect.cached(
+      Effect.promise(() => import("./DocsPage.ts")).pipe(
+        Effect.flatMap((module) => module.docsApp(publicUrl)),
+        Scope.extend(scope)
+      )
+    )
+    return HttpLayerRouter.add("GET", "/docs", Effect.flatten(page))
   })
 )
 
@@ -75,7 +86,7 @@ const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol
   Layer.provide(RpcSerialization.layerNdjson)
 )
 
-export const Routes = Layer.mergeAll(ApiRoutes, RpcRoute).pipe(Layer.provide(GlobalMiddleware))
+export const Routes = Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute).pipe(Layer.provide(GlobalMiddleware))
 
 const closeGracefully = (server: Server, timeout: Duration.Duration) =>
   Effect.gen(function* () {
