@@ -212,7 +212,7 @@ describe("Dockerfile", () => {
     expect(find(final, "RUN").some((i) => /yarn install/.test(i.args))).toBe(false)
   })
 
-  it("has a node-based HEALTHCHECK on /health/live, EXPOSE 3000 3001 and CMD node dist/src/main.js", () => {
+  it("has a node-based HEALTHCHECK on /health/live, EXPOSE 3000 3001 and CMD node (small young generation) dist/src/main.js", () => {
     const final = dockerfile().at(-1)!
     const healthcheck = find(final, "HEALTHCHECK").at(-1)?.args ?? ""
     expect(healthcheck).toMatch(/CMD \[?"?node"?/)
@@ -223,7 +223,7 @@ describe("Dockerfile", () => {
     expect(exposed).toEqual(expect.arrayContaining(["3000", "3001"]))
 
     const cmd = find(final, "CMD").at(-1)?.args ?? ""
-    expect(JSON.parse(cmd)).toEqual(["node", "dist/src/main.js"])
+    expect(JSON.parse(cmd)).toEqual(["node", "--max-semi-space-size=1", "dist/src/main.js"])
   })
 })
 
