@@ -2,6 +2,7 @@
  * The public types of the live client (src/rpc/LiveClient.ts re-exports them): the socket it
  * accepts, its options, the changes it reports and its error.
  */
+import type { Change } from "../domain/EffectiveSet.ts"
 import type { ServerMessage } from "./LiveProtocol.ts"
 
 // --- WebSocket, structurally: the browser's and the `ws` package's both fit ----------------------
@@ -67,19 +68,10 @@ export type LiveStatus = "connecting" | "open" | "reconnecting" | "revoked" | "c
 
 export type ScopedKeys = Readonly<Record<string, ReadonlyArray<string>>>
 
-export interface LiveChange {
+export interface LiveChange extends Change {
   /** `hello` (a full snapshot), `permissions` (a diff) or `revoked` (everything removed). */
   readonly source: "hello" | "permissions" | "revoked"
   readonly revision: string
-  /** Organization-wide keys that were added or removed by this frame. */
-  readonly added: ReadonlyArray<string>
-  readonly removed: ReadonlyArray<string>
-  /** Resource-scoped keys added or removed, by `type/id`. */
-  readonly scopedAdded: ScopedKeys
-  readonly scopedRemoved: ScopedKeys
-  /** Organization-wide keys now denied, or no longer denied, on one resource, by `type/id`. */
-  readonly scopedDeniedAdded: ScopedKeys
-  readonly scopedDeniedRemoved: ScopedKeys
 }
 
 export interface CheckAnswer {

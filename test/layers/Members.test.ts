@@ -6,6 +6,7 @@ import { Members } from "../../src/services/Members.ts"
 import { PermissionStore } from "../../src/services/PermissionStore.ts"
 import { Roles } from "../../src/services/Roles.ts"
 import {
+  can,
   createOrganization,
   createUser,
   eventTypesSince,
@@ -17,11 +18,6 @@ import {
   revisionOf,
   roleId
 } from "./RbacLayers.ts"
-
-const can = (organizationId: string, userId: string, permission: string) =>
-  Effect.flatMap(PermissionStore, (store) => store.check({ organizationId, userId, permission })).pipe(
-    Effect.map((answer) => answer.allowed)
-  )
 
 describe("Invitations and Members (layers on Postgres)", () => {
   it.layer(RbacTest, { timeout: "120 seconds" })((it) => {

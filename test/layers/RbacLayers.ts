@@ -22,6 +22,7 @@ import { Invitations } from "../../src/services/Invitations.ts"
 import { Mailer, type MailMessage } from "../../src/services/Mailer.ts"
 import { Organizations } from "../../src/services/Organizations.ts"
 import { Outbox } from "../../src/services/Outbox.ts"
+import { PermissionStore } from "../../src/services/PermissionStore.ts"
 import { Roles } from "../../src/services/Roles.ts"
 import { createTestDatabase } from "../support/TestDatabase.ts"
 
@@ -144,4 +145,10 @@ export const revisionOf = (organizationId: string) =>
 export const eventTypesSince = (organizationId: string, revision: string) =>
   Effect.flatMap(Outbox, (outbox) => outbox.eventsSince(organizationId, revision)).pipe(
     Effect.map((events) => events.map((event) => event.type))
+  )
+
+/** Whether `userId` may do `permission` in the organization, as the permission store answers now. */
+export const can = (organizationId: string, userId: string, permission: string) =>
+  Effect.flatMap(PermissionStore, (store) => store.check({ organizationId, userId, permission })).pipe(
+    Effect.map((answer) => answer.allowed)
   )

@@ -4,6 +4,7 @@ import { Members } from "../../src/services/Members.ts"
 import { PermissionStore } from "../../src/services/PermissionStore.ts"
 import { Roles } from "../../src/services/Roles.ts"
 import {
+  can,
   createOrganization,
   createUser,
   eventTypesSince,
@@ -13,12 +14,6 @@ import {
   revisionOf,
   roleId
 } from "./RbacLayers.ts"
-
-/** Whether `userId` may do `permission` in the organization, as the permission store answers now. */
-const can = (organizationId: string, userId: string, permission: string) =>
-  Effect.flatMap(PermissionStore, (store) => store.check({ organizationId, userId, permission })).pipe(
-    Effect.map((answer) => answer.allowed)
-  )
 
 describe("Roles (layers on Postgres)", () => {
   it.layer(RbacTest, { timeout: "120 seconds" })((it) => {
