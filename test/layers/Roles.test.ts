@@ -1,7 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Members } from "../../src/services/Members.ts"
-import { PermissionStore } from "../../src/services/PermissionStore.ts"
 import { Roles } from "../../src/services/Roles.ts"
 import {
   can,
