@@ -8,7 +8,7 @@
  * which one process opens at a time (stop the server first). It prints one line; it exits 1 when
  * the change could not be made, 2 on a usage error. Each change is audited with no actor.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { SqlClient } from "@effect/sql"
 import { Cause, Console, Data, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
 import { AuditLogLive } from "./layers/AuditLogLive.ts"

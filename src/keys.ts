@@ -1,5 +1,5 @@
 /** `yarn keys`: prints a fresh JWT_PRIVATE_KEYS and MFA_ENCRYPTION_KEY for a cluster's settings. */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect } from "effect"
 import { generateKeys } from "./layers/auth/Keys.ts"
 

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import { LoggingLive } from "./layers/Logging.ts"
 import { MainLive } from "./layers/Main.ts"

@@ -1,4 +1,4 @@
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
 import { DatabaseLive, runMigrations } from "./layers/Database.ts"
 import { LoggingLive } from "./layers/Logging.ts"

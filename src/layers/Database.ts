@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { join, resolve } from "node:path"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
@@ -78,7 +78,9 @@ const embedded = Effect.gen(function* () {
   yield* lockDirectory(dir)
   const db = yield* Effect.acquireRelease(
     Effect.tryPromise({
-      try: () => PGlite.create(dir),
+      // Postgres's default 128 MB of shared buffers doubles the process's memory; an embedded
+      // single node's data fits in far less.
+      try: () => PGlite.create(dir, { startParams: [...PGlite.defaultStartParams, "-c", "shared_buffers=16MB"] }),
       catch: (cause) => new DatabaseStartError({ message: `cannot open embedded database in ${dir}: ${cause}` })
     }),
     (db) => Effect.promise(() => db.close()).pipe(Effect.ignore)

@@ -2,7 +2,8 @@
  * Platform administration on both doors, for platform administrators only (the `PlatformAdmin`
  * guard): every organization, freezing and unfreezing one, disabling and enabling a user.
  */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { PageCursor, PageLimitParam } from "./Audit.ts"
 import { BadRequest, Conflict, NotFound } from "./Errors.ts"

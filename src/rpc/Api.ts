@@ -2,7 +2,8 @@
  * The API, declared once: every group of operations, served as REST (documented at /openapi.json
  * and /docs) and, through `rpcsOf`, as the RPCs at POST /rpc (Rpcs.ts).
  */
-import { HttpApi, OpenApi } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { AdminApi } from "./Admin.ts"
 import { AuditApi } from "./Audit.ts"
 import { AuthApi } from "./Auth.ts"

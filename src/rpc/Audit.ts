@@ -2,7 +2,8 @@
  * The audit log of one organization on both doors: its entries, newest first, filtered by actor,
  * action, target and time, in pages. Also the paging pieces the admin lists share (limit, cursor).
  */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { BadRequest } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"

@@ -1,5 +1,7 @@
 /** Accounts, login, sessions, passwords, MFA and the public keys: the contract of both doors. */
-import { HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Conflict, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests, Unauthorized } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"

@@ -3,7 +3,8 @@
  * Any member may ask about themselves; asking about someone else needs `authz:check` (or
  * `assignments:read` for a whole effective set). A user who is not a member answers 404.
  */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, NotFound, ServiceUnavailable } from "./Errors.ts"

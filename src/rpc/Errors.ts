@@ -3,7 +3,7 @@
  * `.addError(E)` (the status comes from its annotation) and Rpcs name it as `error`. On the wire every
  * error is `{ _tag, code, message, ... }` with a stable `code` and a human `message`.
  */
-import { HttpApiSchema } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
 
 /** A `code` field fixed to one value, filled in by the constructor. */

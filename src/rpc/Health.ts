@@ -1,5 +1,6 @@
 /** Liveness and readiness: the same contract as REST endpoints and as RPCs. */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { HealthChecks, NotReady } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"

@@ -3,7 +3,8 @@
  * accepting needs only a session, because the one accepting is not a member yet: the mailed token
  * and the signed-in user's email are what admit them.
  */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Email } from "./Auth.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"

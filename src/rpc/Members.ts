@@ -3,7 +3,8 @@
  * `organizationId` (in the path on HTTP, in the payload on RPC), checked by the guard; every id in
  * a path or payload must belong to it, else 404.
  */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"

@@ -5,7 +5,9 @@
  * body in one struct (none when the endpoint takes no input); success, errors and annotations (the required permission) are the endpoint's;
  * its middleware is the RPC twin of the endpoint's (see `twins`).
  */
-import { HttpApiEndpoint, type HttpApiGroup, type HttpApiMiddleware } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import type * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import type * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { type Context, Option, Schema } from "effect"

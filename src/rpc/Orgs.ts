@@ -1,5 +1,7 @@
 /** Organizations (tenants): create, list, read, rename, delete. */
-import { HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Conflict } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"

@@ -2,7 +2,8 @@
  * Live session tickets: a signed-in member asks for a single-use ticket and opens the live socket
  * with it (docs/live-protocol.md).
  */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { NotFound, ServiceUnavailable } from "./Errors.ts"
 import { operations, rpcsOf } from "./Operation.ts"

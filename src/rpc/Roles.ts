@@ -4,7 +4,8 @@
  * conditions included. Each operation declares the permission it requires; the organization guard
  * enforces it before a handler runs.
  */
-import { HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { ParseResult, Schema } from "effect"
 import { type Condition as ConditionType, GRANT_PATTERN, PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"

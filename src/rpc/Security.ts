@@ -2,7 +2,9 @@
  * How callers prove who they are, on both doors: a bearer access token, checked by one middleware
  * for HttpApi and one for RPC, each providing the signed-in `CurrentUser`.
  */
-import { HttpApiMiddleware, HttpApiSecurity, OpenApi } from "@effect/platform"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { RpcMiddleware } from "@effect/rpc"
 import { Context, Schema } from "effect"
 import type { CatalogKey } from "../domain/Catalog.ts"

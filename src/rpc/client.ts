@@ -8,7 +8,8 @@
  * or provide `ApiClient.layer(url, options)` and `yield* ApiClient`. Typed failures arrive as the
  * same error classes the server uses (`Unauthorized`, `TooManyRequests`, …).
  */
-import { FetchHttpClient, Headers } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Headers from "@effect/platform/Headers"
 import { RpcClient, RpcMiddleware, RpcSerialization } from "@effect/rpc"
 import { Context, Effect, Layer } from "effect"
 import { Rpcs } from "./Rpcs.ts"

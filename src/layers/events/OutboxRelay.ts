@@ -104,7 +104,7 @@ export const make = (options: RelayOptions) =>
         Effect.withSpan("OutboxRelay.publish", { attributes: { events: rows.length } })
       )
 
-    const round = Effect.gen(function* () {
+    const claimRound = Effect.gen(function* () {
       const rows = yield* claim
       if (rows.length === 0) return { claimed: 0, published: 0 }
       const held = yield* heldElsewhere(rows)
@@ -112,8 +112,17 @@ export const make = (options: RelayOptions) =>
         held.size === 0 ? rows : rows.filter((r) => r.organizationId === null || !held.has(r.organizationId))
       if (ready.length > 0) yield* publish(ready)
       return { claimed: rows.length, published: ready.length }
+    }).pipe(sql.withTransaction)
+
+    // An idle relay asks this one indexed question instead of opening a claiming transaction.
+    const pending = sql`SELECT 1 AS one FROM outbox WHERE published_at IS NULL LIMIT 1`.pipe(
+      Effect.map((rows) => rows.length > 0)
+    )
+
+    const round = Effect.gen(function* () {
+      if (!(yield* pending)) return { claimed: 0, published: 0 }
+      return yield* claimRound
     }).pipe(
-      sql.withTransaction,
       // A connection that stops answering (half-open TCP) must not stop the relay for good: give
       // up on the round, let its rollback finish in the background, and try again on another.
       Effect.disconnect,

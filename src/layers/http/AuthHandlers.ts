@@ -2,7 +2,9 @@
  * Authentication on both doors, from one implementation, and the bearer guards. Browsers may keep
  * the refresh token in an HttpOnly cookie instead of the body (HTTP only, from an allowed Origin).
  */
-import { HttpApp, type HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpApp from "@effect/platform/HttpApp"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { AuthApi, Jwks, TokenPair } from "../../rpc/Auth.ts"
 import { Unauthorized } from "../../rpc/Errors.ts"

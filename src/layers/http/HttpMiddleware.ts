@@ -5,15 +5,13 @@
  */
 
 import { randomUUID } from "node:crypto"
-import {
-  Headers,
-  HttpApi,
-  HttpIncomingMessage,
-  HttpLayerRouter,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
+import * as Headers from "@effect/platform/Headers"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import { RouteNotFound } from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Cause, Clock, Effect, Layer, LogLevel, Option, Schema } from "effect"
 import { Api } from "../../rpc/Api.ts"
 import {

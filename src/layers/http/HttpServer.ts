@@ -5,8 +5,8 @@
  */
 
 import { createServer, type Server } from "node:http"
-import { HttpLayerRouter } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Duration, Effect, Layer, Scope } from "effect"
 import { servedApi } from "../../rpc/Api.ts"

@@ -5,7 +5,11 @@
  * the request. On HTTP, a write (any method but GET) whose answer carries a `revision` also sets
  * `X-Permission-Revision`.
  */
-import { HttpApiBuilder, type HttpApiGroup, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import type * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type { Rpc, RpcGroup } from "@effect/rpc"
 import { Effect, type Layer, Option } from "effect"
 import { Api } from "../../rpc/Api.ts"

@@ -3,7 +3,9 @@
  * the organization named by the request (path or `organizationId`), and the permission the
  * endpoint declares. Nothing reaches an organization handler without passing it.
  */
-import { HttpApi, HttpRouter, HttpServerRequest } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Api } from "../../rpc/Api.ts"
 import { Forbidden, NotFound } from "../../rpc/Errors.ts"

@@ -16,6 +16,8 @@ import { Writer } from "./RbacSql.ts"
 const BATCH = 200
 /** The longest sleep between rounds, so an assignment created elsewhere is seen in time. */
 const MAX_SLEEP = Duration.millis(500)
+/** How long to wait when a due expiry is being recorded by another node. */
+const RETRY_HELD = Duration.millis(100)
 
 const Expired = Schema.Struct({
   id: Schema.String,
@@ -89,9 +91,15 @@ export const ExpiryScheduler = Layer.scopedDiscard(
 
     const loop = Effect.gen(function* () {
       while (true) {
+        // Only a due expiry opens the claiming transaction; an idle node asks one indexed question.
+        const wait = yield* nextSleep
+        if (Duration.toMillis(wait) > 0) {
+          yield* Effect.sleep(wait)
+          continue
+        }
         const done = yield* round
-        if (done === BATCH) continue
-        yield* Effect.sleep(yield* nextSleep)
+        // Nothing claimed although one is due: another node holds it; give it a moment.
+        if (done === 0) yield* Effect.sleep(RETRY_HELD)
       }
     }).pipe(
       Effect.catchAllCause((cause) => Effect.logWarning("expiry: round failed; retrying", cause)),
