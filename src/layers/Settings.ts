@@ -166,6 +166,8 @@ export const Settings = {
     Config.validate({ message: "must be a positive number of sockets", validation: (n) => n > 0 }),
     Config.withDefault(LiveLimits.socketsPerUser)
   ),
+  /** The bearer token `GET /metrics` (on WS_PORT) requires (`Authorization: Bearer <token>`). */
+  metricsToken: Config.option(Config.redacted("METRICS_TOKEN")),
   adminEmail: Config.option(Config.string("ADMIN_EMAIL")),
   adminPassword: Config.option(Config.redacted("ADMIN_PASSWORD"))
 }
