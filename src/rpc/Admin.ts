@@ -7,11 +7,12 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { PageCursor, PageLimitParam } from "./Audit.ts"
 import { BadRequest, Conflict, NotFound } from "./Errors.ts"
+import { canonicalId } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { PlatformAdmin } from "./Security.ts"
 
-export const UserId = Schema.UUID.annotations({ identifier: "UserId" })
+export const UserId = canonicalId("UserId")
 
 const OrganizationStatus = Schema.Literal("active", "frozen")
 

@@ -6,6 +6,7 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { BadRequest } from "./Errors.ts"
+import { Id } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
@@ -23,7 +24,7 @@ const Target = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(300))
 
 const filters = {
   /** Entries written by this user. */
-  actor: Schema.optional(Schema.UUID),
+  actor: Schema.optional(Id),
   action: Schema.optional(Action),
   /** Entries about this target, e.g. `organization:<id>` or `user:<id>`. */
   target: Schema.optional(Target),

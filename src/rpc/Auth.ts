@@ -4,6 +4,7 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Conflict, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests, Unauthorized } from "./Errors.ts"
+import { canonicalId } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { Authentication } from "./Security.ts"
 
@@ -102,7 +103,7 @@ export class Jwks extends Schema.Class<Jwks>("Jwks")({
   )
 }) {}
 
-const SessionId = Schema.UUID.annotations({ identifier: "SessionId" })
+const SessionId = canonicalId("SessionId")
 
 const open = operations({ prefix: "/v1/auth" })
 const signedIn = operations({ prefix: "/v1/auth", params: { id: SessionId }, guard: Authentication })

@@ -8,6 +8,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, NotFound, ServiceUnavailable } from "./Errors.ts"
+import { Id } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
@@ -28,7 +29,7 @@ export const CheckedResource = Schema.Struct({
 
 const CheckFields = {
   /** Whom to ask about; the caller when absent. */
-  userId: Schema.optional(Schema.UUID),
+  userId: Schema.optional(Id),
   permission: PermissionKey,
   resource: Schema.optional(CheckedResource)
 }
@@ -98,7 +99,7 @@ export class EffectivePermissions extends Schema.Class<EffectivePermissions>("Ef
 
 const inOrg = operations({
   prefix: "/v1/orgs/:organizationId",
-  params: { organizationId: OrganizationId, userId: Schema.UUID },
+  params: { organizationId: OrganizationId, userId: Id },
   guard: OrgAuthorization
 })
 const checkErrors = [NotFound, Conflict, ServiceUnavailable] as const

@@ -8,6 +8,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Email } from "./Auth.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
+import { Id } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { Authentication, OrgAuthorization } from "./Security.ts"
@@ -16,7 +17,7 @@ export const CreateInvitation = Schema.Struct({
   /** Surrounding spaces are dropped; the address is compared without regard to case. */
   email: Schema.compose(Schema.Trim, Email),
   /** Roles of the organization the invited person gets on joining; the inviter must hold all they give. */
-  roleIds: Schema.optional(Schema.Array(Schema.UUID).pipe(Schema.maxItems(50)))
+  roleIds: Schema.optional(Schema.Array(Id).pipe(Schema.maxItems(50)))
 })
 
 /** A pending invitation; its token is never shown again after it was mailed. */
@@ -47,7 +48,7 @@ export class Joined extends Schema.Class<Joined>("Joined")({
 
 const inOrg = operations({
   prefix: "/v1/orgs/:organizationId",
-  params: { organizationId: OrganizationId, invitationId: Schema.UUID },
+  params: { organizationId: OrganizationId, invitationId: Id },
   guard: OrgAuthorization
 })
 

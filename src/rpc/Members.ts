@@ -7,6 +7,7 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
+import { Id } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
@@ -56,14 +57,14 @@ export class Assignment extends Schema.Class<Assignment>("Assignment")({
 }) {}
 
 export const AssignmentFilter = Schema.Struct({
-  userId: Schema.optional(Schema.UUID),
-  roleId: Schema.optional(Schema.UUID),
+  userId: Schema.optional(Id),
+  roleId: Schema.optional(Id),
   includeExpired: Schema.optional(Schema.BooleanFromString)
 })
 
 export const CreateAssignment = Schema.Struct({
-  userId: Schema.UUID,
-  roleId: Schema.UUID,
+  userId: Id,
+  roleId: Id,
   scope: Schema.optional(Scope),
   /** Must be in the future; the assignment counts for nothing from then on. */
   expiresAt: Schema.optional(Schema.DateTimeUtc)
@@ -81,7 +82,7 @@ export class AssignmentDeleted extends Schema.Class<AssignmentDeleted>("Assignme
 
 const inOrg = operations({
   prefix: "/v1/orgs/:organizationId",
-  params: { organizationId: OrganizationId, userId: Schema.UUID, assignmentId: Schema.UUID },
+  params: { organizationId: OrganizationId, userId: Id, assignmentId: Id },
   guard: OrgAuthorization
 })
 

@@ -4,13 +4,14 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Conflict } from "./Errors.ts"
+import { canonicalId } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { Authentication, OrgAuthorization } from "./Security.ts"
 
 /** Revisions are strings holding integers, so they survive JSON beyond 2^53. */
 export const Revision = Schema.String.pipe(Schema.pattern(/^\d+$/)).annotations({ identifier: "Revision" })
 
-export const OrganizationId = Schema.UUID.annotations({ identifier: "OrganizationId" })
+export const OrganizationId = canonicalId("OrganizationId")
 
 const Slug = Schema.String.pipe(
   Schema.pattern(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, {

@@ -9,11 +9,12 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { ParseResult, Schema } from "effect"
 import { type Condition as ConditionType, GRANT_PATTERN, PERMISSION_KEY } from "../domain/Decision.ts"
 import { Conflict, Forbidden, NotFound, ServiceUnavailable } from "./Errors.ts"
+import { canonicalId } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
 
-export const RoleId = Schema.UUID.annotations({ identifier: "RoleId" })
+export const RoleId = canonicalId("RoleId")
 
 const Name = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(200))
 const Description = Schema.Trim.pipe(Schema.maxLength(1000))

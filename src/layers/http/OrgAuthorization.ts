@@ -9,6 +9,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Api } from "../../rpc/Api.ts"
 import { Forbidden, NotFound } from "../../rpc/Errors.ts"
+import { Id } from "../../rpc/Ids.ts"
 import {
   type Member,
   OrgAuthorization,
@@ -21,7 +22,8 @@ import { PermissionStore, type PermissionStoreShape } from "../../services/Permi
 import { SignIn } from "../../services/SignIn.ts"
 import { bearerToken } from "./RequestMeta.ts"
 
-const isUuid = Schema.is(Schema.UUID)
+/** The route parameter as sent (any case) to its canonical, lowercase form (S49). */
+const canonicalId = Schema.decodeUnknownOption(Id)
 const noSuchOrganization = new NotFound({ message: "No such organization" })
 
 interface Declared {
@@ -53,12 +55,14 @@ const forbidden = (permission: string, reason: string) =>
 
 const authorize = Effect.fn("OrgAuthorization.authorize")(function* (
   user: SignedIn,
-  organizationId: unknown,
+  requested: unknown,
   declaration: Declared | undefined
 ) {
   // Deny by default: an organization endpoint that declares no permission is refused.
   if (declaration === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
-  if (typeof organizationId !== "string" || !isUuid(organizationId)) return yield* noSuchOrganization
+  const canonical = canonicalId(requested)
+  if (Option.isNone(canonical)) return yield* noSuchOrganization
+  const organizationId = canonical.value
   const store = yield* PermissionStore
   const { permission, selfService } = declaration
   // Without minRevision the store never answers `revision_not_reached`.
