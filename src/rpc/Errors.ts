@@ -67,7 +67,7 @@ export class NotReady extends Schema.TaggedError<NotReady>()(
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
   "Unauthorized",
   {
-    code: Schema.Literal("unauthorized", "invalid_credentials", "invalid_token"),
+    code: Schema.Literal("unauthorized", "invalid_credentials", "invalid_token", "email_not_verified"),
     message: Schema.String
   },
   HttpApiSchema.annotations({ status: 401, description: "Not signed in, or the credentials or token are not valid" })
