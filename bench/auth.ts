@@ -123,6 +123,7 @@ const main = async () => {
         DATA_DIR: dataDir,
         DATABASE_URL: process.env.BENCH_DATABASE_URL ?? postgres!.url,
         REDIS_URL: process.env.BENCH_REDIS_URL ?? redis!.url,
+        JWT_ISSUER: "http://bench.local",
         REDIS_KEY_PREFIX: `bench:${Date.now()}:`,
         JWT_PRIVATE_KEYS: jwtKeys,
         MFA_ENCRYPTION_KEY: keys.mfaKey,

@@ -147,6 +147,7 @@ export const startStack = async (env: Record<string, string>): Promise<Stack> =>
       DATA_DIR: dataDir,
       DATABASE_URL: process.env.BENCH_DATABASE_URL ?? postgres!.url,
       REDIS_URL: process.env.BENCH_REDIS_URL ?? redis!.url,
+      JWT_ISSUER: "http://bench.local",
       REDIS_KEY_PREFIX: `bench:${Date.now()}:`,
       AUTH_IP_RATE_LIMIT: "100000000",
       LOG_LEVEL: "warning",

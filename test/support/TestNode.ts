@@ -28,6 +28,8 @@ export const startTestNode = async (env: Record<string, string> = {}, options: {
     DATABASE_URL: database.url,
     REDIS_URL: options.redisUrl ?? inject("redisUrl"),
     REDIS_KEY_PREFIX: testRedisPrefix(),
+    // Nodes sharing Redis are one cluster: one issuer for all (the server refuses REDIS_URL without it).
+    JWT_ISSUER: "http://lps.test",
     DATA_DIR: dataDir,
     ...env
   }
