@@ -2,8 +2,10 @@
  * Revocations: making the access tokens of ended sessions stop working at once on every node.
  *
  * Owns: the revoked-session markers (key-value store, kept as long as an access token lives), the
- * in-process cache each node fills from the `sessions.revoked` events the outbox relay publishes,
- * and the check every authenticated request makes.
+ * in-process cache each node fills from the `sessions.revoked` events the outbox relay publishes
+ * (after any outage of the stream), whether that feed is caught up (no failed read or gap since its
+ * last restore from Postgres), and the check every authenticated request makes: while the feed is
+ * not caught up, the check asks Postgres, never the store alone.
  * Does not own: ending sessions (Sessions, which records the event in the same transaction; callers
  * then call `revoke` so this node and the store know at once).
  */
@@ -17,7 +19,10 @@ export interface RevocationsShape {
    * is written in the background when the store is slow, and the outbox event reaches every node.
    */
   readonly revoke: (sessionIds: ReadonlyArray<string>, reason: string) => Effect.Effect<void>
-  /** True when the session has ended; fails (deny) when neither the store nor Postgres can tell. */
+  /**
+   * True when the session has ended. Asks Postgres while this node's feed is behind; fails (deny)
+   * when Postgres must decide and cannot.
+   */
   readonly isRevoked: (sessionId: string) => Effect.Effect<boolean, ServiceUnavailable>
 }
 

@@ -8,7 +8,7 @@ import { layer as relayLayer } from "../../src/layers/events/OutboxRelay.ts"
 import { EventStreamMemory } from "../../src/layers/memory/EventStreamMemory.ts"
 import { KeyValueStoreMemory } from "../../src/layers/memory/KeyValueStoreMemory.ts"
 import { AccessTokens } from "../../src/services/AccessTokens.ts"
-import { EventStream } from "../../src/services/EventStream.ts"
+import { EventStream, EventStreamError } from "../../src/services/EventStream.ts"
 import { KeyValueError, KeyValueStore } from "../../src/services/KeyValueStore.ts"
 import { OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../../src/services/Outbox.ts"
 import { Revocations } from "../../src/services/Revocations.ts"
@@ -92,6 +92,50 @@ const StreamWithGaps = Layer.effect(
     })
   )
 )
+
+/** Redis as one node sees it: while `redis.down`, its store and its stream fail (a read in flight too). */
+const redis = { down: false }
+const redisDown = <A>(operation: string) =>
+  Effect.fail(new KeyValueError({ operation, cause: "down" })) as Effect.Effect<A, KeyValueError>
+const streamDown = Effect.fail(new EventStreamError({ operation: "read", cause: "down" }))
+const RedisSwitch = Layer.merge(
+  Layer.effect(
+    KeyValueStore,
+    Effect.map(KeyValueStore, (inner) =>
+      KeyValueStore.of({
+        ...inner,
+        get: (key) => (redis.down ? redisDown("get") : inner.get(key)),
+        set: (key, value, ttl) => (redis.down ? redisDown("set") : inner.set(key, value, ttl))
+      })
+    )
+  ),
+  Layer.effect(
+    EventStream,
+    Effect.map(EventStream, (inner) =>
+      EventStream.of({
+        ...inner,
+        read: (name, cursor, options) =>
+          redis.down
+            ? streamDown
+            : inner
+                .read(name, cursor, options)
+                .pipe(Effect.flatMap((result) => (redis.down ? streamDown : Effect.succeed(result)))),
+        last: (name) => (redis.down ? streamDown : inner.last(name))
+      })
+    )
+  )
+)
+
+/** The stream entry the outbox relay publishes for a logout. */
+const revokedEntry = (userId: string, sessionId: string) =>
+  Schema.encodeSync(OutboxEventJson)({
+    id: String(Math.floor(Math.random() * 1e12)),
+    organizationId: null,
+    revision: null,
+    type: "sessions.revoked",
+    payload: { userId, sessionIds: [sessionId], reason: "logout" },
+    createdAt: new Date().toISOString()
+  })
 
 /** One node's Revocations, over the cluster's services but those `replace` provides. */
 const node = <ROut, E, RIn>(replace: Layer.Layer<ROut, E, RIn>) =>
@@ -260,6 +304,37 @@ describe("Revocations (layers on Postgres)", () => {
           payload: { userId, sessionIds: [sessionId], reason: "logout" }
         })
       })
+    )
+
+    it.scoped(
+      "after a stream outage a node asks Postgres until it has caught up: a logout whose marker and entry it missed is refused (issue 12 item 9, R1)",
+      () =>
+        Effect.gen(function* () {
+          const stream = yield* EventStream
+          const b = yield* node(RedisSwitch)
+          const c = yield* node(RedisSwitch)
+          const { userId, sessionId } = yield* startSession
+          expect(yield* on(b)(sessionId)).toBe(false)
+
+          redis.down = true
+          // Logout on another node while Redis is down: Postgres and its outbox row; no marker.
+          yield* endInPostgresOnly(userId, sessionId)
+          // During the outage the store fails, so Postgres decides.
+          expect(yield* on(c)(sessionId)).toBe(true)
+          // Redis comes back empty and the relay publishes the event before b reads again: the
+          // entry wakes b's read in flight, which fails (the outage), so b never reads it.
+          yield* stream.append(PERMISSION_EVENTS_STREAM, revokedEntry(userId, sessionId))
+          yield* realSleep(100)
+          redis.down = false
+          // The store answers again and holds no marker: b must not take that for "alive".
+          expect(yield* on(b)(sessionId)).toBe(true)
+          // b catches up (stream position, then Postgres): it keeps refusing it; live sessions stay live.
+          yield* TestClock.adjust(Duration.seconds(2))
+          yield* realSleep(100)
+          expect(yield* on(b)(sessionId)).toBe(true)
+          const other = yield* startSession
+          expect(yield* on(b)(other.sessionId)).toBe(false)
+        }).pipe(Effect.ensuring(Effect.sync(() => (redis.down = false))))
     )
   })
 })

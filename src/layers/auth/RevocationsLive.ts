@@ -3,7 +3,7 @@ import { ServiceUnavailable } from "../../rpc/Errors.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
 import { EventStream, StreamCursor } from "../../services/EventStream.ts"
 import { EventPayloads } from "../../services/Events.ts"
-import { KeyValueStore } from "../../services/KeyValueStore.ts"
+import { KeyValueError, KeyValueStore } from "../../services/KeyValueStore.ts"
 import { OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../../services/Outbox.ts"
 import { Revocations } from "../../services/Revocations.ts"
 import { Sessions } from "../../services/Sessions.ts"
@@ -15,6 +15,8 @@ const decodeRevoked = Schema.decodeUnknownOption(EventPayloads[REVOKED])
 /** How long `revoke` waits for the store before it returns and leaves the markers to the background. */
 const MARKER_WAIT = Duration.seconds(1)
 const MARKER_RETRY = Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(8)))
+/** How long a check waits for the store before Postgres decides (a store that hangs). */
+const STORE_WAIT = Duration.seconds(1)
 
 const markerKey = (sessionId: string) => `revoked-session:${sessionId}`
 
@@ -31,10 +33,15 @@ export const revokedSessionIds = (entry: string): Option.Option<ReadonlyArray<st
 
 /**
  * A session's end is written three ways: Postgres (Sessions, the truth, with its outbox event), a
- * marker in the key-value store that outlives any access token of the session (what every node
- * checks), and the event, which puts it into every node's in-process cache (so most revoked tokens
- * are refused without a round trip). When the store cannot answer, Postgres decides; when neither
- * can, deny.
+ * marker in the key-value store that outlives any access token of the session, and the event,
+ * which the outbox relay publishes once the stream can take it (after any outage) and which puts
+ * it into every node's in-process cache (so most revoked tokens are refused without a round trip).
+ *
+ * The store's answer counts only while this node's feed is caught up: it has followed the stream,
+ * without a failed read or a gap, from a position taken before its last restore from Postgres.
+ * Otherwise a missing marker proves nothing (the store may have lost it, or never got it, and the
+ * event may still wait in the outbox), so every check asks Postgres until the feed has caught up.
+ * When the store cannot answer, Postgres decides; when Postgres must decide and cannot, deny.
  */
 export const make = Effect.gen(function* () {
   const kv = yield* KeyValueStore
@@ -44,6 +51,9 @@ export const make = Effect.gen(function* () {
   const markerTtlMs = (tokens.ttlSeconds + 60) * 1000
   const cache = new Map<string, number>()
   const writes = yield* FiberSet.make<void>()
+  /** See above: false from start, a failed read or a gap, until the next catch-up succeeds. */
+  let caughtUp = false
+  let cursor = StreamCursor.start
 
   const remember = (sessionIds: ReadonlyArray<string>) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
@@ -62,8 +72,7 @@ export const make = Effect.gen(function* () {
 
   /**
    * Sessions ended within an access token's lifetime, from Postgres: into this node's cache and
-   * back into the store. Runs at start and whenever the stream shows a gap (the store may have lost
-   * its data, markers included), so a token of an ended session never comes back to life.
+   * back into the store (it may have lost its data, markers included).
    */
   const restore = Effect.gen(function* () {
     const ended = yield* sessions.revokedWithin(Math.ceil(markerTtlMs / 1000))
@@ -76,29 +85,85 @@ export const make = Effect.gen(function* () {
       yield* Effect.logInfo(`revocations: restored ${ended.length} recently ended sessions from Postgres`)
   })
 
-  yield* restore.pipe(Effect.catchAllCause((cause) => Effect.logWarning("revocations: restore at start failed", cause)))
+  /**
+   * The stream's position first, then Postgres: a session ended before the restore reads is in
+   * it, and the event of one ended later is published after the position, where the feed reads it.
+   */
+  const catchUp = Effect.gen(function* () {
+    const position = yield* events.last(PERMISSION_EVENTS_STREAM)
+    yield* restore
+    cursor = position
+    caughtUp = true
+  })
 
-  const follow = Effect.gen(function* () {
-    let cursor = yield* events.last(PERMISSION_EVENTS_STREAM).pipe(Effect.orElseSucceed(() => StreamCursor.start))
-    while (true) {
-      const result = yield* events.read(PERMISSION_EVENTS_STREAM, cursor, { block: "5 seconds", count: 500 })
-      for (const entry of result.entries) {
-        const ids = revokedSessionIds(entry.payload)
-        if (Option.isSome(ids)) yield* remember(ids.value)
-        cursor = entry.id
-      }
-      if (result.gap) {
-        yield* Effect.logWarning("revocations: gap in the event stream; restoring from Postgres")
-        yield* restore
-        cursor = yield* events.last(PERMISSION_EVENTS_STREAM)
-      }
-      yield* forgetExpired
+  // At start, so that a node normally begins caught up; when it cannot, the feed keeps trying.
+  yield* catchUp.pipe(
+    Effect.catchAllCause((cause) =>
+      Effect.logWarning("revocations: cannot catch up at start; asking Postgres until the feed has", cause)
+    )
+  )
+
+  let failing = false
+  const step = Effect.gen(function* () {
+    if (!caughtUp) {
+      yield* catchUp
+      if (failing) yield* Effect.logInfo("revocations: event stream is back; caught up from Postgres")
+      failing = false
     }
-  }).pipe(
-    Effect.tapErrorCause((cause) => Effect.logWarning("revocations: event stream read failed; retrying", cause)),
-    Effect.retry(Schedule.spaced("1 second"))
+    const result = yield* events.read(PERMISSION_EVENTS_STREAM, cursor, { block: "5 seconds", count: 500 })
+    for (const entry of result.entries) {
+      const ids = revokedSessionIds(entry.payload)
+      if (Option.isSome(ids)) yield* remember(ids.value)
+      cursor = entry.id
+    }
+    if (result.gap) {
+      caughtUp = false
+      yield* Effect.logWarning("revocations: gap in the event stream; asking Postgres until caught up")
+    }
+    yield* forgetExpired
+  })
+
+  const follow = step.pipe(
+    Effect.forever,
+    Effect.catchAllCause((cause) =>
+      Effect.gen(function* () {
+        // Entries may be lost meanwhile, or published while this node could not read them.
+        caughtUp = false
+        if (!failing) yield* Effect.logWarning("revocations: event stream unavailable; asking Postgres", cause)
+        failing = true
+      })
+    ),
+    Effect.zipRight(Effect.sleep("1 second")),
+    Effect.forever
   )
   yield* Effect.forkScoped(follow)
+
+  /** Postgres decides; when it cannot, deny. */
+  const endedInPostgres = (sessionId: string) =>
+    sessions
+      .hasEnded(sessionId)
+      .pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.logError("revocations: cannot tell whether a session is alive; denying", cause).pipe(
+            Effect.zipRight(new ServiceUnavailable({ message: "Cannot verify the session right now; try again" }))
+          )
+        )
+      )
+
+  /** The marker; Postgres when the store fails or does not answer in time. */
+  const markedInStore = (sessionId: string) =>
+    kv.get(markerKey(sessionId)).pipe(
+      Effect.timeoutFail({
+        duration: STORE_WAIT,
+        onTimeout: () => new KeyValueError({ operation: "get", cause: "timed out" })
+      }),
+      Effect.map(Option.isSome),
+      Effect.catchAll((error) =>
+        Effect.logWarning("revocations: key-value store unavailable; asking Postgres", error).pipe(
+          Effect.zipRight(endedInPostgres(sessionId))
+        )
+      )
+    )
 
   return Revocations.of({
     revoke: Effect.fn("Revocations.revoke")(function* (sessionIds, reason) {
@@ -127,19 +192,7 @@ export const make = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const cached = cache.get(sessionId)
       if (cached !== undefined && cached > now) return true
-      const revoked = yield* kv.get(markerKey(sessionId)).pipe(
-        Effect.map(Option.isSome),
-        Effect.catchAll((error) =>
-          Effect.logWarning("revocations: key-value store unavailable; asking Postgres", error).pipe(
-            Effect.zipRight(sessions.hasEnded(sessionId))
-          )
-        ),
-        Effect.catchAllCause((cause) =>
-          Effect.logError("revocations: cannot tell whether a session is alive; denying", cause).pipe(
-            Effect.zipRight(new ServiceUnavailable({ message: "Cannot verify the session right now; try again" }))
-          )
-        )
-      )
+      const revoked = yield* caughtUp ? markedInStore(sessionId) : endedInPostgres(sessionId)
       if (revoked) yield* remember([sessionId])
       return revoked
     })
