@@ -10,17 +10,18 @@ import { Id } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
+import { storable } from "./Text.ts"
 
 /** How many items a page holds: 1..200, 50 when not given. */
 export const PageLimit = Schema.Int.pipe(Schema.between(1, 200))
 /** The same as a query parameter. */
 export const PageLimitParam = Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 200)).annotations({})
 /** Opaque: the `nextCursor` of the previous page, passed back as is. Anything else answers 400. */
-export const PageCursor = Schema.String.pipe(Schema.maxLength(200))
+export const PageCursor = Schema.String.pipe(storable(), Schema.maxLength(200))
 
 /** An exact action (`role.created`), or, ending with a dot, every action it starts (`role.`). */
 const Action = Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9_.-]*$/), Schema.maxLength(100))
-const Target = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(300))
+const Target = Schema.String.pipe(storable(), Schema.minLength(1), Schema.maxLength(300))
 
 const filters = {
   /** Entries written by this user. */

@@ -7,11 +7,23 @@ import { Conflict, InvalidInput, NotFound, ServiceUnavailable, TooManyRequests, 
 import { canonicalId } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { Authentication } from "./Security.ts"
+import { storable } from "./Text.ts"
 
-export const Email = Schema.String.pipe(
+const EmailText = Schema.String.pipe(
+  storable(),
   Schema.maxLength(254),
   Schema.pattern(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: () => "must be an email address" })
-).annotations({ identifier: "Email" })
+)
+
+/**
+ * An email address, decoded to its one key (S49): lowercase, Unicode NFC, so `Ann@Example.com`
+ * and a decomposed `é` name the same account as their canonical forms. Encoded as it is.
+ */
+export const Email = Schema.transform(EmailText.annotations({ identifier: "Email" }), EmailText, {
+  strict: true,
+  decode: (email) => email.toLowerCase().normalize("NFC"),
+  encode: (email) => email
+})
 
 /** 8 to 128 characters (code points), any characters, compared exactly as sent. */
 export const Password = Schema.Redacted(
@@ -24,13 +36,13 @@ export const Password = Schema.Redacted(
 /** A password given to prove who you are: only a length cap, so old short passwords still work. */
 export const CurrentPassword = Schema.Redacted(Schema.String.pipe(Schema.maxLength(1024)))
 
-const Token = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(512))
+const Token = Schema.String.pipe(storable(), Schema.minLength(1), Schema.maxLength(512))
 const Code = Schema.String.pipe(Schema.minLength(6), Schema.maxLength(64))
 
 export const Register = Schema.Struct({
   email: Email,
   password: Password,
-  name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(200))
+  name: Schema.Trim.pipe(storable(), Schema.minLength(1), Schema.maxLength(200))
 })
 export const Login = Schema.Struct({ email: Email, password: CurrentPassword })
 export const LoginMfa = Schema.Struct({ mfaToken: Token, code: Code })

@@ -12,8 +12,9 @@ import { Id } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
+import { storable } from "./Text.ts"
 
-const Text = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
+const Text = Schema.String.pipe(storable(), Schema.minLength(1), Schema.maxLength(200))
 
 export const PermissionKey = Schema.String.pipe(
   Schema.maxLength(200),

@@ -12,6 +12,7 @@ import { Id } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { Authentication, OrgAuthorization } from "./Security.ts"
+import { storable } from "./Text.ts"
 
 export const CreateInvitation = Schema.Struct({
   /** Surrounding spaces are dropped; the address is compared without regard to case. */
@@ -37,7 +38,9 @@ export class InvitationRevoked extends Schema.Class<InvitationRevoked>("Invitati
   revoked: Schema.Literal(true)
 }) {}
 
-export const AcceptInvitation = Schema.Struct({ token: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(512)) })
+export const AcceptInvitation = Schema.Struct({
+  token: Schema.String.pipe(storable(), Schema.minLength(1), Schema.maxLength(512))
+})
 
 /** The organization joined, the names of the roles received, and the revision that records it. */
 export class Joined extends Schema.Class<Joined>("Joined")({

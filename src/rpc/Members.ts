@@ -11,6 +11,7 @@ import { Id } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
+import { storable } from "./Text.ts"
 
 /** One resource an assignment is limited to, e.g. `{type: "project", id: "42"}`. */
 export const Scope = Schema.Struct({
@@ -19,7 +20,7 @@ export const Scope = Schema.Struct({
     Schema.maxLength(200),
     Schema.pattern(/^[a-z][a-z0-9_.-]*$/, { message: () => "must be lowercase letters, digits, _ . or -" })
   ),
-  id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
+  id: Schema.String.pipe(storable(), Schema.minLength(1), Schema.maxLength(200))
 }).annotations({ identifier: "Scope" })
 
 export class MemberRole extends Schema.Class<MemberRole>("MemberRole")({

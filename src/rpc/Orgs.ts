@@ -7,6 +7,7 @@ import { Conflict } from "./Errors.ts"
 import { canonicalId } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { Authentication, OrgAuthorization } from "./Security.ts"
+import { storable } from "./Text.ts"
 
 /** Revisions are strings holding integers, so they survive JSON beyond 2^53. */
 export const Revision = Schema.String.pipe(Schema.pattern(/^\d+$/)).annotations({ identifier: "Revision" })
@@ -18,7 +19,7 @@ const Slug = Schema.String.pipe(
     message: () => "must be 1–63 lowercase letters, digits or dashes, not starting or ending with a dash"
   })
 )
-const Name = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(200))
+const Name = Schema.Trim.pipe(storable(), Schema.minLength(1), Schema.maxLength(200))
 
 export const CreateOrganization = Schema.Struct({ name: Name, slug: Slug })
 export const UpdateOrganization = Schema.Struct({ name: Schema.optional(Name) })

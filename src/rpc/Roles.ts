@@ -13,11 +13,12 @@ import { canonicalId } from "./Ids.ts"
 import { operations, rpcsOf } from "./Operation.ts"
 import { OrganizationId, Revision } from "./Orgs.ts"
 import { OrgAuthorization } from "./Security.ts"
+import { storable } from "./Text.ts"
 
 export const RoleId = canonicalId("RoleId")
 
-const Name = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(200))
-const Description = Schema.Trim.pipe(Schema.maxLength(1000))
+const Name = Schema.Trim.pipe(storable(), Schema.minLength(1), Schema.maxLength(200))
+const Description = Schema.Trim.pipe(storable(), Schema.maxLength(1000))
 
 export const PermissionKey = Schema.String.pipe(
   Schema.maxLength(200),
@@ -35,7 +36,12 @@ export const CONDITION_MAX_NODES = 64
 
 const strict = { parseOptions: { onExcessProperty: "error" } } as const
 
-const Literal = Schema.Union(Schema.String.pipe(Schema.maxLength(1000)), Schema.Number, Schema.Boolean, Schema.Null)
+const Literal = Schema.Union(
+  Schema.String.pipe(storable(), Schema.maxLength(1000)),
+  Schema.Number,
+  Schema.Boolean,
+  Schema.Null
+)
 
 const VAR_PATH =
   /^(subject\.id|resource\.id|resource\.type|(subject|resource)\.attributes(\.[A-Za-z_][\w-]{0,63}){1,8})$/
