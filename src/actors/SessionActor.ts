@@ -1,17 +1,19 @@
 /**
  * One live session: a fiber with a bounded mailbox and private state (the `Session` record). It
- * handles one message at a time, so it needs no locks:
+ * opens registered first, then checks in Postgres that the sign-in session, the membership and
+ * the user are still live (S47), and only then says `hello`. It handles one message at a time,
+ * so it needs no locks:
  * - client frames (`check`, `await`, `ping`), rate limited per connection;
  * - `refresh` from the router, coalesced: the first change is applied at once, those arriving
  *   within `recomputeEveryMs` of the last recomputation together at its end, from the permission
- *   store at the current revision; a diff is pushed only when something changed;
+ *   store at the current revision; a diff (keys and role names) is pushed only when something changed;
  * - `revoke`: it sends `revoked` and closes with 4001;
  * - `drain`: a client that fell behind (send buffer over the soft limit) was sent no diffs; once it
  *   drains it gets one fresh `hello`. Past the hard limit, or behind for too long: closed with 4002.
  * Its revision never goes backwards. Interrupting the fiber (socket closed) unregisters it. The
  * limits are the protocol's (`LiveLimits` in src/rpc/LiveProtocol.ts, stated in the docs).
  */
-import { type Clock, Duration, Effect, Either, Fiber, Option, Queue, type Scope } from "effect"
+import { Duration, Effect, Either, Fiber, Option, Queue, type Scope } from "effect"
 import * as EffectiveSet from "../domain/EffectiveSet.ts"
 import { gcra } from "../domain/Gcra.ts"
 import {
@@ -23,24 +25,14 @@ import {
   type RevokedReason,
   type ServerMessage
 } from "../rpc/LiveProtocol.ts"
-import { PermissionStore, type PermissionStoreShape, type SessionSnapshot } from "../services/PermissionStore.ts"
+import { PermissionStore, type SessionSnapshot } from "../services/PermissionStore.ts"
 import type { TicketClaims } from "../services/Realtime.ts"
-import { type Registry, type SessionHandle, SessionRegistry } from "./SessionRegistry.ts"
+import { Sessions, type SessionsShape } from "../services/Sessions.ts"
+import { revokedReasonFor } from "./LiveRouter.ts"
+import { adopt, close, hello, type Inbound, type LiveSocket, revokedBy, type Session, send, wake } from "./Session.ts"
+import { type SessionHandle, SessionRegistry } from "./SessionRegistry.ts"
 
-/** The socket as the actor sees it; the transport (uWebSockets.js) implements it. */
-export interface LiveSocket {
-  /** False once the socket has closed: nothing may be sent then. */
-  readonly isOpen: () => boolean
-  readonly send: (text: string) => void
-  readonly bufferedAmount: () => number
-  readonly close: (code: number, reason: string) => void
-}
-
-export type Inbound =
-  | { readonly _tag: "Frame"; readonly text: string }
-  | { readonly _tag: "Binary" }
-  | { readonly _tag: "Wake" }
-  | { readonly _tag: "Drain" }
+export type { Inbound, LiveSocket } from "./Session.ts"
 
 const BURST_WINDOW_MS = (LiveLimits.burst / LiveLimits.messagesPerSecond) * 1000
 const STUCK_FOR = Duration.millis(LiveLimits.stuckMs)
@@ -48,61 +40,6 @@ const DROPPED = "Too many messages; this one was dropped"
 
 /** The frame both the actor and the transport send for a message they drop. */
 export const rateLimitedFrame = encodeServerMessage({ type: "error", code: "rate_limited", message: DROPPED })
-
-/** One session's state. Only its actor's fiber changes it, but for `signals`, which its handle sets. */
-interface Session {
-  readonly claims: TicketClaims
-  readonly socket: LiveSocket
-  readonly mailbox: Queue.Queue<Inbound>
-  readonly store: PermissionStoreShape
-  readonly registry: Registry
-  readonly clock: Clock.Clock
-  readonly handle: SessionHandle
-  /** The set the client holds, and the roles it depends on (the registry indexes it by them). */
-  held: EffectiveSet.EffectiveSet
-  roleIds: ReadonlyArray<string>
-  /** Set by the handle; one `Wake` in the mailbox at a time carries them to the actor. */
-  readonly signals: { refresh: boolean; wake: boolean; revoke: RevokedReason | undefined }
-  /** When it last recomputed, and whether a wake-up for the end of the interval is on its way. */
-  readonly pacing: { last: number; timer: boolean }
-  /** While the client is behind: the timer that closes it if it stays so. */
-  stuck: Fiber.RuntimeFiber<void> | undefined
-  /** Client messages: the rate limiter's state, and how many were dropped. */
-  readonly rate: { tat: number | undefined; dropped: number }
-}
-
-const revokedBy: Record<SessionSnapshot["access"], RevokedReason | undefined> = {
-  ok: undefined,
-  not_member: "member_removed",
-  frozen: "organization_frozen",
-  disabled: "user_disabled",
-  no_organization: "organization_deleted"
-}
-
-const send = ({ socket }: Session, message: ServerMessage) =>
-  socket.isOpen() ? socket.send(encodeServerMessage(message)) : undefined
-const close = ({ socket }: Session, code: number, reason: string) =>
-  socket.isOpen() ? socket.close(code, reason) : undefined
-
-const wake = (session: Session) => {
-  if (session.signals.wake) return
-  session.signals.wake = true
-  session.mailbox.unsafeOffer({ _tag: "Wake" })
-}
-
-const hello = ({ claims, held }: Session): ServerMessage => {
-  const { sessionId, userId, organizationId } = claims
-  return { type: "hello", sessionId, userId, organizationId, ...EffectiveSet.toSnapshot(held) }
-}
-
-/** Takes `next` as the held set, re-indexing the session if the roles it depends on changed. */
-const adopt = (session: Session, next: SessionSnapshot, set = EffectiveSet.fromSnapshot(next)) => {
-  if (next.roleIds.join("\n") !== session.roleIds.join("\n")) {
-    session.registry.setRoles(session.handle, next.roleIds)
-    session.roleIds = next.roleIds
-  }
-  session.held = set
-}
 
 /** The session's state from the store, shared with this user's other sessions asking at once. */
 const snapshot = ({ claims: { organizationId, userId }, registry, store }: Session, atLeast?: string) =>
@@ -134,7 +71,7 @@ const push = (session: Session, frame: ServerMessage): Effect.Effect<void, never
     send(session, frame)
   })
 
-/** Applies a newer snapshot: a diff if something changed (the whole state if only role names did). */
+/** Applies a newer snapshot: one `permissions` frame with what changed (keys, role names), if anything did. */
 const apply = (session: Session, next: SessionSnapshot) => {
   const reason = revokedBy[next.access]
   if (reason !== undefined) {
@@ -145,11 +82,8 @@ const apply = (session: Session, next: SessionSnapshot) => {
   if (set.revision < session.held.revision) return Effect.void
   const before = session.held
   adopt(session, next, set)
-  const diff = EffectiveSet.diff(before, set)
-  if (!EffectiveSet.isEmptyChange(diff)) return push(session, { type: "permissions", ...diff })
-  // Only the role names changed (a rename): the whole state again, it is small.
-  if (EffectiveSet.rolesChanged(before, set)) return push(session, hello(session))
-  return Effect.void
+  const frame = EffectiveSet.diff(before, set)
+  return EffectiveSet.isEmptyDiff(frame) ? Effect.void : push(session, { type: "permissions", ...frame })
 }
 
 const recompute = (session: Session, atLeast?: string) =>
@@ -293,22 +227,28 @@ interface ActorOptions {
   readonly resumeAt: string | undefined
 }
 
+/** Whether the sign-in session ended (logout, password reset, disable…), and why, from Postgres. */
+const sessionEnded = (sessions: SessionsShape, sessionId: string) =>
+  Effect.flatMap(sessions.hasEnded(sessionId), (ended) =>
+    ended
+      ? Effect.map(sessions.revokedAmong([sessionId]), ([found]) => revokedReasonFor(found?.reason ?? ""))
+      : Effect.succeed(undefined)
+  )
+
 /**
- * Loads the first snapshot and registers the session, or ends it: a `Session` once `hello` is sent.
- * A `resumeAt` the organization never reached gets the current set (the client replaces its own).
+ * Registers the session, then decides whether it may open, then sends `hello`: a `Session`, or
+ * undefined when it ended. Registered first (S47), so that a revocation committed at any moment
+ * is either routed to this session or seen by the checks that follow, which read Postgres: the
+ * sign-in session not ended, the user a member, not disabled, the organization not frozen. A
+ * refused session gets `revoked` and 4001, never a `hello`. A `resumeAt` the organization never
+ * reached gets the current set (the client replaces its own).
  */
 const open = Effect.fn("SessionActor.open")(function* (options: ActorOptions) {
   const { claims, socket, mailbox } = options
   const { organizationId, userId } = claims
   const store = yield* PermissionStore
   const registry = yield* SessionRegistry
-  // Loaded directly: opens arrive spread out (a ticket each), so there is little to share, and
-  // they must not queue behind a fan-out's recomputations.
-  const first = yield* Effect.either(
-    store
-      .session(organizationId, userId, options.resumeAt)
-      .pipe(Effect.catchTag("Conflict", () => store.session(organizationId, userId)))
-  )
+  const sessions = yield* Sessions
   const clock = yield* Effect.clock
   const now = clock.unsafeCurrentTimeMillis()
   const signals: Session["signals"] = { refresh: false, wake: false, revoke: undefined }
@@ -341,29 +281,44 @@ const open = Effect.fn("SessionActor.open")(function* (options: ActorOptions) {
     stuck: undefined,
     rate: { tat: undefined, dropped: 0 }
   }
-  if (Either.isLeft(first)) {
+  const opened = { hello: false }
+  registry.register(handle, [])
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      registry.unregister(handle)
+      if (opened.hello) registry.counters.closed += 1
+    })
+  )
+  // Loaded directly: opens arrive spread out (a ticket each), so there is little to share, and
+  // they must not queue behind a fan-out's recomputations.
+  const checked = yield* Effect.either(
+    Effect.all(
+      [
+        store
+          .session(organizationId, userId, options.resumeAt)
+          .pipe(Effect.catchTag("Conflict", () => store.session(organizationId, userId))),
+        sessionEnded(sessions, claims.sessionId)
+      ],
+      { concurrency: 2 }
+    )
+  )
+  if (Either.isLeft(checked)) {
     send(session, { type: "error", code: "unavailable", message: "Cannot load the session; reconnect later" })
     close(session, CloseCode.tryAgainLater, "unavailable")
     return undefined
   }
-  const refused = revokedBy[first.right.access]
+  const [first, ended] = checked.right
+  const refused = signals.revoke ?? ended ?? revokedBy[first.access]
   if (refused !== undefined) {
     yield* end(session, refused)
     return undefined
   }
-  session.held = EffectiveSet.fromSnapshot(first.right)
-  session.roleIds = first.right.roleIds
-  registry.register(handle, session.roleIds)
-  // An event routed between the snapshot and the registration found no one: catch up now.
+  adopt(session, first)
+  // An event routed before the registration found no one: catch up now.
   if ((registry.latestRevision(organizationId) ?? -1n) > session.held.revision) handle.refresh()
   registry.counters.opened += 1
-  yield* Effect.addFinalizer(() =>
-    Effect.sync(() => {
-      registry.unregister(handle)
-      registry.counters.closed += 1
-    })
-  )
   registry.counters.snapshots += 1
+  opened.hello = true
   send(session, hello(session))
   // The session ends at its absolute expiry at the latest.
   const untilExpiry = Math.max(0, claims.sessionExpiresAt - now)

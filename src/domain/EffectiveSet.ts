@@ -38,6 +38,8 @@ export interface Diff {
   readonly scopedRemoved?: ScopedKeys | undefined
   readonly scopedDeniedAdded?: ScopedKeys | undefined
   readonly scopedDeniedRemoved?: ScopedKeys | undefined
+  /** The role names, sorted, when they changed (an assignment, an expiry, a rename); absent otherwise. */
+  readonly roles?: ReadonlyArray<string> | undefined
 }
 
 /** What actually changed, every part present (`{}`/`[]` when nothing), keys sorted. */
@@ -139,7 +141,10 @@ export const isEmptyChange = (change: Diff | Change) =>
   isEmptyRecord(change.scopedDeniedAdded) &&
   isEmptyRecord(change.scopedDeniedRemoved)
 
-/** The frame that takes `from` to `to`, at `to`'s revision; only the resource parts holding something. */
+/**
+ * The frame that takes `from` to `to`, at `to`'s revision; only the resource parts holding
+ * something, and the role names when they changed.
+ */
 export const diff = (from: EffectiveSet, to: EffectiveSet): Diff => {
   const change = changes(from, to)
   const out: { -readonly [K in keyof Diff]: Diff[K] } = {
@@ -151,8 +156,12 @@ export const diff = (from: EffectiveSet, to: EffectiveSet): Diff => {
   if (!isEmptyRecord(change.scopedRemoved)) out.scopedRemoved = change.scopedRemoved
   if (!isEmptyRecord(change.scopedDeniedAdded)) out.scopedDeniedAdded = change.scopedDeniedAdded
   if (!isEmptyRecord(change.scopedDeniedRemoved)) out.scopedDeniedRemoved = change.scopedDeniedRemoved
+  if (rolesChanged(from, to)) out.roles = to.roles
   return out
 }
+
+/** Whether a frame changes nothing at all: no key, and no role name. */
+export const isEmptyDiff = (frame: Diff) => isEmptyChange(frame) && frame.roles === undefined
 
 /** Whether the role names differ (a rename changes no key, but the client shows them). */
 export const rolesChanged = (from: EffectiveSet, to: EffectiveSet) =>
@@ -179,7 +188,7 @@ const addScoped = (sets: ScopedSets, add: ScopedKeys | undefined, remove: Scoped
 
 /**
  * `set` with `frame` applied, at the frame's revision, and what actually changed (a key the set
- * already held is not reported as added). Roles are kept: a diff carries none.
+ * already held is not reported as added). The roles are the frame's when it carries them, else kept.
  */
 export const applyDiff = (set: EffectiveSet, frame: Diff): { readonly set: EffectiveSet; readonly change: Change } => {
   const permissions = new Set(set.permissions)
@@ -190,7 +199,7 @@ export const applyDiff = (set: EffectiveSet, frame: Diff): { readonly set: Effec
     permissions,
     scoped: addScoped(set.scoped, frame.scopedAdded, frame.scopedRemoved),
     scopedDenied: addScoped(set.scopedDenied, frame.scopedDeniedAdded, frame.scopedDeniedRemoved),
-    roles: set.roles
+    roles: frame.roles === undefined ? set.roles : [...frame.roles]
   }
   return { set: next, change: changes(set, next) }
 }

@@ -77,7 +77,9 @@ export const PermissionsChanged = Schema.Struct({
   scopedAdded: Schema.optional(ScopedPermissions),
   scopedRemoved: Schema.optional(ScopedPermissions),
   scopedDeniedAdded: Schema.optional(ScopedPermissions),
-  scopedDeniedRemoved: Schema.optional(ScopedPermissions)
+  scopedDeniedRemoved: Schema.optional(ScopedPermissions),
+  /** The role names (as in `hello`), present only when they changed: an assignment, an expiry, a rename. */
+  roles: Schema.optional(Schema.Array(Schema.String))
 })
 
 /** The session ended; the server closes the socket with `CloseCode.revoked` right after. */

@@ -6,6 +6,7 @@ import { type Registry, SessionRegistry } from "../../src/actors/SessionRegistry
 import { Conflict } from "../../src/rpc/Errors.ts"
 import { LiveLimits } from "../../src/rpc/LiveProtocol.ts"
 import { PermissionStore, type SessionSnapshot } from "../../src/services/PermissionStore.ts"
+import { Sessions } from "../../src/services/Sessions.ts"
 
 /** The actor's limits, as the tests use them. */
 const Limits = {
@@ -63,8 +64,30 @@ const fakeSocket = () => {
  * Like the real one, it refuses a revision the organization has not reached.
  */
 const fakeStore = (initial: SessionSnapshot) => {
-  const current = { value: initial, loads: 0, gate: undefined as Deferred.Deferred<void> | undefined }
-  const layer = Layer.succeed(
+  const current = {
+    value: initial,
+    loads: 0,
+    gate: undefined as Deferred.Deferred<void> | undefined,
+    /** Why the sign-in session ended, once it has. */
+    ended: undefined as string | undefined
+  }
+  const unused = () => Effect.die("unused")
+  const sessions = Layer.succeed(
+    Sessions,
+    Sessions.of({
+      hasEnded: () => Effect.sync(() => current.ended !== undefined),
+      revokedAmong: (ids) =>
+        Effect.sync(() => (current.ended === undefined ? [] : ids.map((id) => ({ id, reason: current.ended! })))),
+      start: unused,
+      rotate: unused,
+      list: unused,
+      revoke: unused,
+      revokeAll: unused,
+      absoluteExpiry: unused,
+      revokedWithin: unused
+    })
+  )
+  const permissionStore = Layer.succeed(
     PermissionStore,
     PermissionStore.of({
       session: (_organizationId, _userId, minRevision) =>
@@ -89,7 +112,7 @@ const fakeStore = (initial: SessionSnapshot) => {
       notHeldBy: () => Effect.die("unused")
     })
   )
-  return { current, layer }
+  return { current, layer: Layer.merge(permissionStore, sessions) }
 }
 
 /** Lets every forked fiber run until it waits (no clock involved). */
@@ -218,20 +241,81 @@ describe("SessionActor", () => {
     }).pipe(Effect.provide(RegistryLive))
   )
 
-  it.effect("sends the whole state again when only the role names changed", () =>
+  it.effect("sends the role names in the diff when only they changed (a rename)", () =>
     Effect.gen(function* () {
       const actor = yield* start(snapshot(1, ["org:read"]))
       actor.store.current.value = snapshot(2, ["org:read"], { roles: ["reader"] })
       actor.handle().refresh()
       yield* settle
-      expect(actor.sent[1]).toMatchObject({
-        type: "hello",
-        revision: "2",
-        roles: ["reader"],
-        permissions: ["org:read"]
-      })
+      expect(actor.sent[1]).toEqual({ type: "permissions", revision: "2", added: [], removed: [], roles: ["reader"] })
       yield* Fiber.interrupt(actor.fiber)
     }).pipe(Effect.provide(RegistryLive))
+  )
+
+  it.effect("sends the new role names with the keys when an assignment changes both, and none when they stay", () =>
+    Effect.gen(function* () {
+      const actor = yield* start(snapshot(1, ["org:read"]))
+      actor.store.current.value = snapshot(2, ["org:read", "docs:read"], { roles: ["member", "reader"] })
+      actor.handle().refresh()
+      yield* settle
+      expect(actor.sent[1]).toEqual({
+        type: "permissions",
+        revision: "2",
+        added: ["docs:read"],
+        removed: [],
+        roles: ["member", "reader"]
+      })
+      actor.store.current.value = snapshot(3, ["org:read"], { roles: ["member", "reader"] })
+      actor.handle().refresh()
+      yield* nextInterval
+      expect(actor.sent[2]).toEqual({ type: "permissions", revision: "3", added: [], removed: ["docs:read"] })
+      yield* Fiber.interrupt(actor.fiber)
+    }).pipe(Effect.provide(RegistryLive))
+  )
+
+  it.effect(
+    "refuses to open with revoked, before any hello, a sign-in session that ended before the socket opened (S47)",
+    () =>
+      Effect.gen(function* () {
+        const { socket, sent, state } = fakeSocket()
+        const store = fakeStore(snapshot(1, ["org:read"]))
+        store.current.ended = "logout"
+        const registry = yield* SessionRegistry
+        const mailbox = yield* makeMailbox
+        yield* runSessionActor({ connectionId: 1, socket, claims, mailbox, resumeAt: undefined }).pipe(
+          Effect.provide(store.layer)
+        )
+        expect(sent).toEqual([{ type: "revoked", reason: "logout" }])
+        expect(state.closedWith).toBe(4001)
+        expect(registry.size).toBe(0)
+      }).pipe(Effect.provide(RegistryLive))
+  )
+
+  it.effect(
+    "is registered while it decides: a revocation routed during its first load closes it, never a hello (S47)",
+    () =>
+      Effect.gen(function* () {
+        const { socket, sent, state } = fakeSocket()
+        const store = fakeStore(snapshot(1, ["org:read"]))
+        store.current.gate = yield* Deferred.make<void>()
+        const registry = yield* SessionRegistry
+        const mailbox = yield* makeMailbox
+        const fiber = yield* Effect.fork(
+          runSessionActor({ connectionId: 1, socket, claims, mailbox, resumeAt: undefined }).pipe(
+            Effect.provide(store.layer)
+          )
+        )
+        yield* settle
+        // The load is held back; the member is removed meanwhile and the router finds the session.
+        const handles = [...registry.bySession("s1")]
+        expect(handles).toHaveLength(1)
+        handles[0]!.revoke("member_removed")
+        yield* Deferred.succeed(store.current.gate, undefined)
+        yield* Fiber.join(fiber)
+        expect(sent).toEqual([{ type: "revoked", reason: "member_removed" }])
+        expect(state.closedWith).toBe(4001)
+        expect(registry.size).toBe(0)
+      }).pipe(Effect.provide(RegistryLive))
   )
 
   it.effect("coalesces a burst of 1,000 refreshes into a few recomputations ending at the final state", () =>

@@ -8,16 +8,20 @@
  * connection (1009; beyond 64 KiB it is cut); idle connections are pinged and closed. The limits
  * and refusals are the protocol's (`LiveLimits`, `UpgradeRefusal` in src/rpc/LiveProtocol.ts). On
  * shutdown, and only then, every socket is closed with 1001. `GET /metrics` on the same port
- * reports the live-session counters (Prometheus text).
+ * reports the live-session counters (Prometheus text) to a bearer of `METRICS_TOKEN`, or, when no
+ * token is set, to loopback clients only (S52). A request carrying more than one `Origin` is
+ * refused like a foreign one: whichever copy a proxy or uWS would read, none may decide.
  */
 
 import type * as Uws from "uWebSockets.js"
-import { Data, Effect, FiberMap, FiberSet, Layer, Option, type Queue, Runtime } from "effect"
+import { createHash, timingSafeEqual } from "node:crypto"
+import { Data, Effect, FiberMap, FiberSet, Layer, Option, type Queue, Redacted, Runtime } from "effect"
 import { type Inbound, makeMailbox, offerFrame, rateLimitedFrame, runSessionActor } from "../../actors/SessionActor.ts"
 import { SessionRegistry } from "../../actors/SessionRegistry.ts"
 import { CloseCode, LiveLimits, MAX_FRAME_BYTES, UpgradeRefusal } from "../../rpc/LiveProtocol.ts"
 import type { PermissionStore } from "../../services/PermissionStore.ts"
 import { Realtime, type TicketClaims } from "../../services/Realtime.ts"
+import type { Sessions } from "../../services/Sessions.ts"
 import { Settings } from "../Settings.ts"
 import { loadUws } from "./Uws.ts"
 
@@ -33,6 +37,37 @@ interface Connection {
 
 const REVISION = /^\d{1,30}$/
 
+/** The `Origin` headers of an upgrade request: uWS `getHeader` shows only the first. */
+const originsOf = (req: Uws.HttpRequest) => {
+  const origins: Array<string> = []
+  req.forEach((key, value) => {
+    if (key.toLowerCase() === "origin") origins.push(value)
+  })
+  return origins
+}
+
+/** 127.0.0.0/8 or ::1, in the 4- or 16-byte form uWS gives (IPv4 may come mapped: ::ffff:a.b.c.d). */
+export const isLoopback = (address: ArrayBuffer) => {
+  const bytes = new Uint8Array(address)
+  if (bytes.length === 4) return bytes[0] === 127
+  if (bytes.length !== 16) return false
+  const zeros = (from: number, to: number) => bytes.subarray(from, to).every((byte) => byte === 0)
+  if (zeros(0, 15) && bytes[15] === 1) return true
+  return zeros(0, 10) && bytes[10] === 0xff && bytes[11] === 0xff && bytes[12] === 127
+}
+
+const digest = (text: string) => createHash("sha256").update(text).digest()
+
+/** Who may read `/metrics`: a bearer of the token, or without one a loopback client. */
+const metricsAccess = (token: Option.Option<Redacted.Redacted<string>>) => {
+  const expected = Option.map(token, (value) => digest(`Bearer ${Redacted.value(value)}`))
+  return (authorization: string, remote: ArrayBuffer) =>
+    Option.match(expected, {
+      onNone: () => isLoopback(remote),
+      onSome: (wanted) => timingSafeEqual(digest(authorization), wanted)
+    })
+}
+
 /** The status line and body of each refusal, written once. */
 const refusals = Object.fromEntries(
   Object.entries(UpgradeRefusal).map(([name, { status, statusText, body }]) => [
@@ -47,12 +82,13 @@ export const make = Effect.gen(function* () {
   const port = yield* Settings.wsPort
   const allowedOrigins = new Set(yield* Settings.allowedOrigins)
   const maxSocketsPerUser = yield* Settings.maxSocketsPerUser
+  const mayReadMetrics = metricsAccess(yield* Settings.metricsToken)
   const realtime = yield* Realtime
   const registry = yield* SessionRegistry
   const sockets = new Set<Uws.WebSocket<Connection>>()
   const upgrading = new Map<string, number>()
   const fibers = yield* FiberMap.make<number>()
-  const runActor = yield* FiberMap.runtime(fibers)<PermissionStore | SessionRegistry>()
+  const runActor = yield* FiberMap.runtime(fibers)<PermissionStore | SessionRegistry | Sessions>()
   const runPromise = yield* FiberSet.makeRuntimePromise<never>()
   const runFork = yield* FiberSet.makeRuntime<never>()
   const runSync = Runtime.runSync(yield* Effect.runtime<never>())
@@ -76,13 +112,14 @@ export const make = Effect.gen(function* () {
     closeOnBackpressureLimit: 1,
     upgrade: (res, req, context) => {
       // `req` is gone once this returns: read all of it first.
-      const origin = req.getHeader("origin")
+      const origins = originsOf(req)
+      const origin = origins[0] ?? ""
       const ticket = req.getQuery("ticket") ?? ""
       const revision = req.getQuery("revision") ?? ""
       const key = req.getHeader("sec-websocket-key")
       const protocol = req.getHeader("sec-websocket-protocol")
       const extensions = req.getHeader("sec-websocket-extensions")
-      if (origin !== "" && !allowedOrigins.has(origin)) {
+      if (origins.length > 1 || (origin !== "" && !allowedOrigins.has(origin))) {
         refuse(res, "origin")
         return
       }
@@ -179,7 +216,17 @@ export const make = Effect.gen(function* () {
     }
   })
 
-  app.get("/metrics", (res) => {
+  app.get("/metrics", (res, req) => {
+    if (!mayReadMetrics(req.getHeader("authorization"), res.getRemoteAddress())) {
+      res.cork(() => {
+        res
+          .writeStatus("401 Unauthorized")
+          .writeHeader("www-authenticate", 'Bearer realm="metrics"')
+          .writeHeader("content-type", "text/plain")
+          .end("metrics need the METRICS_TOKEN bearer token\n")
+      })
+      return
+    }
     const { counters } = registry
     const lines = [
       "# TYPE live_sessions gauge",
