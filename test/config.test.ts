@@ -31,7 +31,11 @@ describe("a bad setting stops the server with one line naming it", () => {
     [{ REDIS_URL: "not a url" }, "REDIS_URL"],
     [{ ALLOWED_ORIGINS: "https://app.example.com/path" }, "ALLOWED_ORIGINS"],
     [{ TRUST_PROXY: "sometimes" }, "TRUST_PROXY"],
-    [{ PUBLIC_URL: "ftp://example.com" }, "PUBLIC_URL"]
+    [{ PUBLIC_URL: "ftp://example.com" }, "PUBLIC_URL"],
+    // A cluster (REDIS_URL) needs one issuer for all its nodes: no default from each node's PUBLIC_URL.
+    [{ REDIS_URL: "redis://localhost:6379", PUBLIC_URL: "https://node-a.example.com" }, "JWT_ISSUER"],
+    [{ DOCS_ENABLED: "sometimes" }, "DOCS_ENABLED"],
+    [{ REQUIRE_VERIFIED_EMAIL: "maybe" }, "REQUIRE_VERIFIED_EMAIL"]
   ])("%o", (env, name) => {
     const exit = failureLine(env)
     expect(Exit.isFailure(exit)).toBe(true)
@@ -44,7 +48,8 @@ describe("a bad setting stops the server with one line naming it", () => {
   it("exits 1 with that one line and no stack trace, from the real process", async () => {
     for (const [env, name, says] of [
       [{ PORT: "abc" }, "PORT", "integer"],
-      [{ PUBLIC_URL: "ftp://example.com" }, "PUBLIC_URL", "http(s) URL"]
+      [{ PUBLIC_URL: "ftp://example.com" }, "PUBLIC_URL", "http(s) URL"],
+      [{ REDIS_URL: "redis://127.0.0.1:1", DATABASE_URL: "postgres://127.0.0.1:1/none" }, "JWT_ISSUER", "REDIS_URL"]
     ] as const) {
       const { code, lines } = await run(env)
       expect(code).toBe(1)
@@ -76,6 +81,24 @@ describe("settings", () => {
     expect(
       read(Settings.jwtIssuer, { PUBLIC_URL: "https://api.example.com", JWT_ISSUER: "https://id.example.com" })
     ).toEqual(Option.some("https://id.example.com"))
+  })
+
+  it("with REDIS_URL, the issuer must be set; set, it is what every node uses", () => {
+    const cluster = { REDIS_URL: "redis://localhost:6379", PUBLIC_URL: "https://node-a.example.com" }
+    expect(Exit.isFailure(failureLine(cluster))).toBe(true)
+    expect(read(Settings.jwtIssuer, { ...cluster, JWT_ISSUER: "https://api.example.com" })).toEqual(
+      Option.some("https://api.example.com")
+    )
+  })
+
+  it("NODE_ENV=production hides /docs and requires verified emails, unless set otherwise (S52)", () => {
+    expect(read(Settings.docsEnabled, {})).toBe(true)
+    expect(read(Settings.requireVerifiedEmail, {})).toBe(false)
+    expect(read(Settings.docsEnabled, { NODE_ENV: "production" })).toBe(false)
+    expect(read(Settings.requireVerifiedEmail, { NODE_ENV: "production" })).toBe(true)
+    expect(read(Settings.docsEnabled, { NODE_ENV: "production", DOCS_ENABLED: "true" })).toBe(true)
+    expect(read(Settings.requireVerifiedEmail, { NODE_ENV: "production", REQUIRE_VERIFIED_EMAIL: "false" })).toBe(false)
+    expect(read(Settings.requireVerifiedEmail, { REQUIRE_VERIFIED_EMAIL: "true" })).toBe(true)
   })
 
   it("reads a .env in the working directory, under what the environment sets", async () => {

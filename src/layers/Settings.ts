@@ -51,6 +51,18 @@ const publicUrlSetting = Config.option(
   )
 )
 
+/** NODE_ENV=production: the defaults of a public deployment (no /docs, verified emails required). */
+const production = Config.string("NODE_ENV").pipe(
+  Config.map((value) => value.trim().toLowerCase() === "production"),
+  Config.withDefault(false)
+)
+
+/** A true/false setting whose default is whether this is production. */
+const productionDefault = (name: string) =>
+  Config.zipWith(Config.option(Config.boolean(name)), production, (set, isProduction) =>
+    Option.getOrElse(set, () => isProduction)
+  )
+
 const logLevels: Record<string, LogLevel.LogLevel> = {
   all: LogLevel.All,
   trace: LogLevel.Trace,
@@ -64,6 +76,13 @@ const logLevels: Record<string, LogLevel.LogLevel> = {
 }
 
 export const Settings = {
+  production,
+  /** Serve /docs: off in production unless DOCS_ENABLED=true. */
+  docsEnabled: Config.zipWith(Config.option(Config.boolean("DOCS_ENABLED")), production, (set, isProduction) =>
+    Option.getOrElse(set, () => !isProduction)
+  ),
+  /** Refuse login and invitation accept until the address is verified; on by default in production. */
+  requireVerifiedEmail: productionDefault("REQUIRE_VERIFIED_EMAIL"),
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
   port: port("PORT", 3000),
   wsPort: port("WS_PORT", 3001),
@@ -121,12 +140,29 @@ export const Settings = {
    * Access tokens' `iss`: JWT_ISSUER, else PUBLIC_URL as set, else `http://localhost:3000` (never the
    * port-derived default, so nodes of one cluster on other ports still accept each other's tokens).
    */
-  jwtIssuer: Config.zipWith(Config.option(Config.string("JWT_ISSUER")), publicUrlSetting, (issuer, url) =>
-    Option.some(
-      Option.getOrElse(
-        Option.orElse(issuer, () => url),
-        () => "http://localhost:3000"
-      )
+  jwtIssuer: Config.all([
+    Config.option(Config.string("JWT_ISSUER")),
+    publicUrlSetting,
+    Config.option(Config.string("REDIS_URL"))
+  ]).pipe(
+    Config.mapOrFail(([issuer, url, redis]) =>
+      // With REDIS_URL set this node is one of a cluster: nodes accept only tokens of their own issuer,
+      // and a default derived from each node's PUBLIC_URL would split them.
+      Option.isNone(issuer) && Option.isSome(redis)
+        ? Either.left(
+            ConfigError.InvalidData(
+              ["JWT_ISSUER"],
+              "must be set when REDIS_URL is: every node of a cluster must sign and accept tokens under the same issuer"
+            )
+          )
+        : Either.right(
+            Option.some(
+              Option.getOrElse(
+                Option.orElse(issuer, () => url),
+                () => "http://localhost:3000"
+              )
+            )
+          )
     )
   ),
   jwtAudience: Config.string("JWT_AUDIENCE").pipe(Config.withDefault("live-permission-server")),

@@ -1,8 +1,8 @@
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Queue } from "effect"
 import { Accepted } from "../../rpc/Auth.ts"
 import { InvalidInput } from "../../rpc/Errors.ts"
 import { Accounts } from "../../services/Accounts.ts"
-import { AuditLog } from "../../services/AuditLog.ts"
+import { AuditLog, type RequestMeta } from "../../services/AuditLog.ts"
 import { PasswordHasher } from "../../services/PasswordHasher.ts"
 import { Revocations } from "../../services/Revocations.ts"
 import { Sessions } from "../../services/Sessions.ts"
@@ -12,6 +12,25 @@ import { makeNotices } from "./Notices.ts"
 import { makeOneTimeTokens, TTL } from "./OneTimeTokens.ts"
 import { makeThrottle } from "./Throttle.ts"
 import { makeUsers, normalizeEmail } from "./Users.ts"
+
+/**
+ * Work an answer must not wait for, because its amount depends on whether an address has an
+ * account (S51): the answer only queues it, the same way for a known and an unknown address.
+ */
+type FollowUp =
+  | { readonly _tag: "AddressTaken"; readonly email: string }
+  | {
+      readonly _tag: "Registered"
+      readonly userId: string
+      readonly email: string
+      readonly name: string
+      readonly meta: RequestMeta
+    }
+  | { readonly _tag: "ResetRequested"; readonly email: string; readonly meta: RequestMeta }
+
+/** Follow-ups waiting at most, and handled at once. */
+const FOLLOW_UPS = 10_000
+const WORKERS = 4
 
 export const make = Effect.gen(function* () {
   const hasher = yield* PasswordHasher
@@ -24,6 +43,69 @@ export const make = Effect.gen(function* () {
   const oneTime = yield* makeOneTimeTokens
   const notices = yield* makeNotices(users)
 
+  /** What follows a registration or a forgotten password: mails and audit entries, after the answer. */
+  const followUp = (work: FollowUp) =>
+    Effect.gen(function* () {
+      switch (work._tag) {
+        case "AddressTaken":
+          return yield* notices.mail(
+            work.email,
+            "Someone tried to register with your address",
+            "Someone tried to create an account with this email address, which already has one. " +
+              "If it was you, sign in or reset your password. Otherwise you can ignore this message."
+          )
+        case "Registered": {
+          const token = yield* oneTime.issue(work.userId, "email_verification", TTL.emailVerification)
+          yield* notices.mail(
+            work.email,
+            "Verify your email address",
+            `Welcome, ${work.name}.\n\nConfirm your address with this token (valid 24 hours):\n\n${token}\n\n` +
+              `${publicUrl}/verify-email?token=${token}\n`
+          )
+          return yield* audit.record({
+            action: "user.registered",
+            actorId: work.userId,
+            target: `user:${work.userId}`,
+            meta: work.meta
+          })
+        }
+        case "ResetRequested": {
+          const user = yield* users.byEmail(work.email)
+          if (Option.isNone(user) || user.value.disabledAt !== null) return
+          const token = yield* oneTime.issue(user.value.id, "password_reset", TTL.passwordReset)
+          yield* notices.mail(
+            user.value.email,
+            "Reset your password",
+            `Use this token within 30 minutes to choose a new password:\n\n${token}\n\n` +
+              `${publicUrl}/reset-password?token=${token}\n\nIf you did not ask for this, ignore this message.`
+          )
+          return yield* audit.record({ action: "password.reset_requested", actorId: user.value.id, meta: work.meta })
+        }
+      }
+    })
+
+  // A dropping queue: past FOLLOW_UPS waiting, more are dropped (logged) instead of holding memory;
+  // either way the answer is the same and as fast.
+  const followUps = yield* Queue.dropping<FollowUp>(FOLLOW_UPS)
+  const enqueue = (work: FollowUp) =>
+    Effect.flatMap(Queue.offer(followUps, work), (queued) =>
+      queued ? Effect.void : Effect.logWarning("auth: too many mails waiting; one was dropped")
+    )
+  const worker = Queue.take(followUps).pipe(
+    Effect.flatMap((work) =>
+      followUp(work).pipe(
+        Effect.catchAllCause((cause) => Effect.logError(`auth: ${work._tag} follow-up failed`, cause))
+      )
+    ),
+    Effect.forever
+  )
+  yield* Effect.forkScoped(
+    Effect.all(
+      Array.from({ length: WORKERS }, () => worker),
+      { concurrency: "unbounded" }
+    )
+  )
+
   /** Ends the user's sessions (but `except`) in Postgres, then everywhere at once. */
   const endSessions = (userId: string, reason: string, except?: string) =>
     Effect.flatMap(sessions.revokeAll(userId, reason, except === undefined ? undefined : { except }), (ids) =>
@@ -35,27 +117,16 @@ export const make = Effect.gen(function* () {
       yield* throttle.limitIp("register", meta)
       yield* checkPolicy(password, "password")
       const email = normalizeEmail(rawEmail)
-      // Hash either way, so a taken address answers in the same time as a new one.
+      // Hash and insert either way, and leave the rest to the follow-up worker, so a taken address
+      // answers in the same time as a new one.
       const passwordHash = yield* hasher.hash(password)
       const user = yield* users.create({ email, name, passwordHash })
-      if (Option.isNone(user)) {
-        yield* notices.mail(
-          email,
-          "Someone tried to register with your address",
-          "Someone tried to create an account with this email address, which already has one. " +
-            "If it was you, sign in or reset your password. Otherwise you can ignore this message."
-        )
-      } else {
-        const userId = user.value.id
-        const token = yield* oneTime.issue(userId, "email_verification", TTL.emailVerification)
-        yield* notices.mail(
-          email,
-          "Verify your email address",
-          `Welcome, ${name}.\n\nConfirm your address with this token (valid 24 hours):\n\n${token}\n\n` +
-            `${publicUrl}/verify-email?token=${token}\n`
-        )
-        yield* audit.record({ action: "user.registered", actorId: userId, target: `user:${userId}`, meta })
-      }
+      yield* enqueue(
+        Option.match(user, {
+          onNone: () => ({ _tag: "AddressTaken", email }) as const,
+          onSome: ({ id }) => ({ _tag: "Registered", userId: id, email, name, meta }) as const
+        })
+      )
       return new Accepted({ status: "pending_verification" })
     }),
 
@@ -66,19 +137,10 @@ export const make = Effect.gen(function* () {
       yield* audit.record({ action: "email.verified", actorId: userId, meta })
     }),
 
-    forgotPassword: Effect.fn("Accounts.forgotPassword")(function* (rawEmail, meta) {
+    forgotPassword: Effect.fn("Accounts.forgotPassword")(function* (email, meta) {
       yield* throttle.limitIp("forgot", meta)
-      const user = yield* users.byEmail(rawEmail)
-      if (Option.isSome(user) && user.value.disabledAt === null) {
-        const token = yield* oneTime.issue(user.value.id, "password_reset", TTL.passwordReset)
-        yield* notices.mail(
-          user.value.email,
-          "Reset your password",
-          `Use this token within 30 minutes to choose a new password:\n\n${token}\n\n` +
-            `${publicUrl}/reset-password?token=${token}\n\nIf you did not ask for this, ignore this message.`
-        )
-        yield* audit.record({ action: "password.reset_requested", actorId: user.value.id, meta })
-      }
+      // Whether the address has an account is looked up after the answer, by the follow-up worker.
+      yield* enqueue({ _tag: "ResetRequested", email, meta })
       return new Accepted({ status: "accepted" })
     }),
 
@@ -140,4 +202,4 @@ export const bootstrapAdmin = Effect.gen(function* () {
   yield* Effect.logInfo("auth: platform administrator created from ADMIN_EMAIL")
 })
 
-export const AccountsLive = Layer.effect(Accounts, make).pipe(Layer.tap(() => Effect.orDie(bootstrapAdmin)))
+export const AccountsLive = Layer.scoped(Accounts, make).pipe(Layer.tap(() => Effect.orDie(bootstrapAdmin)))

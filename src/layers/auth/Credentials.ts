@@ -13,6 +13,12 @@ export const invalidToken = new Unauthorized({
   message: "The token is not valid or has expired"
 })
 
+/** REQUIRE_VERIFIED_EMAIL: said only to a caller who proved the password (or holds the invitation). */
+export const emailNotVerified = new Unauthorized({
+  code: "email_not_verified",
+  message: "Verify your email address first: follow the link in the mail we sent when you registered"
+})
+
 /** Refuses a password from the common-password list; `field` names it in the error. */
 export const checkPolicy = (password: Redacted.Redacted<string>, field: string) =>
   isCommonPassword(Redacted.value(password))

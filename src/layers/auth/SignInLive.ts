@@ -1,4 +1,4 @@
-import { DateTime, Effect, Layer, Option } from "effect"
+import { DateTime, Effect, Layer, Option, type Redacted } from "effect"
 import { MfaChallenge, SessionInfo, TokenPair } from "../../rpc/Auth.ts"
 import { NotFound, Unauthorized } from "../../rpc/Errors.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
@@ -7,7 +7,8 @@ import { PasswordHasher } from "../../services/PasswordHasher.ts"
 import { Revocations } from "../../services/Revocations.ts"
 import { Sessions } from "../../services/Sessions.ts"
 import { SignIn } from "../../services/SignIn.ts"
-import { invalidCredentials, invalidToken } from "./Credentials.ts"
+import { Settings } from "../Settings.ts"
+import { emailNotVerified, invalidCredentials, invalidToken } from "./Credentials.ts"
 import { makeOneTimeTokens, TTL } from "./OneTimeTokens.ts"
 import { makeThrottle } from "./Throttle.ts"
 import { makeTotpFactors } from "./TotpFactors.ts"
@@ -26,6 +27,7 @@ export const make = Effect.gen(function* () {
   const users = yield* makeUsers
   const oneTime = yield* makeOneTimeTokens
   const factors = yield* makeTotpFactors
+  const requireVerifiedEmail = yield* Settings.requireVerifiedEmail
 
   const tokenPair = (userId: string, sessionId: string, refreshToken: string) =>
     Effect.map(
@@ -44,13 +46,9 @@ export const make = Effect.gen(function* () {
       return pair
     })
 
-  /** Ends sessions already ended in Postgres everywhere at once. */
-  const endEverywhere = (sessionIds: ReadonlyArray<string>, reason: string) => revocations.revoke(sessionIds, reason)
-
-  return SignIn.of({
-    login: Effect.fn("SignIn.login")(function* ({ email: rawEmail, password }, meta) {
-      yield* throttle.limitIp("login", meta)
-      const email = normalizeEmail(rawEmail)
+  /** The enabled account `email` names, if `password` is its password; counts a failure otherwise. */
+  const checkPassword = (email: string, password: Redacted.Redacted<string>, meta: RequestMeta) =>
+    Effect.gen(function* () {
       yield* throttle.checkLock(email)
       const user = yield* users.byEmail(email)
       const stored = Option.flatMap(user, (u) => Option.fromNullable(u.passwordHash))
@@ -66,7 +64,22 @@ export const make = Effect.gen(function* () {
         return yield* invalidCredentials
       }
       yield* throttle.clearFailures(email)
-      const userId = user.value.id
+      return user.value
+    })
+
+  /** Ends sessions already ended in Postgres everywhere at once. */
+  const endEverywhere = (sessionIds: ReadonlyArray<string>, reason: string) => revocations.revoke(sessionIds, reason)
+
+  return SignIn.of({
+    login: Effect.fn("SignIn.login")(function* ({ email: rawEmail, password }, meta) {
+      yield* throttle.limitIp("login", meta)
+      const email = normalizeEmail(rawEmail)
+      const user = yield* throttle.oneAtATime(email)(checkPassword(email, password, meta))
+      const userId = user.id
+      if (requireVerifiedEmail && !user.emailVerified) {
+        yield* audit.record({ action: "login.refused_unverified", actorId: userId, meta })
+        return yield* emailNotVerified
+      }
       if (Option.isSome(yield* factors.confirmedSecret(userId))) {
         const mfaToken = yield* oneTime.issue(userId, "mfa_login", TTL.mfaLogin)
         yield* audit.record({ action: "login.mfa_required", actorId: userId, meta })

@@ -62,6 +62,32 @@ export const makeThrottle = Effect.gen(function* () {
 
   const clearFailures = (email: string) => kv.delete(failuresKey(email)).pipe(Effect.ignore)
 
+  // Attempts on one account run one at a time on this node, so concurrent ones (many messages of one
+  // POST /rpc, parallel requests) each see the failures before them: a lock stops the rest unverified.
+  const serial = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
+  const oneAtATime =
+    (email: string) =>
+    <A, E, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.suspend(() => {
+        let entry = serial.get(email)
+        if (entry === undefined) {
+          entry = { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
+          serial.set(email, entry)
+        }
+        const held = entry
+        held.users += 1
+        return held.semaphore
+          .withPermits(1)(attempt)
+          .pipe(
+            Effect.ensuring(
+              Effect.sync(() => {
+                held.users -= 1
+                if (held.users === 0) serial.delete(email)
+              })
+            )
+          )
+      })
+
   // Codes and passwords on a signed-in account: only wrong answers count, and a right one clears them.
   const guessesKey = (kind: GuessKind, userId: string) => `guesses:${kind}:${userId}`
 
@@ -78,7 +104,7 @@ export const makeThrottle = Effect.gen(function* () {
     kv.increment(guessesKey(kind, userId), GUESSES.window).pipe(Effect.ignore)
   const rightGuess = (kind: GuessKind, userId: string) => kv.delete(guessesKey(kind, userId)).pipe(Effect.ignore)
 
-  return { limitIp, checkLock, recordFailure, clearFailures, checkGuesses, wrongGuess, rightGuess }
+  return { limitIp, checkLock, recordFailure, clearFailures, oneAtATime, checkGuesses, wrongGuess, rightGuess }
 })
 
 export type Throttle = Effect.Effect.Success<typeof makeThrottle>

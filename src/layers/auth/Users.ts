@@ -11,7 +11,8 @@ const UserRow = Schema.Struct({
   email: Schema.String,
   name: Schema.String,
   passwordHash: Schema.NullOr(Schema.String),
-  disabledAt: Schema.NullOr(Schema.DateFromSelf)
+  disabledAt: Schema.NullOr(Schema.DateFromSelf),
+  emailVerified: Schema.Boolean
 })
 export type UserRow = typeof UserRow.Type
 
@@ -33,13 +34,16 @@ export const makeUsers = Effect.gen(function* () {
     Request: Schema.String,
     Result: UserRow,
     execute: (email) => sql`
-      SELECT id, email, name, password_hash, disabled_at FROM users WHERE lower(email) = ${normalizeEmail(email)}`
+      SELECT id, email, name, password_hash, disabled_at, email_verified_at IS NOT NULL AS email_verified
+      FROM users WHERE lower(email) = ${normalizeEmail(email)}`
   })
 
   const byId = SqlSchema.findOne({
     Request: Schema.String,
     Result: UserRow,
-    execute: (id) => sql`SELECT id, email, name, password_hash, disabled_at FROM users WHERE id = ${id}`
+    execute: (id) => sql`
+      SELECT id, email, name, password_hash, disabled_at, email_verified_at IS NOT NULL AS email_verified
+      FROM users WHERE id = ${id}`
   })
 
   /** `None` when the address is taken. */
@@ -61,6 +65,12 @@ export const makeUsers = Effect.gen(function* () {
     Request: Schema.String,
     execute: (userId) =>
       sql`UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = ${userId}`
+  })
+
+  const standing = SqlSchema.findOne({
+    Request: Schema.String,
+    Result: Schema.Struct({ emailVerified: Schema.Boolean }),
+    execute: (id) => sql`SELECT email_verified_at IS NOT NULL AS email_verified FROM users WHERE id = ${id}`
   })
 
   const profile = SqlSchema.single({
@@ -92,6 +102,8 @@ export const makeUsers = Effect.gen(function* () {
   return {
     byEmail: (email: string) => Effect.orDie(byEmail(email)),
     byId: (id: string) => Effect.orDie(byId(id)),
+    /** Whether the account still exists (a token can outlive it) and its address is verified; fails with the SqlError. */
+    standing: (id: string) => standing(id),
     create: (input: { readonly email: string; readonly name: string; readonly passwordHash: string }) =>
       Effect.orDie(create(input)),
     setPassword: (userId: string, passwordHash: string) => Effect.orDie(setPassword({ userId, passwordHash })),

@@ -3,16 +3,18 @@
  * the refresh token in an HttpOnly cookie instead of the body (HTTP only, from an allowed Origin).
  */
 import * as HttpApp from "@effect/platform/HttpApp"
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { AuthApi, Jwks, TokenPair } from "../../rpc/Auth.ts"
-import { Unauthorized } from "../../rpc/Errors.ts"
+import { ServiceUnavailable, Unauthorized } from "../../rpc/Errors.ts"
 import { Authentication, CurrentUser, RpcAuthentication } from "../../rpc/Security.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
 import { Accounts } from "../../services/Accounts.ts"
 import { Mfa } from "../../services/Mfa.ts"
 import { SignIn } from "../../services/SignIn.ts"
+import { emailNotVerified, invalidToken } from "../auth/Credentials.ts"
+import { makeUsers } from "../auth/Users.ts"
 import { Settings } from "../Settings.ts"
 import { implement } from "./Implement.ts"
 import { bearerToken } from "./RequestMeta.ts"
@@ -122,19 +124,61 @@ export const AuthHandlers = implement(
   })
 )
 
+/** Operations that, with REQUIRE_VERIFIED_EMAIL, need a verified address (login checks it itself). */
+const NEEDS_VERIFIED_EMAIL = { rpc: new Set(["invitations.accept"]), http: new Set(["POST /v1/invitations/accept"]) }
+
+/**
+ * The signed-in guard of both doors: a valid, unrevoked token whose account still exists (a token
+ * outlives a deleted account by up to its lifetime: that is 401, not a failure further on), and,
+ * where the operation needs it, a verified address.
+ */
+const makeSignedIn = Effect.gen(function* () {
+  const signIn = yield* SignIn
+  const users = yield* makeUsers
+  const requireVerifiedEmail = yield* Settings.requireVerifiedEmail
+  return (token: Option.Option<string>, needsVerifiedEmail: boolean) =>
+    Effect.gen(function* () {
+      const user = yield* signIn.authenticate(token)
+      const standing = yield* users
+        .standing(user.userId)
+        .pipe(
+          Effect.catchAll((cause) =>
+            Effect.zipRight(
+              Effect.logError("auth guard: cannot read the account; refusing", cause),
+              Effect.fail(new ServiceUnavailable({ message: "Cannot check the session right now; try again" }))
+            )
+          )
+        )
+      if (Option.isNone(standing)) return yield* invalidToken
+      if (requireVerifiedEmail && needsVerifiedEmail && !standing.value.emailVerified) return yield* emailNotVerified
+      return user
+    })
+})
+
+const pathOf = (url: string) => {
+  const at = url.indexOf("?")
+  return at === -1 ? url : url.slice(0, at)
+}
+
 export const AuthenticationLive = Layer.effect(
   Authentication,
-  Effect.map(SignIn, (signIn) => ({
-    bearer: (token) => signIn.authenticate(Option.some(Redacted.value(token)))
+  Effect.map(makeSignedIn, (check) => ({
+    bearer: (token) =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+        check(
+          Option.some(Redacted.value(token)),
+          NEEDS_VERIFIED_EMAIL.http.has(`${request.method} ${pathOf(request.url)}`)
+        )
+      )
   }))
 )
 
 export const RpcAuthenticationLive = Layer.effect(
   RpcAuthentication,
   Effect.map(
-    SignIn,
-    (signIn) =>
-      ({ headers }) =>
-        signIn.authenticate(bearerToken(headers))
+    makeSignedIn,
+    (check) =>
+      ({ headers, rpc }) =>
+        check(bearerToken(headers), NEEDS_VERIFIED_EMAIL.rpc.has(rpc._tag))
   )
 )

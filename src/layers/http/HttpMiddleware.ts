@@ -43,13 +43,13 @@ export const errorResponse = (error: WireError, headers: Record<string, string> 
   HttpServerResponse.unsafeJson(encodeError(error), { status: statusOf[error._tag], headers })
 
 /** Routes served outside the HttpApi, for telling 404 from 405. */
-const extraRoutes: ReadonlyArray<readonly [string, string]> = [
+const extraRoutes = (docsEnabled: boolean): ReadonlyArray<readonly [string, string]> => [
   ["GET", "/openapi.json"],
-  ["GET", "/docs"],
+  ...(docsEnabled ? [["GET", "/docs"] as const] : []),
   ["POST", "/rpc"]
 ]
 
-const routeTable = () => {
+const routeTable = (docsEnabled: boolean) => {
   const routes: Array<{ method: string; pattern: RegExp }> = []
   const add = (method: string, path: string) =>
     routes.push({ method, pattern: new RegExp(`^${path.replace(/:[^/]+/g, "[^/]+")}/?$`) })
@@ -57,7 +57,7 @@ const routeTable = () => {
     onGroup: () => {},
     onEndpoint: ({ endpoint }) => add(endpoint.method, endpoint.path)
   })
-  for (const [method, path] of extraRoutes) add(method, path)
+  for (const [method, path] of extraRoutes(docsEnabled)) add(method, path)
   return (path: string) => [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))]
 }
 
@@ -137,7 +137,7 @@ export const GlobalMiddleware = Layer.unwrapEffect(
     const maxBodySize = yield* Settings.maxBodySize
     const trustProxy = yield* Settings.trustProxy
     const publicUrl = yield* Settings.publicUrl
-    const allowedMethods = routeTable()
+    const allowedMethods = routeTable(yield* Settings.docsEnabled)
     const security: Record<string, string> = {
       "x-content-type-options": "nosniff",
       "x-frame-options": "DENY",
@@ -257,9 +257,16 @@ export const GlobalMiddleware = Layer.unwrapEffect(
             request.headers["x-forwarded-for"],
             trustProxy
           )
-          const cors = corsHeaders(request.headers.origin)
+          const origin = request.headers.origin
+          const cors = corsHeaders(origin)
           let response: HttpServerResponse.HttpServerResponse
-          if (request.method === "OPTIONS" && request.headers["access-control-request-method"] !== undefined) {
+          if (origin?.includes(",")) {
+            // Node joins repeated headers with ", " (no origin holds a comma): which one counts must not be
+            // left to whoever reads the first, so a request naming two origins is refused outright.
+            response = errorResponse(
+              new BadRequest({ code: "invalid_payload", message: "Send at most one Origin header" })
+            )
+          } else if (request.method === "OPTIONS" && request.headers["access-control-request-method"] !== undefined) {
             response = preflight(cors)
           } else {
             const forwarded = request.modify({

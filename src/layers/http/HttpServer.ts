@@ -7,7 +7,7 @@
 import { createServer, type Server } from "node:http"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { RpcSerialization, RpcServer } from "@effect/rpc"
+import { RpcServer } from "@effect/rpc"
 import { Duration, Effect, Layer, Scope } from "effect"
 import { servedApi } from "../../rpc/Api.ts"
 import { Rpcs } from "../../rpc/Rpcs.ts"
@@ -23,6 +23,7 @@ import { OrgsHandlers } from "./OrgHandlers.ts"
 import { PlatformAdminLive, RpcPlatformAdminLive } from "./PlatformAdmin.ts"
 import { RealtimeHandlers } from "./RealtimeHandlers.ts"
 import { PermissionsHandlers, RolesHandlers } from "./RoleHandlers.ts"
+import { RpcProtocolLive, RpcSerializationLive } from "./RpcTransport.ts"
 
 // Every group's implementation serves both doors: its `http` handlers and its `rpc` handlers.
 const HttpHandlers = Layer.mergeAll(
@@ -65,9 +66,10 @@ const ApiRoutes = Layer.unwrapEffect(
   )
 )
 
-/** /docs, built on its first request and kept (DocsPage.ts says why). */
+/** /docs, built on its first request and kept (DocsPage.ts says why); not served unless DOCS_ENABLED. */
 const DocsRoute = Layer.unwrapScoped(
   Effect.gen(function* () {
+    if (!(yield* Settings.docsEnabled)) return Layer.empty
     const publicUrl = yield* Settings.publicUrl
     const scope = yield* Effect.scope
     const page = yield* Effect.cached(
@@ -80,10 +82,12 @@ const DocsRoute = Layer.unwrapScoped(
   })
 )
 
-const RpcRoute = RpcServer.layerHttpRouter({ group: Rpcs, path: "/rpc", protocol: "http" }).pipe(
+/** POST /rpc: messages keep only their own `authorization` header, at most MAX_RPC_MESSAGES a request. */
+const RpcRoute = RpcServer.layer(Rpcs).pipe(
+  Layer.provide(RpcProtocolLive),
   Layer.provide(RpcHandlers),
   Layer.provide([RpcAuthenticationLive, RpcOrgAuthorizationLive, RpcPlatformAdminLive]),
-  Layer.provide(RpcSerialization.layerNdjson)
+  Layer.provide(RpcSerializationLive)
 )
 
 export const Routes = Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute).pipe(Layer.provide(GlobalMiddleware))
@@ -110,6 +114,7 @@ export const HttpServerLive = Layer.unwrapEffect(
     const host = yield* Settings.host
     const port = yield* Settings.port
     const timeout = yield* Settings.shutdownTimeout
+    const served = (yield* Settings.docsEnabled) ? "REST, /rpc, /docs, /openapi.json" : "REST, /rpc, /openapi.json"
     const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 })
     const serve = HttpLayerRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
       Layer.provide(NodeHttpServer.layer(() => server, { port, host }))
@@ -117,7 +122,7 @@ export const HttpServerLive = Layer.unwrapEffect(
     // Built after the server, so released before it: drain first, then the platform's close is a no-op.
     const drain = Layer.scopedDiscard(
       Effect.zipRight(
-        Effect.logInfo(`http: listening on http://${host}:${port} (REST, /rpc, /docs, /openapi.json)`),
+        Effect.logInfo(`http: listening on http://${host}:${port} (${served})`),
         Effect.addFinalizer(() => closeGracefully(server, timeout))
       )
     )
