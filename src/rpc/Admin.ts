@@ -1,6 +1,7 @@
 /**
  * Platform administration on both doors, for platform administrators only (the `PlatformAdmin`
- * guard): every organization, freezing and unfreezing one, disabling and enabling a user.
+ * guard): every organization, freezing and unfreezing one, disabling and enabling a user, and
+ * restoring an organization's owner when its owners lost their access.
  */
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
@@ -42,6 +43,16 @@ export class UserStatus extends Schema.Class<UserStatus>("UserStatus")({
   disabled: Schema.Boolean
 }) {}
 
+export class OwnerRestored extends Schema.Class<OwnerRestored>("OwnerRestored")({
+  organizationId: Schema.String,
+  userId: Schema.String,
+  /** False when the user already was an owner carrying no deny: nothing changed. */
+  changed: Schema.Boolean,
+  /** How many of the user's assignments of roles carrying a deny were taken away. */
+  removedAssignments: Schema.Int,
+  revision: Revision
+}) {}
+
 const listFilters = { status: Schema.optional(OrganizationStatus), cursor: Schema.optional(PageCursor) }
 
 const admin = operations({
@@ -77,6 +88,12 @@ export class AdminApi extends HttpApiGroup.make("admin")
     })
   )
   .add(admin.post("enableUser", "/users/:userId/enable", UserStatus, { errors: [NotFound], platformAdmin: true }))
+  .add(
+    admin.post("restoreOwner", "/orgs/:organizationId/owners/:userId", OwnerRestored, {
+      errors: [NotFound],
+      platformAdmin: true
+    })
+  )
   .annotate(OpenApi.Title, "Platform administration") {}
 
 export const AdminRpcs = rpcsOf(AdminApi)

@@ -3,13 +3,13 @@
  *
  * Owns: listing every organization, freezing and unfreezing one (a revision bump with its event,
  * so every enforcement point and live session denies at once), disabling and enabling a user
- * (disabling ends every live session of the user on every node). Each change is audited with the
- * administrator as actor, in the change's transaction.
+ * (disabling ends every live session of the user on every node), restoring an organization's owner
+ * (S45). Each change is audited with the administrator as actor, in the change's transaction.
  * Does not own: who is a platform administrator (the guard reads it; the `yarn admin` command line
  * sets it), or what a frozen organization or disabled user may do (PermissionStore denies).
  */
 import { Context, type Effect } from "effect"
-import type { AdminOrganizationPage, OrganizationStatusChange, UserStatus } from "../rpc/Admin.ts"
+import type { AdminOrganizationPage, OrganizationStatusChange, OwnerRestored, UserStatus } from "../rpc/Admin.ts"
 import type { BadRequest, Conflict, NotFound } from "../rpc/Errors.ts"
 import type { SignedIn } from "../rpc/Security.ts"
 import type { RequestMeta } from "./AuditLog.ts"
@@ -51,6 +51,16 @@ export interface AdminShape {
   ) => Effect.Effect<UserStatus, NotFound | Conflict>
   /** Lets the user sign in again; ended sessions stay ended. Idempotent. */
   readonly enableUser: (admin: SignedIn, userId: string, meta: RequestMeta) => Effect.Effect<UserStatus, NotFound>
+  /**
+   * Makes the user an owner of the organization that no one can lock out: a member, holding the
+   * owner role organization-wide with no expiry, with no role carrying a deny. Idempotent.
+   */
+  readonly restoreOwner: (
+    admin: SignedIn,
+    organizationId: string,
+    userId: string,
+    meta: RequestMeta
+  ) => Effect.Effect<OwnerRestored, NotFound>
 }
 
 export class Admin extends Context.Tag("app/Admin")<Admin, AdminShape>() {}

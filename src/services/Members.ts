@@ -3,8 +3,8 @@
  *
  * Owns: listing and removing members, listing, giving and taking away role assignments. Every
  * change to what someone may do bumps the organization's revision with its events (Outbox) and is
- * audited in the same transaction. Nobody gives a role with more than they hold
- * (PermissionStore.notHeldBy), and an organization always keeps an organization-wide `owner`.
+ * audited in the same transaction. Who may change whose access is domain/Authority.ts (403 when
+ * refused), and an organization always keeps an organization-wide `owner`.
  * Does not own: joining (Invitations), who may call what (the guard, which supplies the `Member`),
  * roles and grants (Roles), deciding checks (PermissionStore), expiry of assignments (the scheduler).
  */
@@ -41,7 +41,7 @@ export interface MembersShape {
     member: Member,
     userId: string,
     meta: RequestMeta
-  ) => Effect.Effect<MemberRemoved, NotFound | Conflict>
+  ) => Effect.Effect<MemberRemoved, NotFound | Forbidden | Conflict>
   readonly assignments: (member: Member, filter: AssignmentFilter) => Effect.Effect<ReadonlyArray<Assignment>>
   readonly assign: (
     member: Member,
@@ -52,7 +52,7 @@ export interface MembersShape {
     member: Member,
     assignmentId: string,
     meta: RequestMeta
-  ) => Effect.Effect<AssignmentDeleted, NotFound | Conflict>
+  ) => Effect.Effect<AssignmentDeleted, NotFound | Forbidden | Conflict>
 }
 
 export class Members extends Context.Tag("app/Members")<Members, MembersShape>() {}

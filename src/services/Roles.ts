@@ -50,20 +50,26 @@ export interface RolesShape {
     input: typeof UpdateRole.Type,
     meta: RequestMeta
   ) => Effect.Effect<RoleChanged, Conflict | NotFound>
-  /** Deletes a role that is not a system role, with its grants, parent links and assignments. */
+  /**
+   * Deletes a role that is not a system role, with its grants, parent links and assignments;
+   * refused (403) unless the caller could give what it takes away (domain/Authority.ts).
+   */
   readonly remove: (
     member: Member,
     roleId: string,
     meta: RequestMeta
-  ) => Effect.Effect<RoleDeleted, Conflict | NotFound>
-  /** Replaces the role's parents; fails with `role_cycle` when they would make a cycle. */
+  ) => Effect.Effect<RoleDeleted, Conflict | NotFound | Forbidden>
+  /**
+   * Replaces the role's parents; fails with `role_cycle` when they would make a cycle, and with
+   * `system_role` for a system role (their grants and parents are fixed).
+   */
   readonly setParents: (
     member: Member,
     roleId: string,
     parentIds: ReadonlyArray<string>,
     meta: RequestMeta
   ) => Effect.Effect<RoleChanged, GrantingError>
-  /** Replaces the role's grants (identical grants kept once). */
+  /** Replaces the role's grants (identical grants kept once); `system_role` for a system role. */
   readonly setGrants: (
     member: Member,
     roleId: string,

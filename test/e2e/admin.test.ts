@@ -190,7 +190,11 @@ describe("platform administration and the audit log, end to end on Postgres and 
       expect(unknown.stderr).toMatch(/^admin: no user with the email \S+\n$/)
       const wrong = await runCli(["promote", admin.email], node.env)
       expect(wrong.code).toBe(2)
-      expect(wrong.stderr).toBe("admin: usage: yarn admin grant|revoke <email>\n")
+      expect(wrong.stderr).toBe(
+        "admin: usage: yarn admin grant|revoke <email> | yarn admin restore-owner <organization-id> <email>\n"
+      )
+      const noOrganization = await runCli(["restore-owner", "not-an-id", admin.email], node.env)
+      expect(noOrganization.code).toBe(2)
     }, 60_000)
 
     it("says in one line that a running server holds the embedded database", async () => {

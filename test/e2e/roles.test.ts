@@ -148,7 +148,7 @@ describe("roles and the permission catalog, end to end on Postgres and Redis", (
     expect(first.body.role.name).toBe("Ops")
   })
 
-  it("never renames or deletes a system role, keeps owner's grants and parents, and lets other system roles change", async () => {
+  it("never renames or deletes a system role, and keeps every system role's grants and parents (S44)", async () => {
     const owner = await newOwner("system")
     const adminId = await systemRoleId(owner.orgId, owner.token, "admin")
     const ownerId = await systemRoleId(owner.orgId, owner.token, "owner")
@@ -182,15 +182,16 @@ describe("roles and the permission catalog, end to end on Postgres and Redis", (
     })
     expect(described.status).toBe(200)
     expect(described.body.role).toMatchObject({ name: "admin", description: "Runs the place", isSystem: true })
-    const viewer = await setGrants(owner.orgId, owner.token, viewerId, [
-      { permission: "org:read", effect: "allow" },
-      { permission: "members:read", effect: "allow" }
-    ])
-    expect(viewer.status).toBe(200)
-    expect(viewer.body.role.grants).toEqual([
-      { permission: "members:read", effect: "allow" },
-      { permission: "org:read", effect: "allow" }
-    ])
+    // Not even the owner edits what a system role gives: admin to `deny *` would lock every admin out.
+    for (const id of [adminId, viewerId]) {
+      const grants = await setGrants(owner.orgId, owner.token, id, [{ permission: "*", effect: "deny" }])
+      expect(grants.status).toBe(409)
+      expect(grants.body.code).toBe("system_role")
+      expect(grants.body.message).toMatch(/^The system role (admin|viewer) has fixed grants and parents/)
+      expect((await setParents(owner.orgId, owner.token, id, [ownerId])).body.code).toBe("system_role")
+    }
+    const viewer = await api.call<RoleBody>("GET", `/v1/orgs/${owner.orgId}/roles/${viewerId}`, { token: owner.token })
+    expect(viewer.body.grants).toEqual([{ permission: "org:read", effect: "allow" }])
     const owners = await api.call<RoleBody>("GET", `/v1/orgs/${owner.orgId}/roles/${ownerId}`, { token: owner.token })
     expect(owners.body.grants).toEqual([{ permission: "*", effect: "allow" }])
     expect(owners.body.parentIds).toEqual([])
@@ -549,10 +550,14 @@ describe("roles and the permission catalog, end to end on Postgres and Redis", (
     expect(await revisionOf(owner.orgId)).toBe(before)
     expect((await roles(owner.orgId, admin.token)).body.map((role) => role.name)).not.toContain("Deleters")
 
-    const allowed = await setGrants(owner.orgId, admin.token, roleId, [
+    // Only an owner adds a deny (S44).
+    const deny = await setGrants(owner.orgId, admin.token, roleId, [
       { permission: "org:read", effect: "allow" },
       { permission: "org:delete", effect: "deny" }
     ])
+    expect(deny.status).toBe(403)
+    expect(deny.body.message).toBe("Only an owner can add a deny (deny org:delete)")
+    const allowed = await setGrants(owner.orgId, admin.token, roleId, [{ permission: "org:read", effect: "allow" }])
     expect(allowed.status).toBe(200)
     expect((await setParents(owner.orgId, admin.token, roleId, [memberId])).status).toBe(200)
     const byOwner = await setGrants(owner.orgId, owner.token, roleId, [{ permission: "*", effect: "allow" }])
@@ -562,8 +567,14 @@ describe("roles and the permission catalog, end to end on Postgres and Redis", (
   it("changes what the guard allows at once when a role's grants change", async () => {
     const owner = await newOwner("effect")
     const member = await signUp("effect-member")
-    await addMember(owner.orgId, member.userId, "member")
-    const memberId = await systemRoleId(owner.orgId, owner.token, "member")
+    await addMember(owner.orgId, member.userId, "viewer")
+    // System roles' grants are fixed: the member holds a custom role the owner changes.
+    const memberId = (await createRole(owner.orgId, owner.token, { name: "Staff" })).body.role.id
+    const given = await api.call("POST", `/v1/orgs/${owner.orgId}/assignments`, {
+      token: owner.token,
+      body: { userId: member.userId, roleId: memberId }
+    })
+    expect(given.status).toBe(201)
     const base = [
       { permission: "org:read", effect: "allow" },
       { permission: "members:read", effect: "allow" },

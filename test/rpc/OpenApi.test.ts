@@ -54,7 +54,7 @@ describe("the OpenAPI document", () => {
     const guarded = operations.filter(
       ({ path }) => path.startsWith("/v1/orgs/{organizationId}") || path.startsWith("/v1/admin")
     )
-    expect(guarded.length).toBe(30)
+    expect(guarded.length).toBe(31)
     for (const { path, method, operation } of guarded) {
       const permission = (operation as Record<string, unknown>)["x-required-permission"]
       expect(permission, `${method} ${path}`).toMatch(/^([a-z]+:[a-z*]+|platform-admin)$/)

@@ -16,7 +16,9 @@ export const AdminHandlers = implement(
     unfreeze: ({ organizationId }, { meta }) =>
       Effect.flatMap(CurrentUser, (user) => admin.unfreeze(user, organizationId, meta)),
     disableUser: ({ userId }, { meta }) => Effect.flatMap(CurrentUser, (user) => admin.disableUser(user, userId, meta)),
-    enableUser: ({ userId }, { meta }) => Effect.flatMap(CurrentUser, (user) => admin.enableUser(user, userId, meta))
+    enableUser: ({ userId }, { meta }) => Effect.flatMap(CurrentUser, (user) => admin.enableUser(user, userId, meta)),
+    restoreOwner: ({ organizationId, userId }, { meta }) =>
+      Effect.flatMap(CurrentUser, (user) => admin.restoreOwner(user, organizationId, userId, meta))
   }))
 )
 

@@ -1,6 +1,12 @@
 import type { Statement } from "@effect/sql"
 import { DateTime, Effect, Layer, Schema } from "effect"
-import { AdminOrganization, AdminOrganizationPage, OrganizationStatusChange, UserStatus } from "../../rpc/Admin.ts"
+import {
+  AdminOrganization,
+  AdminOrganizationPage,
+  OrganizationStatusChange,
+  OwnerRestored,
+  UserStatus
+} from "../../rpc/Admin.ts"
 import { Conflict, NotFound } from "../../rpc/Errors.ts"
 import type { SignedIn } from "../../rpc/Security.ts"
 import { Admin } from "../../services/Admin.ts"
@@ -11,6 +17,7 @@ import { Sessions } from "../../services/Sessions.ts"
 import { DEFAULT_PAGE_SIZE, isBigint, makeCursor, openCursor } from "../AuditLogLive.ts"
 import { decodeRows } from "../Sql.ts"
 import { Writer } from "./RbacSql.ts"
+import { restoreOwner } from "./RestoreOwner.ts"
 
 const OrgRow = Schema.Struct({
   id: Schema.String,
@@ -175,6 +182,14 @@ export const make = Effect.gen(function* () {
       }).pipe(outbox.transaction)
       if (!enabled) yield* userExists(userId)
       return new UserStatus({ userId, disabled: false })
+    }),
+
+    restoreOwner: Effect.fn("Admin.restoreOwner")(function* (admin, organizationId, userId, meta) {
+      const restored = yield* restoreOwner(
+        { sql, outbox, audit },
+        { actorId: admin.userId, organizationId, userId, meta }
+      )
+      return new OwnerRestored({ organizationId, userId, ...restored })
     })
   })
 })

@@ -1,21 +1,21 @@
 /**
- * Invitations on Postgres. Creating one checks the roles and the inviter's right to give them
- * before its transaction and mails the token after it commits; accepting locks the organization's
+ * Invitations on Postgres. Creating one checks the roles and the inviter's right to give them (to
+ * a newcomer, organization-wide and for ever: domain/Authority.ts) and mails the token after it commits; accepting locks the organization's
  * row (the lock the revision bump takes), consumes the invitation in one statement, and adds the
  * membership and roles with their events (`Outbox.record`) and audit entry, in one transaction.
  */
 import type { SqlClient } from "@effect/sql"
 import { DateTime, Effect, Layer, Schema } from "effect"
+import { refuseAssign } from "../../domain/Authority.ts"
 import { Conflict, Forbidden, NotFound } from "../../rpc/Errors.ts"
 import { Invitation, InvitationCreated, InvitationRevoked, Joined } from "../../rpc/Invitations.ts"
 import { event } from "../../services/Events.ts"
 import { Invitations } from "../../services/Invitations.ts"
 import { Mailer } from "../../services/Mailer.ts"
-import { PermissionStore } from "../../services/PermissionStore.ts"
 import * as Secrets from "../Secrets.ts"
 import { Settings } from "../Settings.ts"
 import { decodeRows } from "../Sql.ts"
-import { lockOrganization, refuseEscalation, Writer } from "./RbacSql.ts"
+import { lockOrganization, readAuthority, refuse, Writer } from "./RbacSql.ts"
 
 const InvitationRow = Schema.Struct({
   id: Schema.String,
@@ -63,7 +63,6 @@ export const revokePendingInvitations = (sql: SqlClient.SqlClient, organizationI
 
 export const make = Effect.gen(function* () {
   const { sql, outbox, audit } = yield* Writer
-  const store = yield* PermissionStore
   const mailer = yield* Mailer
   const publicUrl = yield* Settings.publicUrl
 
@@ -78,7 +77,9 @@ export const make = Effect.gen(function* () {
           Effect.orDie
         )
         if (found.length !== roleIds.length) return yield* new NotFound({ message: "No such role" })
-        yield* refuseEscalation(store, organizationId, member.userId, { roleIds })
+        // The newcomer is nobody yet: no owner, no roles. The check reads committed rows without a lock.
+        const org = yield* readAuthority(sql, organizationId)
+        for (const roleId of roleIds) yield* refuse(refuseAssign(org, member.userId, { userId: "", roleId }))
       }
       const token = Secrets.newToken()
       const { invitation, organizationName } = yield* Effect.gen(function* () {
@@ -223,5 +224,5 @@ export const make = Effect.gen(function* () {
   })
 })
 
-/** Needs SQL, the outbox, the audit log, the permission store (escalation), the mailer and PUBLIC_URL. */
+/** Needs SQL, the outbox, the audit log, the mailer and PUBLIC_URL. */
 export const InvitationsLive = Layer.effect(Invitations, make)

@@ -3,11 +3,12 @@
  *
  * Every write that changes what someone may do first locks the organization's row (the lock the
  * revision bump takes, so it orders writers the same way), then checks its rules on what is
- * committed at that moment (membership, the role, the last owner), changes the rows, records its
- * events with `Outbox.record` and writes the audit entry, all in one transaction. Checks the guard
- * cannot make (escalation) run before the transaction.
+ * committed at that moment (membership, the role, the last owner, and who may change whose access:
+ * domain/Authority.ts), changes the rows, records its events with `Outbox.record` and writes the
+ * audit entry, all in one transaction.
  */
 import { DateTime, Effect, Layer, Schema } from "effect"
+import { refuseAssign, refuseRemoveMember, refuseUnassign } from "../../domain/Authority.ts"
 import { BadRequest, Conflict, NotFound } from "../../rpc/Errors.ts"
 import {
   Assignment,
@@ -19,10 +20,9 @@ import {
 } from "../../rpc/Members.ts"
 import { event } from "../../services/Events.ts"
 import { Members } from "../../services/Members.ts"
-import { PermissionStore } from "../../services/PermissionStore.ts"
 import { decodeRows } from "../Sql.ts"
 import { revokePendingInvitations } from "./InvitationsLive.ts"
-import { lockOrganization, refuseEscalation, Writer } from "./RbacSql.ts"
+import { lockOrganization, readAuthority, refuse, Writer } from "./RbacSql.ts"
 
 const AssignmentRow = Schema.Struct({
   id: Schema.String,
@@ -92,13 +92,8 @@ const summary = (row: AssignmentRow) => ({
 
 export const make = Effect.gen(function* () {
   const { sql, outbox, audit } = yield* Writer
-  const store = yield* PermissionStore
 
   const lock = (organizationId: string) => lockOrganization(sql, organizationId)
-
-  /** Refuses to give roles whose permissions the actor does not hold (403 naming the first one). */
-  const refuseRoles = (organizationId: string, actorId: string, roleIds: ReadonlyArray<string>) =>
-    roleIds.length === 0 ? Effect.void : refuseEscalation(store, organizationId, actorId, { roleIds })
 
   const selectAssignments = (organizationId: string) => sql`
     SELECT a.id::text AS id, a.user_id::text AS user_id, a.role_id::text AS role_id, r.name AS role_name,
@@ -159,6 +154,7 @@ export const make = Effect.gen(function* () {
           SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
           WHERE m.organization_id = ${organizationId} AND m.user_id = ${userId}`.pipe(decodeRows(Email))
         if (removed === undefined) return yield* noSuchMember
+        yield* refuse(refuseRemoveMember(yield* readAuthority(sql, organizationId), member.userId, userId))
         const held = yield* sql`${selectAssignments(organizationId)} AND a.user_id = ${userId}`.pipe(assignmentRows)
         if (held.some((row) => row.liveOwner) && (yield* otherOwners(organizationId, { userId })) === 0) {
           return yield* lastOwner
@@ -199,8 +195,6 @@ export const make = Effect.gen(function* () {
       if (input.expiresAt !== undefined && DateTime.lessThanOrEqualTo(input.expiresAt, yield* DateTime.now)) {
         return yield* new BadRequest({ code: "invalid_payload", message: "expiresAt must be in the future" })
       }
-      // A role of another organization gives nothing here, so it passes; the 404 below refuses it.
-      yield* refuseRoles(organizationId, member.userId, [input.roleId])
       return yield* Effect.gen(function* () {
         yield* lock(organizationId)
         const isMember = yield* sql`
@@ -209,6 +203,14 @@ export const make = Effect.gen(function* () {
         const role = yield* sql`SELECT 1 FROM roles WHERE organization_id = ${organizationId} AND id = ${input.roleId}`
         if (role.length === 0) return yield* noSuchRole
         const expiresAt = input.expiresAt === undefined ? null : DateTime.toDate(input.expiresAt)
+        yield* refuse(
+          refuseAssign(yield* readAuthority(sql, organizationId), member.userId, {
+            userId: input.userId,
+            roleId: input.roleId,
+            scope: input.scope,
+            expiresAt: expiresAt?.getTime()
+          })
+        )
         const [inserted] = yield* sql`
           INSERT INTO assignments (organization_id, user_id, role_id, scope_type, scope_id, expires_at, granted_by)
           VALUES (${organizationId}, ${input.userId}, ${input.roleId}, ${input.scope?.type ?? null},
@@ -241,6 +243,15 @@ export const make = Effect.gen(function* () {
         yield* lock(organizationId)
         const [row] = yield* sql`${selectAssignments(organizationId)} AND a.id = ${assignmentId}`.pipe(assignmentRows)
         if (row === undefined) return yield* noSuchAssignment
+        yield* refuse(
+          refuseUnassign(yield* readAuthority(sql, organizationId), member.userId, {
+            id: row.id,
+            userId: row.userId,
+            roleId: row.roleId,
+            scope: scopeOf(row),
+            expiresAt: row.expiresAt?.getTime()
+          })
+        )
         if (row.liveOwner && (yield* otherOwners(organizationId, { assignmentId })) === 0) return yield* lastOwner
         yield* sql`DELETE FROM assignments WHERE organization_id = ${organizationId} AND id = ${assignmentId}`
         const revision = yield* outbox.record(organizationId, [event("assignment.removed", assignmentEvent(row))])

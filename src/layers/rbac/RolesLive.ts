@@ -5,30 +5,31 @@
  * the audit entry with the new revision. A refused write rolls the revision back with it.
  *
  * Rules worth knowing:
- * - `owner` always holds `*`: its grants and parents cannot change (a parent could bring a deny).
- *   Other system roles may get other grants and parents; no system role is renamed or deleted.
- * - Escalation: the allow patterns of a grant set written (POST roles, PUT grants) and the roles
- *   named as parents (POST roles, PUT parents) must be held by the caller organization-wide, so
- *   nobody prepares a role with more than they hold. The check runs before the transaction (it
- *   reads its own snapshot); the whole new set is checked, not only what it adds, so a concurrent
- *   change cannot slip an unchecked grant through.
+ * - System roles' grants and parents are fixed (409 `system_role`); no system role is renamed or
+ *   deleted. `owner` always holds `*`.
+ * - Who may change what a role gives is domain/Authority.ts, judged inside the transaction on what
+ *   is committed once the organization is locked: allows added must be held organization-wide by
+ *   the caller for as long as the role's holders keep it, only an owner adds a deny (never to a
+ *   role an owner holds), nobody but an owner lifts a deny that applies to them, and what is taken
+ *   away (grants, parents, the role itself) must be something the caller could give.
  * - Creating a role records only `role.created`: a new role is held by nobody and is nobody's
  *   parent, so its parents and grants change no one's permissions yet.
  */
 import { randomUUID } from "node:crypto"
 import { DateTime, Effect, Layer, Schema } from "effect"
-import { PERMISSION_KEY } from "../../domain/Decision.ts"
-import { allowPatterns, assembleRoles, cycleIfParents, uniqueGrants } from "../../domain/RoleGraph.ts"
+import { grantsWith, type RoleRef } from "../../domain/Authority.ts"
+import { type Grant as DomainGrant, PERMISSION_KEY } from "../../domain/Decision.ts"
+import type { Policy } from "../../domain/Policy.ts"
+import { assembleRoles, cycleIfParents, uniqueGrants } from "../../domain/RoleGraph.ts"
 import { Conflict, NotFound } from "../../rpc/Errors.ts"
 import { type Grant, Permission, PermissionCreated, Role, RoleChanged, RoleDeleted } from "../../rpc/Roles.ts"
 import type { Member } from "../../rpc/Security.ts"
 import type { RequestMeta } from "../../services/AuditLog.ts"
 import { event } from "../../services/Events.ts"
 import type { NewEvent } from "../../services/Outbox.ts"
-import { PermissionStore } from "../../services/PermissionStore.ts"
 import { Roles } from "../../services/Roles.ts"
 import { decodeRows } from "../Sql.ts"
-import { GrantRow, ParentRow, refuseEscalation, Writer } from "./RbacSql.ts"
+import { authoriseRoleChange, GrantRow, ParentRow, Writer } from "./RbacSql.ts"
 
 const RoleRow = Schema.Struct({
   id: Schema.String,
@@ -48,7 +49,6 @@ const CatalogRow = Schema.Struct({ key: Schema.String, description: Schema.Strin
 
 const noSuchRole = (id: string) => new NotFound({ message: `No such role ${id}` })
 const systemRole = (message: string) => new Conflict({ code: "system_role", message })
-const isOwner = (role: { readonly name: string; readonly isSystem: boolean }) => role.isSystem && role.name === "owner"
 
 const unique = <A>(items: ReadonlyArray<A>) => [...new Set(items)]
 
@@ -57,7 +57,6 @@ const summary = ({ name, description, parentIds, grants }: Role) => ({ name, des
 
 export const make = Effect.gen(function* () {
   const { sql, outbox, audit } = yield* Writer
-  const store = yield* PermissionStore
 
   /** The organization's roles (or the one named), with parents and grants, by name. */
   const readRoles = (organizationId: string, roleId?: string) =>
@@ -132,11 +131,11 @@ export const make = Effect.gen(function* () {
       }
     })
 
-  /** Refuses to give what the caller does not hold (see the module header). */
-  const requireHeld = (
+  const authorise = (
     member: Member,
-    request: { patterns?: ReadonlyArray<string>; roleIds?: ReadonlyArray<string> }
-  ) => refuseEscalation(store, member.organizationId, member.userId, request)
+    role: RoleRef | undefined,
+    after: (policy: Policy) => ReadonlyArray<DomainGrant>
+  ) => authoriseRoleChange(sql, member, role, after)
 
   /** 404 unless every id is a role of this organization. */
   const requireRoles = (organizationId: string, roleIds: ReadonlyArray<string>) =>
@@ -196,9 +195,10 @@ export const make = Effect.gen(function* () {
     })
 
   /**
-   * Replaces the parents or the grants of a role other than `owner`: `check` runs before the
-   * transaction (see the module header); in it the revision is bumped, the role locked, `write`
-   * replaces the rows, and the outcome is audited with that facet before and after.
+   * Replaces the parents or the grants of a role that is not a system role: `check` runs before
+   * the transaction; in it the revision is bumped, the role locked, `after` (what the role would
+   * give) authorised, `write` replaces the rows, and the outcome is audited with that facet before
+   * and after.
    */
   const replaceFacet = <E1, E2>(
     member: Member,
@@ -207,8 +207,8 @@ export const make = Effect.gen(function* () {
     change: {
       readonly facet: "parentIds" | "grants"
       readonly event: NewEvent
-      readonly ownerRefusal: string
       readonly check: Effect.Effect<void, E1>
+      readonly after: (policy: Policy) => ReadonlyArray<DomainGrant>
       readonly write: Effect.Effect<void, E2>
     }
   ) =>
@@ -216,11 +216,14 @@ export const make = Effect.gen(function* () {
       const organizationId = member.organizationId
       const { facet } = change
       const current = yield* readRole(organizationId, roleId)
-      if (isOwner(current)) return yield* systemRole(change.ownerRefusal)
+      if (current.isSystem) {
+        return yield* systemRole(`The system role ${current.name} has fixed grants and parents: make a custom role`)
+      }
       yield* change.check
       return yield* Effect.gen(function* () {
         const revision = yield* outbox.record(organizationId, [change.event])
         const before = yield* lockRole(organizationId, roleId)
+        yield* authorise(member, before, change.after)
         yield* change.write
         yield* touch(organizationId, roleId)
         return yield* changed(member, change.event.type, roleId, meta, revision, (role) => ({
@@ -272,7 +275,6 @@ export const make = Effect.gen(function* () {
       const grants = uniqueGrants(input.grants ?? [])
       const parentIds = unique(input.parentIds ?? [])
       yield* requireCatalog(organizationId, grants)
-      yield* requireHeld(member, { patterns: allowPatterns(grants), roleIds: parentIds })
       const roleId = randomUUID()
       return yield* Effect.gen(function* () {
         const revision = yield* outbox.record(organizationId, [event("role.created", { roleId })])
@@ -282,6 +284,7 @@ export const make = Effect.gen(function* () {
           return yield* new Conflict({ code: "role_name_taken", message: `A role named "${input.name}" exists` })
         }
         yield* requireRoles(organizationId, parentIds)
+        yield* authorise(member, undefined, (policy) => grantsWith(policy, grants, parentIds))
         yield* sql`
           INSERT INTO roles (id, organization_id, name, description)
           VALUES (${roleId}, ${organizationId}, ${input.name}, ${input.description ?? ""})`
@@ -324,6 +327,7 @@ export const make = Effect.gen(function* () {
         const revision = yield* outbox.record(organizationId, [event("role.deleted", { roleId })])
         const before = yield* lockRole(organizationId, roleId)
         if (before.isSystem) return yield* systemRole(`The system role ${before.name} cannot be deleted`)
+        yield* authorise(member, before, () => [])
         // Grants, parent links, child links and assignments go with it (foreign keys cascade).
         yield* sql`DELETE FROM roles WHERE organization_id = ${organizationId} AND id = ${roleId}`
         yield* audit.record({
@@ -345,8 +349,8 @@ export const make = Effect.gen(function* () {
       return yield* replaceFacet(member, roleId, meta, {
         facet: "parentIds",
         event: event("role.parents_changed", { roleId, parentIds }),
-        ownerRefusal: "The owner role's parents cannot change",
-        check: requireHeld(member, { roleIds: parentIds }),
+        check: Effect.void,
+        after: (policy) => grantsWith(policy, policy.byId.get(roleId)?.grants ?? [], parentIds),
         write: Effect.gen(function* () {
           yield* requireRoles(organizationId, parentIds)
           // The organization row is locked: no other parent change can interleave with this read.
@@ -374,11 +378,8 @@ export const make = Effect.gen(function* () {
       return yield* replaceFacet(member, roleId, meta, {
         facet: "grants",
         event: event("role.grants_changed", { roleId }),
-        ownerRefusal: "The owner role always holds * and its grants cannot change",
-        check: Effect.zipRight(
-          requireCatalog(organizationId, grants),
-          requireHeld(member, { patterns: allowPatterns(grants) })
-        ),
+        check: requireCatalog(organizationId, grants),
+        after: (policy) => grantsWith(policy, grants, policy.byId.get(roleId)?.parents ?? []),
         write: Effect.zipRight(
           sql`DELETE FROM role_grants WHERE organization_id = ${organizationId} AND role_id = ${roleId}`,
           insertGrants(organizationId, roleId, grants)
