@@ -6,11 +6,13 @@
  */
 import { Schema } from "effect"
 
-const Canonical = Schema.UUID.pipe(Schema.lowercased())
-
-/** A UUID in any case, decoded to lowercase; `identifier` names it in the OpenAPI components. */
+/**
+ * A UUID in any case, decoded to lowercase; `identifier` names it in the OpenAPI components. The
+ * decoded side accepts any case too, so a client (the RPC client encodes what it is given) may send
+ * an id as the user typed it: the server's decoding is what makes it canonical.
+ */
 export const canonicalId = (identifier?: string) =>
-  Schema.transform(identifier === undefined ? Schema.UUID : Schema.UUID.annotations({ identifier }), Canonical, {
+  Schema.transform(identifier === undefined ? Schema.UUID : Schema.UUID.annotations({ identifier }), Schema.UUID, {
     strict: true,
     decode: (id) => id.toLowerCase(),
     encode: (id) => id
