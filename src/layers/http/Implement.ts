@@ -3,7 +3,9 @@
  * HttpApi handlers of the group and the handlers of its Rpcs (`rpcsOf(Group)`), each calling the
  * same function with the caller's input (path, query and body merged, as the Rpc's payload) and
  * the request. On HTTP, a write (any method but GET) whose answer carries a `revision` also sets
- * `X-Permission-Revision`.
+ * `X-Permission-Revision`. On both doors, an operation that fails because the database went away
+ * (refused or cut connection, shutdown, timeout) answers `ServiceUnavailable`, whichever call site
+ * met it: repositories turn `SqlError` into defects, and this is the one place that reads them.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpApiGroup from "@effect/platform/HttpApiGroup"
@@ -11,8 +13,10 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type { Rpc, RpcGroup } from "@effect/rpc"
-import { Effect, type Layer, Option } from "effect"
+import { SqlError } from "@effect/sql/SqlError"
+import { Cause, Effect, type Layer, Option } from "effect"
 import { Api } from "../../rpc/Api.ts"
+import { ServiceUnavailable } from "../../rpc/Errors.ts"
 import { type PartsOf, type RpcsOf, rpcsOf } from "../../rpc/Operation.ts"
 import type { Authentication, CurrentMember, CurrentUser, OrgAuthorization, PlatformAdmin } from "../../rpc/Security.ts"
 import type { RequestMeta } from "../../services/AuditLog.ts"
@@ -57,6 +61,47 @@ const withRevisionHeader = (body: unknown) =>
 
 type AnyHandler = (input: object, request: Request) => Effect.Effect<unknown, unknown, unknown>
 
+/**
+ * SQLSTATE classes that mean the statement or its data was wrong (22 data exception, 23 integrity
+ * constraint, 42 syntax or access rule): a fault of ours to fix, not the database being away.
+ */
+const STATEMENT_FAULT = /^(22|23|42)/
+
+/** The SQLSTATE a driver error carries, if it is one (connection errors carry none, or an errno). */
+const sqlState = (cause: unknown) => {
+  const code = typeof cause === "object" && cause !== null ? (cause as { code?: unknown }).code : undefined
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+}
+
+/** A `SqlError` (itself, or as the cause of what was thrown) that says the database could not answer. */
+const isDatabaseLoss = (thrown: unknown): boolean => {
+  let current = thrown
+  for (let depth = 0; depth < 4 && typeof current === "object" && current !== null; depth++) {
+    if (current instanceof SqlError) {
+      const state = sqlState(current.cause)
+      return state === undefined || !STATEMENT_FAULT.test(state)
+    }
+    current = (current as { cause?: unknown }).cause
+  }
+  return false
+}
+
+const databaseUnavailable = new ServiceUnavailable({ message: "The database is unavailable right now; try again" })
+
+/** Any failure or defect of `answer` that is the database going away becomes `ServiceUnavailable`. */
+const unavailableOnDatabaseLoss = <A, E, R>(answer: Effect.Effect<A, E, R>) =>
+  Effect.catchAllCause(answer, (cause): Effect.Effect<never, E | ServiceUnavailable> => {
+    const lost = Cause.find(cause, (reason) =>
+      (reason._tag === "Die" && isDatabaseLoss(reason.defect)) ||
+      (reason._tag === "Fail" && isDatabaseLoss(reason.error))
+        ? Option.some(reason)
+        : Option.none()
+    )
+    return Option.isSome(lost)
+      ? Effect.logWarning("database unavailable; answering 503", cause).pipe(Effect.zipRight(databaseUnavailable))
+      : Effect.failCause(cause)
+  })
+
 /** Both doors of group `G` (its HttpApi handlers and the handlers of `rpcsOf(G)`) from one implementation. */
 export const implement = <G extends HttpApiGroup.HttpApiGroup.Any, E, RMake>(
   group: G,
@@ -75,9 +120,11 @@ export const implement = <G extends HttpApiGroup.HttpApiGroup.Any, E, RMake>(
         (acc, name) =>
           acc.handle(name, ({ path, urlParams, payload }: Record<string, object | undefined>) =>
             Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-              const answer = byName[name]!(
-                { ...path, ...urlParams, ...payload },
-                { meta: requestMeta(request.headers), http: Option.some(request) }
+              const answer = unavailableOnDatabaseLoss(
+                byName[name]!(
+                  { ...path, ...urlParams, ...payload },
+                  { meta: requestMeta(request.headers), http: Option.some(request) }
+                )
               )
               return request.method === "GET" ? answer : Effect.flatMap(answer, withRevisionHeader)
             })
@@ -93,7 +140,7 @@ export const implement = <G extends HttpApiGroup.HttpApiGroup.Any, E, RMake>(
         names.map((name) => [
           `${g.identifier}.${name}`,
           (payload: object | undefined, { headers }: { headers: Readonly<Record<string, string | undefined>> }) =>
-            byName[name]!(payload ?? {}, { meta: requestMeta(headers), http: Option.none() })
+            unavailableOnDatabaseLoss(byName[name]!(payload ?? {}, { meta: requestMeta(headers), http: Option.none() }))
         ])
       )
     })
