@@ -15,6 +15,8 @@ const decodeRevoked = Schema.decodeUnknownOption(EventPayloads[REVOKED])
 /** How long `revoke` waits for the store before it returns and leaves the markers to the background. */
 const MARKER_WAIT = Duration.seconds(1)
 const MARKER_RETRY = Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(8)))
+/** How long a node's start waits to catch up before it starts behind (asking Postgres). */
+const START_WAIT = Duration.seconds(5)
 /** How long a check waits for the store before Postgres decides (a store that hangs). */
 const STORE_WAIT = Duration.seconds(1)
 
@@ -96,8 +98,10 @@ export const make = Effect.gen(function* () {
     caughtUp = true
   })
 
-  // At start, so that a node normally begins caught up; when it cannot, the feed keeps trying.
+  // At start, so that a node normally begins caught up; when it cannot (or the store hangs), the
+  // node starts anyway, asking Postgres, and the feed keeps trying.
   yield* catchUp.pipe(
+    Effect.timeoutFail({ duration: START_WAIT, onTimeout: () => "timed out" }),
     Effect.catchAllCause((cause) =>
       Effect.logWarning("revocations: cannot catch up at start; asking Postgres until the feed has", cause)
     )
