@@ -21,6 +21,8 @@ import { startTestNode, type TestNode } from "../support/TestNode.ts"
 const ORIGIN = "https://app.example.com"
 const ADMIN = { email: `live-open-admin-${Date.now()}@example.com`, password: "live open admin passphrase" }
 const METRICS_TOKEN = "metrics-token-for-the-test-0123456789"
+const ENDINGS = ["logout", "password reset", "user disable", "member removal"] as const
+type Ending = (typeof ENDINGS)[number]
 
 /** How a socket opened with a ticket ended up: refused at the upgrade, or the frames it got and how it closed. */
 type Outcome =
@@ -132,47 +134,65 @@ describe("live sockets open only for live sessions (S47)", () => {
     expectNothingShown(await outcomeOf(url), "member_removed")
   })
 
-  it("a removal or logout racing the open always leaves the socket closed, 20 times each (S47)", async () => {
-    const endings: Array<"removed" | "logout"> = [
-      ...Array.from({ length: 20 }, () => "removed" as const),
-      ...Array.from({ length: 20 }, () => "logout" as const)
-    ]
-    const outcomes = await Promise.all(
-      endings.map(async (ending, i) => {
-        const member = await newMember(`open-race-${i}`)
-        const url = `${(i % 2 === 0 ? a : b).wsUrl}?ticket=${(await org.ticket(member)).ticket}`
-        // Fired together: the revocation commits somewhere between the ticket's redemption and the hello.
-        const socket = openSocket(url, { origin: ORIGIN }).catch((error: unknown) => error)
-        await new Promise((resolve) => setTimeout(resolve, (i * 7) % 40))
-        const ended =
-          ending === "removed"
-            ? await api.call("DELETE", `${org.path}/members/${member.userId}`, { token: owner.token })
-            : await api.call("POST", "/v1/auth/logout", { token: member.token })
-        expect([200, 204]).toContain(ended.status)
-        const opened = await socket
-        if (opened instanceof Refused) return { ending, closed: true, code: opened.status, hello: false }
-        if (opened instanceof Error) throw opened
-        const held = opened as TestSocket
-        const closedWithin = await Promise.race([
-          held.closed.then(({ code }) => code),
-          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000))
-        ])
-        held.close()
-        return {
-          ending,
-          closed: closedWithin !== undefined,
-          code: closedWithin,
-          hello: held.frames.some((frame) => frame.type === "hello"),
-          revoked: held.frames.some((frame) => frame.type === "revoked")
-        }
-      })
-    )
-    for (const outcome of outcomes) {
-      expect(outcome, JSON.stringify(outcome)).toMatchObject({ closed: true })
-      // A socket that said hello before the revocation committed is then revoked, never left open.
-      if (outcome.hello) expect(outcome).toMatchObject({ code: 4001, revoked: true })
+  /** Each ending, ready to fire for `member`: what it does, and what the server answers. */
+  const endingFor = async (ending: Ending, member: User) => {
+    switch (ending) {
+      case "logout":
+        return () => api.call("POST", "/v1/auth/logout", { token: member.token })
+      case "password reset": {
+        expect((await api.call("POST", "/v1/auth/password/forgot", { body: { email: member.email } })).status).toBe(202)
+        const token = tokenIn(
+          await waitForMail(node.dataDir, (m) => m.to.includes(member.email) && m.subject === "Reset your password")
+        )
+        return () =>
+          api.call("POST", "/v1/auth/password/reset", { body: { token, password: "a brand new passphrase, racing" } })
+      }
+      case "user disable": {
+        const admin = (await api.login(ADMIN.email, ADMIN.password)).body as TokenPairBody
+        return () => api.call("POST", `/v1/admin/users/${member.userId}/disable`, { token: admin.accessToken })
+      }
+      case "member removal":
+        return () => api.call("DELETE", `${org.path}/members/${member.userId}`, { token: owner.token })
     }
-  }, 120_000)
+  }
+
+  it.each(ENDINGS)(
+    "a %s racing the open always leaves the socket closed, never open after a hello, 12 times (S47)",
+    async (ending) => {
+      const outcomes = await Promise.all(
+        Array.from({ length: 12 }, async (_, i) => {
+          const member = await newMember(`open-race-${ending.replace(" ", "-")}-${i}`)
+          const end = await endingFor(ending, member)
+          const url = `${(i % 2 === 0 ? a : b).wsUrl}?ticket=${(await org.ticket(member)).ticket}`
+          // Fired together, staggered: the ending commits somewhere around the ticket's redemption and the hello.
+          const socket = openSocket(url, { origin: ORIGIN }).catch((error: unknown) => error)
+          await new Promise((resolve) => setTimeout(resolve, (i * 5) % 30))
+          expect([200, 204]).toContain((await end()).status)
+          const opened = await socket
+          if (opened instanceof Refused) return { closed: true, code: opened.status, hello: false }
+          if (opened instanceof Error) throw opened
+          const held = opened as TestSocket
+          const code = await Promise.race([
+            held.closed.then((closed) => closed.code),
+            new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000))
+          ])
+          held.close()
+          return {
+            closed: code !== undefined,
+            code,
+            hello: held.frames.some((frame) => frame.type === "hello"),
+            revoked: held.frames.some((frame) => frame.type === "revoked")
+          }
+        })
+      )
+      for (const outcome of outcomes) {
+        expect(outcome, JSON.stringify(outcome)).toMatchObject({ closed: true })
+        // A socket that said hello before the ending committed is then revoked, never left open.
+        if (outcome.hello) expect(outcome, JSON.stringify(outcome)).toMatchObject({ code: 4001, revoked: true })
+      }
+    },
+    120_000
+  )
 
   it("answers /metrics on the socket port only to a bearer of METRICS_TOKEN (S52)", async () => {
     const url = b.wsUrl.replace("ws://", "http://").replace("/ws", "/metrics")
