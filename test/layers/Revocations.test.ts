@@ -336,5 +336,21 @@ describe("Revocations (layers on Postgres)", () => {
           expect(yield* on(b)(other.sessionId)).toBe(false)
         }).pipe(Effect.ensuring(Effect.sync(() => (redis.down = false))))
     )
+
+    it.scoped("a check whose store hangs is decided by Postgres after a second (issue 12 item 9)", () =>
+      Effect.gen(function* () {
+        const hanging = yield* node(StoreHanging)
+        const ended = yield* startSession
+        const alive = yield* startSession
+        yield* endInPostgresOnly(ended.userId, ended.sessionId)
+        hang.armed = true
+        const checks = yield* Effect.fork(
+          Effect.all([on(hanging)(ended.sessionId), on(hanging)(alive.sessionId)], { concurrency: 2 })
+        )
+        yield* realSleep(50)
+        yield* TestClock.adjust(Duration.seconds(1))
+        expect(yield* Fiber.join(checks)).toEqual([true, false])
+      }).pipe(Effect.ensuring(Effect.sync(() => (hang.armed = false))))
+    )
   })
 })
