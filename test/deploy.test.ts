@@ -108,7 +108,9 @@ describe("docker-compose.yml", () => {
     expect(mail.hostname).toBe("mailpit")
     expect(mail.port).toBe("1025")
 
-    for (const key of ["PUBLIC_URL", "ALLOWED_ORIGINS", "TRUST_PROXY"]) expect(env[key], key).toBeDefined()
+    // JWT_ISSUER: the server refuses REDIS_URL without it (every node of a cluster needs the same issuer).
+    for (const key of ["PUBLIC_URL", "JWT_ISSUER", "ALLOWED_ORIGINS", "TRUST_PROXY"])
+      expect(env[key], key).toBeDefined()
     expect(env.LOG_FORMAT).toBe("json")
   })
 
