@@ -105,6 +105,12 @@ export const make = Effect.gen(function* () {
       { concurrency: "unbounded" }
     )
   )
+  // At shutdown (this runs before the workers are stopped) the mails already promised get a few seconds.
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function* () {
+      while ((yield* Queue.size(followUps)) > 0) yield* Effect.sleep("50 millis")
+    }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+  )
 
   /** Ends the user's sessions (but `except`) in Postgres, then everywhere at once. */
   const endSessions = (userId: string, reason: string, except?: string) =>
