@@ -208,6 +208,30 @@ describe("LiveClient", () => {
     })
   })
 
+  it("takes the role names a diff carries, with its keys, and keeps them when a diff carries none", async () => {
+    server.hello = () => hello("4")
+    const client = await connect()
+    const seen: Array<ReadonlyArray<string>> = []
+    client.onChange(() => seen.push(client.roles))
+    server.last.send(diff("5", { added: ["doc:write"], roles: ["editor", "writer"] }))
+    await waitFor(() => client.revision === "5", "the diff with roles")
+    expect(client.roles).toEqual(["editor", "writer"])
+    expect(client.can("doc:write")).toBe(true)
+    server.last.send(diff("6", { removed: ["doc:write"] }))
+    await waitFor(() => client.revision === "6", "the diff without roles")
+    expect(client.roles).toEqual(["editor", "writer"])
+    // A rename changes no key: the frame carries only the names.
+    server.last.send(diff("7", { roles: ["author", "editor"] }))
+    await waitFor(() => client.revision === "7", "the rename")
+    expect(client.roles).toEqual(["author", "editor"])
+    // A listener sees the new names when it is told of the change.
+    expect(seen).toEqual([
+      ["editor", "writer"],
+      ["editor", "writer"],
+      ["author", "editor"]
+    ])
+  })
+
   it("answers can() from the org-wide set, the resource's scoped keys and its scoped denies", async () => {
     server.hello = () => hello("3", { scopedDenied: { "doc/9": ["doc:read"] } })
     const client = await connect()

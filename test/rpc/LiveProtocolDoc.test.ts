@@ -3,7 +3,7 @@ import { ConfigProvider, Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { Settings } from "../../src/layers/Settings.ts"
 import { LiveClientDefaults } from "../../src/rpc/LiveClientTypes.ts"
-import { CloseCode, LiveLimits, UpgradeRefusal } from "../../src/rpc/LiveProtocol.ts"
+import { CloseCode, Hello, LiveLimits, PermissionsChanged, UpgradeRefusal } from "../../src/rpc/LiveProtocol.ts"
 
 /**
  * docs/live-protocol.md states the limits, refusals, close codes and client defaults the code
@@ -66,6 +66,24 @@ describe("docs/live-protocol.md states what the code sets", () => {
   it.each(Object.entries(LiveClientDefaults))("LiveClientDefaults.%s = %s", (name, value) => {
     const [, cell] = rowNaming(`LiveClientDefaults.${name}`)
     expectValue(cell, written(name, value))
+  })
+
+  /** The rows of the table under the page's `### \`type\`` heading, by field name. */
+  const fieldsOf = (type: string) => {
+    const start = page.indexOf(`### \`${type}\``)
+    const section = page.slice(start, page.indexOf("\n### ", start + 1))
+    return section
+      .split("\n")
+      .filter((line) => line.startsWith("| `"))
+      .map((line) => line.slice(1).split("|")[0]!.trim().replace(/`/g, ""))
+  }
+
+  it.each([
+    ["hello", Hello],
+    ["permissions", PermissionsChanged]
+  ] as const)("the %s frame: every field the schema has is in the page's table, and no other", (type, schema) => {
+    const fields = Object.keys(schema.fields).filter((field) => field !== "type")
+    expect(fieldsOf(type).sort()).toEqual(fields.sort())
   })
 
   it("MAX_SOCKETS_PER_USER defaults to LiveLimits.socketsPerUser", () => {
