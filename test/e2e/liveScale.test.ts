@@ -119,7 +119,7 @@ describe("10,000 live sessions opened and closed on one node", () => {
       for (const user of users) await org.join(user, ["reader"])
       members.push(...users)
     }
-  }, 180_000)
+  }, 600_000)
 
   afterAll(async () => {
     await node?.stop()
@@ -196,5 +196,7 @@ describe("10,000 live sessions opened and closed on one node", () => {
     // nothing: a leak of even 200 bytes per session (a listener, a map entry) would show as 2 MiB.
     expect(first.heap - baselineHeap).toBeLessThan(8 * MiB)
     expect(second.heap - first.heap).toBeLessThan(2 * MiB)
-  }, 300_000)
+    // About 90 s on an idle machine; a loaded one (a load average of 13 seen) takes several times as
+    // long. The bound is there to stop a hang, not to time the server.
+  }, 1_200_000)
 })
