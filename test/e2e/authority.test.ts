@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import type { Reply } from "../support/AuthClient.ts"
 import { e2e } from "../support/E2e.ts"
-import type { User } from "../support/Tenant.ts"
+import { invitationToken, type User } from "../support/Tenant.ts"
 
 type Outcome = "ok" | "403" | "404" | "409"
 type Door = "http" | "rpc"
@@ -27,7 +27,7 @@ interface World {
 }
 
 describe("who may change whose access, end to end (S44, S45, S46)", () => {
-  const { api, rpc, signUp, createOrganization, addMember } = e2e()
+  const { api, rpc, node, signUp, createOrganization, addMember } = e2e()
   const users: Record<"owner" | "owner2" | "admin" | "manager" | "member" | "target", User> = {} as never
 
   beforeAll(async () => {
@@ -363,5 +363,27 @@ describe("who may change whose access, end to end (S44, S45, S46)", () => {
     expect(elsewhere.status).toBe(403)
     expect(elsewhere.body.message).toMatch(/ on project\/p2: you do not hold it there$/)
     expect((await give()).status).toBe(403)
+  }, 60_000)
+
+  it("an invitation gives only the roles its sender may still give when it is accepted (S46)", async () => {
+    const w = await world()
+    const { owner, admin } = users
+    const newcomer = await signUp("authority-newcomer")
+    const invited = await call("POST", `${w.path}/invitations`, admin.token, {
+      email: newcomer.email,
+      roleIds: [w.role.readers]
+    })
+    expect(invited.status).toBe(201)
+    const adminRole = await created(
+      call<Array<{ id: string; roleName: string }>>("GET", `${w.path}/assignments?userId=${admin.userId}`, owner.token)
+    )
+    await created(
+      call("DELETE", `${w.path}/assignments/${adminRole.find((a) => a.roleName === "admin")!.id}`, owner.token)
+    )
+    const { token } = await invitationToken(node.dataDir, newcomer.email)
+    const joined = await call<{ roles: Array<string> }>("POST", "/v1/invitations/accept", newcomer.token, { token })
+    expect(joined.status).toBe(200)
+    expect(joined.body.roles).toEqual([])
+    expect((await call("GET", `${w.path}/members`, newcomer.token)).status).toBe(403)
   }, 60_000)
 })

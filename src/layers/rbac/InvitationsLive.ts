@@ -1,8 +1,9 @@
 /**
  * Invitations on Postgres. Creating one checks the roles and the inviter's right to give them (to
- * a newcomer, organization-wide and for ever: domain/Authority.ts) and mails the token after it commits; accepting locks the organization's
- * row (the lock the revision bump takes), consumes the invitation in one statement, and adds the
- * membership and roles with their events (`Outbox.record`) and audit entry, in one transaction.
+ * a newcomer, organization-wide and for ever: domain/Authority.ts) and mails the token after it
+ * commits; accepting locks the organization's row (the lock the revision bump takes), consumes the
+ * invitation in one statement, and adds the membership and the roles the inviter may still give,
+ * with their events (`Outbox.record`) and audit entry, in one transaction.
  */
 import type { SqlClient } from "@effect/sql"
 import { DateTime, Effect, Layer, Schema } from "effect"
@@ -195,11 +196,18 @@ export const make = Effect.gen(function* () {
           })
           return undefined
         }
-        // Roles deleted since the invitation was sent are skipped.
+        // Roles deleted since the invitation was sent are skipped, and so are those the inviter can
+        // no longer give (S46: the invitation gives no more than its sender's authority now).
+        const org = yield* readAuthority(sql, organizationId)
+        const { invitedBy } = invitation
+        const roleIds = invitation.roleIds.filter(
+          (roleId) => invitedBy !== null && refuseAssign(org, invitedBy, { userId: user.userId, roleId }) === undefined
+        )
+        const notGiven = invitation.roleIds.filter((roleId) => !roleIds.includes(roleId))
         const given = yield* sql`
           INSERT INTO assignments (organization_id, user_id, role_id, granted_by)
           SELECT r.organization_id, ${user.userId}, r.id, ${invitation.invitedBy}::uuid FROM roles r
-          WHERE r.organization_id = ${organizationId} AND r.id = ANY(${invitation.roleIds}::uuid[])
+          WHERE r.organization_id = ${organizationId} AND r.id = ANY(${roleIds}::uuid[])
           RETURNING id::text AS id, role_id::text AS role_id,
             (SELECT name FROM roles WHERE id = role_id) AS role_name`.pipe(decodeRows(Given))
         const revision = yield* outbox.record(organizationId, [
@@ -212,7 +220,7 @@ export const make = Effect.gen(function* () {
           actorId: user.userId,
           organizationId,
           target,
-          data: { after: { userId: user.userId, roles } },
+          data: { after: { userId: user.userId, roles }, ...(notGiven.length > 0 ? { notGiven } : {}) },
           meta,
           revision
         })
