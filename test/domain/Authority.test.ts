@@ -92,6 +92,16 @@ describe("who may change whose access (S44, S45)", () => {
     expect(refuseRoleChange(org2, "a", noEdit, [deny("docs:edit")], [])?.message).toBe(
       "You cannot remove a deny that applies to you"
     )
+    // Nor by dropping the parent that carries it from a role they hold.
+    const inherits = organization(
+      [...base, held("m", "restricted")],
+      [...ROLES, role("restricted", [allow("docs:read")], ["no-edit"])]
+    )
+    const restricted = { id: "restricted", name: "restricted" }
+    const before = grantsOfRoles(inherits.policy, ["restricted"])
+    expect(refuseRoleChange(inherits, "m", restricted, before, [allow("docs:read")])?.message).toBe(
+      "You cannot remove a deny that applies to you"
+    )
     // The admin holds docs:edit, and the deny is not on them: they may lift it from the member.
     const org3 = organization([...base, denied])
     expect(refuseUnassign(org3, "a", denied)).toBeUndefined()
