@@ -117,7 +117,8 @@ export class Jwks extends Schema.Class<Jwks>("Jwks")({
 
 const SessionId = canonicalId("SessionId")
 
-const open = operations({ prefix: "/v1/auth" })
+// Unguarded, so no guard declares the 503 a lost database answers (both doors): the family does.
+const open = operations({ prefix: "/v1/auth", errors: [ServiceUnavailable] })
 const signedIn = operations({ prefix: "/v1/auth", params: { id: SessionId }, guard: Authentication })
 const NoContent = HttpApiSchema.NoContent
 const limited = [TooManyRequests] as const
@@ -126,7 +127,7 @@ const invalid = [InvalidInput, TooManyRequests] as const
 
 export class AuthApi extends HttpApiGroup.make("auth")
   .add(open.post("register", "/register", Accepted, { payload: Register, status: 202, errors: invalid }))
-  .add(open.post("login", "/login", LoginResult, { payload: Login, errors: [...refused, ServiceUnavailable] }))
+  .add(open.post("login", "/login", LoginResult, { payload: Login, errors: refused }))
   .add(open.post("loginMfa", "/login/mfa", TokenPair, { payload: LoginMfa, errors: refused }))
   .add(open.post("refresh", "/refresh", TokenPair, { payload: Refresh, errors: refused }))
   .add(

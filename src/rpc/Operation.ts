@@ -109,11 +109,13 @@ type Guard = typeof Authentication | typeof OrgAuthorization | typeof PlatformAd
 
 type AnyStruct = Schema.Schema.Any & { readonly fields: Schema.Struct.Fields }
 
-/** What a family of operations shares: a path prefix, the schema of each path parameter, a guard. */
+/** What a family of operations shares: a path prefix, the schema of each path parameter, a guard, errors. */
 export interface Defaults {
   readonly prefix?: string
   readonly params?: Readonly<Record<string, Schema.Schema.Any>>
   readonly guard?: Guard
+  /** Errors every operation of the family may answer (for example 503 where no guard declares it). */
+  readonly errors?: ReadonlyArray<Schema.Schema.All>
 }
 
 /** One operation: its input, answer and errors, and who may call it. Its prose is in OperationDocs.json. */
@@ -165,6 +167,7 @@ export type EndpointOf<
   never,
   Schema.Schema.Type<Success>,
   | Schema.Schema.Type<Pick_<O, "errors", ReadonlyArray<typeof Schema.Never>>[number]>
+  | Schema.Schema.Type<Pick_<D, "errors", ReadonlyArray<typeof Schema.Never>>[number]>
   | HttpApiMiddleware.HttpApiMiddleware.Error<GuardId<GuardOf<D, O>>>,
   GuardId<GuardOf<D, O>>,
   HttpApiMiddleware.HttpApiMiddleware.ErrorContext<GuardId<GuardOf<D, O>>>
@@ -197,7 +200,7 @@ const declare = (
   if (spec.query !== undefined) endpoint = endpoint.setUrlParams(spec.query)
   if (spec.payload !== undefined) endpoint = endpoint.setPayload(spec.payload)
   endpoint = endpoint.addSuccess(success, spec.status === undefined ? undefined : { status: spec.status })
-  for (const error of spec.errors ?? []) endpoint = endpoint.addError(error)
+  for (const error of new Set([...(defaults.errors ?? []), ...(spec.errors ?? [])])) endpoint = endpoint.addError(error)
   const guard = spec.guard ?? defaults.guard
   if (guard !== undefined) endpoint = endpoint.middleware(guard)
   if (spec.requires !== undefined) {
