@@ -58,40 +58,36 @@ const listFilters = { status: Schema.optional(OrganizationStatus), cursor: Schem
 const admin = operations({
   prefix: "/v1/admin",
   params: { organizationId: OrganizationId, userId: UserId },
-  guard: PlatformAdmin
+  guard: PlatformAdmin,
+  platformAdmin: true
 })
 
 export class AdminApi extends HttpApiGroup.make("admin")
   .add(
     admin.get("listOrganizations", "/orgs", AdminOrganizationPage, {
       query: Schema.Struct({ ...listFilters, limit: Schema.optional(PageLimitParam) }),
-      errors: [BadRequest],
-      platformAdmin: true
+      errors: [BadRequest]
     })
   )
   .add(
     admin.post("freeze", "/orgs/:organizationId/freeze", OrganizationStatusChange, {
-      errors: [NotFound],
-      platformAdmin: true
+      errors: [NotFound]
     })
   )
   .add(
     admin.post("unfreeze", "/orgs/:organizationId/unfreeze", OrganizationStatusChange, {
-      errors: [NotFound],
-      platformAdmin: true
+      errors: [NotFound]
     })
   )
   .add(
     admin.post("disableUser", "/users/:userId/disable", UserStatus, {
-      errors: [NotFound, Conflict],
-      platformAdmin: true
+      errors: [NotFound, Conflict]
     })
   )
-  .add(admin.post("enableUser", "/users/:userId/enable", UserStatus, { errors: [NotFound], platformAdmin: true }))
+  .add(admin.post("enableUser", "/users/:userId/enable", UserStatus, { errors: [NotFound] }))
   .add(
     admin.post("restoreOwner", "/orgs/:organizationId/owners/:userId", OwnerRestored, {
-      errors: [NotFound],
-      platformAdmin: true
+      errors: [NotFound]
     })
   )
   .annotate(OpenApi.Title, "Platform administration") {}

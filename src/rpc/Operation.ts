@@ -116,6 +116,8 @@ export interface Defaults {
   readonly guard?: Guard
   /** Errors every operation of the family may answer (for example 503 where no guard declares it). */
   readonly errors?: ReadonlyArray<Schema.Schema.All>
+  /** Every operation of the family is for platform administrators only. */
+  readonly platformAdmin?: true
 }
 
 /** One operation: its input, answer and errors, and who may call it. Its prose is in OperationDocs.json. */
@@ -208,7 +210,7 @@ const declare = (
       spec.selfService === true ? requiresUnlessSelf(spec.requires) : requires(spec.requires)
     )
   }
-  if (spec.platformAdmin === true) endpoint = endpoint.annotateContext(platformAdminOnly)
+  if ((spec.platformAdmin ?? defaults.platformAdmin) === true) endpoint = endpoint.annotateContext(platformAdminOnly)
   return endpoint
 }
 

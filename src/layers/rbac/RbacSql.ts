@@ -62,31 +62,28 @@ const HeldRow = Schema.Struct({
 export const readAuthority = (sql: SqlClient.SqlClient, organizationId: string) =>
   Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
-    // Five reads in one round trip's time: the transaction's connection pipelines them.
-    const { roles, parents, grants, catalog, held } = yield* Effect.all(
-      {
-        roles: sql`
+    // One after another: a pg client runs one query at a time (overlapping them is deprecated in pg 8).
+    const { roles, parents, grants, catalog, held } = yield* Effect.all({
+      roles: sql`
           SELECT id::text AS id, name, is_system FROM roles WHERE organization_id = ${organizationId}`.pipe(
-          decodeRows(RoleRow)
-        ),
-        parents: sql`
+        decodeRows(RoleRow)
+      ),
+      parents: sql`
           SELECT role_id::text AS role_id, parent_id::text AS parent_id FROM role_parents
           WHERE organization_id = ${organizationId}`.pipe(decodeRows(ParentRow)),
-        grants: sql`
+      grants: sql`
           SELECT role_id::text AS role_id, permission, effect, condition::text AS condition FROM role_grants
           WHERE organization_id = ${organizationId}`.pipe(decodeRows(GrantRow)),
-        catalog: sql`
+      catalog: sql`
           SELECT DISTINCT key FROM permissions WHERE organization_id IS NULL OR organization_id = ${organizationId}
           ORDER BY key`.pipe(decodeRows(KeyRow)),
-        held: sql`
+      held: sql`
           SELECT id::text AS id, user_id::text AS user_id, role_id::text AS role_id, scope_type, scope_id, expires_at
           FROM assignments
           WHERE organization_id = ${organizationId} AND (expires_at IS NULL OR expires_at > ${new Date(now)})`.pipe(
-          decodeRows(HeldRow)
-        )
-      },
-      { concurrency: "unbounded" }
-    )
+        decodeRows(HeldRow)
+      )
+    })
     const graph = assembleRoles(
       roles,
       parents,
