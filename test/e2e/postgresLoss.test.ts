@@ -95,9 +95,10 @@ describe("losing Postgres while deciding", () => {
       }
     })()
     const answers: Array<string> = []
-    let n = 0
+    let written = 0
     const write = async (door: "http" | "rpc", kind: "roles" | "permissions") => {
-      n += 1
+      // Each write's own number, taken now: the RPC call below builds its payload only when it runs.
+      const n = ++written
       if (door === "http") {
         const body = kind === "roles" ? { name: `cut-role-${n}` } : { key: `cut.p${n}:read` }
         const reply = await api.call<{ code?: string }>("POST", `/v1/orgs/${organizationId}/${kind}`, {
