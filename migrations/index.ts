@@ -4,11 +4,13 @@ import auth from "./0002_auth.ts"
 import rbac from "./0003_rbac.ts"
 import rbacRuntime from "./0004_rbac_runtime.ts"
 import builtinPermissions from "./0005_builtin_permissions.ts"
+import accountDeletion from "./0006_account_deletion.ts"
 
 export const migrations = {
   "0001_core": core,
   "0002_auth": auth,
   "0003_rbac": rbac,
   "0004_rbac_runtime": rbacRuntime,
-  "0005_builtin_permissions": builtinPermissions
+  "0005_builtin_permissions": builtinPermissions,
+  "0006_account_deletion": accountDeletion
 }

@@ -52,11 +52,12 @@ describe("migrations", () => {
       "2_auth",
       "3_rbac",
       "4_rbac_runtime",
-      "5_builtin_permissions"
+      "5_builtin_permissions",
+      "6_account_deletion"
     ])
     expect(result.second).toEqual([])
     expect(result.afterSecond).toEqual(result.afterFirst)
-    expect(result.recorded).toEqual([1, 2, 3, 4, 5].map((migrationId) => ({ migrationId })))
+    expect(result.recorded).toEqual([1, 2, 3, 4, 5, 6].map((migrationId) => ({ migrationId })))
     const tables = new Set(result.afterFirst.map((column) => column.tableName))
     expect([...tables]).toEqual(
       expect.arrayContaining(["users", "organizations", "memberships", "outbox", "audit_log"])
@@ -83,7 +84,8 @@ describe("tenant boundaries in the schema", () => {
   })
 
   it("refuses a role parent, grant or assignment that crosses organizations, and an assignment to a non-member", async () => {
-    const one = async (text: string, values: Array<unknown> = []) => (await query(database.url, text, values))[0]!
+    const one = async (text: string, values: Array<unknown> = []) =>
+      (await query(database.url, text, values))[0] as { id: string }
     const orgA = (await one("INSERT INTO organizations (slug, name) VALUES ('a', 'A') RETURNING id")).id
     const orgB = (await one("INSERT INTO organizations (slug, name) VALUES ('b', 'B') RETURNING id")).id
     const user = (await one("INSERT INTO users (email, name) VALUES ('m@example.com', 'M') RETURNING id")).id
@@ -117,5 +119,54 @@ describe("tenant boundaries in the schema", () => {
       "INSERT INTO role_grants (organization_id, role_id, permission, effect) VALUES ($1, $2, '*', 'allow')",
       [orgA, roleA]
     )
+  })
+})
+
+describe("an account deleted in the database", () => {
+  let database: TestDatabase
+  beforeAll(async () => {
+    database = await createTestDatabase()
+    await Effect.runPromise(runMigrations.pipe(Effect.provide(PgClient.layer({ url: Redacted.make(database.url) }))))
+  })
+  afterAll(async () => {
+    await database.drop()
+  })
+
+  it("records one sessions.revoked event for its open sessions, in the same transaction, and none without", async () => {
+    const one = async (text: string, values: Array<unknown> = []) =>
+      (await query(database.url, text, values))[0] as { id: string }
+    const user = async (email: string) =>
+      (await one("INSERT INTO users (email, name) VALUES ($1, 'U') RETURNING id", [email])).id
+    const session = async (userId: string, revoked: boolean) =>
+      (
+        await one(
+          `INSERT INTO sessions (user_id, idle_expires_at, absolute_expires_at, revoked_at)
+           VALUES ($1, now() + interval '1 day', now() + interval '30 days', ${revoked ? "now()" : "NULL"}) RETURNING id`,
+          [userId]
+        )
+      ).id
+    const withSessions = await user("gone@example.com")
+    const open = [await session(withSessions, false), await session(withSessions, false)]
+    await session(withSessions, true)
+    const without = await user("never-signed-in@example.com")
+    const events = () =>
+      query(
+        database.url,
+        "SELECT event_type, organization_id, revision, payload FROM outbox WHERE event_type = 'sessions.revoked'"
+      )
+
+    await query(database.url, "DELETE FROM users WHERE id = $1", [without])
+    expect(await events()).toEqual([])
+    await query(database.url, "DELETE FROM users WHERE id = $1", [withSessions])
+    const recorded = (await events()) as Array<{ payload: { sessionIds: Array<string> } }>
+    expect(recorded).toHaveLength(1)
+    expect(recorded[0]!).toMatchObject({ organization_id: null, revision: null })
+    expect(recorded[0]!.payload).toEqual({
+      userId: withSessions,
+      sessionIds: expect.any(Array),
+      reason: "account_deleted"
+    })
+    expect([...recorded[0]!.payload.sessionIds].sort()).toEqual([...open].sort())
+    expect(await query(database.url, "SELECT id FROM sessions WHERE user_id = $1", [withSessions])).toEqual([])
   })
 })

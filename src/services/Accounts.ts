@@ -35,7 +35,7 @@ export interface AccountsShape {
     input: { readonly currentPassword: Password; readonly newPassword: Password },
     meta: RequestMeta
   ) => Effect.Effect<void, InvalidInput | TooManyRequests>
-  readonly me: (user: SignedIn) => Effect.Effect<Me>
+  readonly me: (user: SignedIn) => Effect.Effect<Me, Unauthorized>
 }
 
 export class Accounts extends Context.Tag("app/Accounts")<Accounts, AccountsShape>() {}

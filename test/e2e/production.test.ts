@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest"
 import { ApiClient } from "../../src/rpc/client.ts"
 import { Unauthorized } from "../../src/rpc/Errors.ts"
 import { STRONG_PASSWORD, type TokenPairBody, uniqueEmail } from "../support/AuthClient.ts"
-import { e2e } from "../support/E2e.ts"
+import { e2e, eventually } from "../support/E2e.ts"
 import { tokenIn, waitForMail } from "../support/Mailbox.ts"
 import { invitationToken, type User } from "../support/Tenant.ts"
 import { query } from "../support/TestDatabase.ts"
@@ -148,9 +148,18 @@ describe("outside production", () => {
     }
   })
 
-  it("answers 401 invalid_token, not 500, to a token whose account no longer exists, on both doors", async () => {
+  it("answers 401 invalid_token, not 500, to a token whose account was deleted in the database, on both doors", async () => {
     const user = await signUp("deleted")
     await query(database.url, "DELETE FROM users WHERE id = $1", [user.userId])
+    // The deletion ends the account's sessions through the outbox (migration 0006); until the relay
+    // has delivered it, GET /v1/me itself finds no account: 401 either way, never a 500.
+    const first = await api.me(user.token)
+    expect(first.status).toBe(401)
+    // Then every operation refuses the token, not only those that read the account.
+    await eventually(
+      () => api.call("GET", "/v1/auth/sessions", { token: user.token }),
+      (reply) => reply.status !== 200
+    )
     const me = await api.me(user.token)
     expect(me.status).toBe(401)
     expect(me.body).toMatchObject({ _tag: "Unauthorized", code: "invalid_token" })

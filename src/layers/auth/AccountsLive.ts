@@ -1,4 +1,5 @@
 import { Effect, Layer, Option, Queue } from "effect"
+import { spannedGen } from "../../services/Span.ts"
 import { Accepted } from "../../rpc/Auth.ts"
 import { InvalidInput } from "../../rpc/Errors.ts"
 import { Accounts } from "../../services/Accounts.ts"
@@ -7,7 +8,7 @@ import { PasswordHasher } from "../../services/PasswordHasher.ts"
 import { Revocations } from "../../services/Revocations.ts"
 import { Sessions } from "../../services/Sessions.ts"
 import { Settings } from "../Settings.ts"
-import { checkPolicy } from "./Credentials.ts"
+import { checkPolicy, invalidToken } from "./Credentials.ts"
 import { makeNotices } from "./Notices.ts"
 import { makeOneTimeTokens, TTL } from "./OneTimeTokens.ts"
 import { makeThrottle } from "./Throttle.ts"
@@ -190,8 +191,11 @@ export const make = Effect.gen(function* () {
       yield* audit.record({ action: "password.changed", actorId: user.userId, target: `user:${user.userId}`, meta })
     }),
 
-    me: Effect.fn("Accounts.me")(function* (user) {
-      return yield* users.profile(user.userId)
+    me: spannedGen("Accounts.me", function* (user) {
+      // An account deleted in the database after the token was issued: the token is dead.
+      const profile = yield* users.profile(user.userId)
+      if (Option.isNone(profile)) return yield* invalidToken
+      return profile.value
     })
   })
 })

@@ -1,6 +1,6 @@
 /** The `users` table as authentication reads and writes it: accounts, their passwords and profile. */
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { Me } from "../../rpc/Auth.ts"
 
 /** Addresses are compared and stored trimmed and in lower case. */
@@ -73,7 +73,7 @@ export const makeUsers = Effect.gen(function* () {
     execute: (id) => sql`SELECT email_verified_at IS NOT NULL AS email_verified FROM users WHERE id = ${id}`
   })
 
-  const profile = SqlSchema.single({
+  const profile = SqlSchema.findOne({
     Request: Schema.String,
     Result: Profile,
     execute: (userId) => sql`
@@ -108,8 +108,8 @@ export const makeUsers = Effect.gen(function* () {
       Effect.orDie(create(input)),
     setPassword: (userId: string, passwordHash: string) => Effect.orDie(setPassword({ userId, passwordHash })),
     markEmailVerified: (userId: string) => Effect.orDie(markEmailVerified(userId)),
-    /** The signed-in user's profile; a defect when the account is gone. */
-    profile: (userId: string) => Effect.orDie(profile(userId)).pipe(Effect.map((row) => new Me(row))),
+    /** The user's profile; none when the account is gone. */
+    profile: (userId: string) => Effect.orDie(profile(userId)).pipe(Effect.map(Option.map((row) => new Me(row)))),
     anyPlatformAdmin: Effect.orDie(anyPlatformAdmin(undefined)),
     makePlatformAdmin: (email: string, passwordHash: string) => Effect.orDie(makePlatformAdmin({ email, passwordHash }))
   }

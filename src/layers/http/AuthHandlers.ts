@@ -8,7 +8,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { AuthApi, Jwks, TokenPair } from "../../rpc/Auth.ts"
 import { ServiceUnavailable, Unauthorized } from "../../rpc/Errors.ts"
-import { Authentication, CurrentUser, RpcAuthentication } from "../../rpc/Security.ts"
+import { Authentication, CurrentUser, RpcAuthentication, type SignedIn } from "../../rpc/Security.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
 import { Accounts } from "../../services/Accounts.ts"
 import { Mfa } from "../../services/Mfa.ts"
@@ -128,17 +128,17 @@ export const AuthHandlers = implement(
 const NEEDS_VERIFIED_EMAIL = { rpc: new Set(["invitations.accept"]), http: new Set(["POST /v1/invitations/accept"]) }
 
 /**
- * The signed-in guard of both doors: a valid, unrevoked token whose account still exists (a token
- * outlives a deleted account by up to its lifetime: that is 401, not a failure further on), and,
- * where the operation needs it, a verified address.
+ * The signed-in guard of both doors: a valid, unrevoked token, and, where the operation needs it
+ * and REQUIRE_VERIFIED_EMAIL is on, a verified address (the one case that reads the account).
+ * An account deleted in the database ends its sessions (migration 0006), so its tokens are
+ * revoked like any other; the guard does not read the account on every request.
  */
 const makeSignedIn = Effect.gen(function* () {
   const signIn = yield* SignIn
   const users = yield* makeUsers
   const requireVerifiedEmail = yield* Settings.requireVerifiedEmail
-  return (token: Option.Option<string>, needsVerifiedEmail: boolean) =>
+  const verified = (user: SignedIn) =>
     Effect.gen(function* () {
-      const user = yield* signIn.authenticate(token)
       const standing = yield* users
         .standing(user.userId)
         .pipe(
@@ -150,9 +150,13 @@ const makeSignedIn = Effect.gen(function* () {
           )
         )
       if (Option.isNone(standing)) return yield* invalidToken
-      if (requireVerifiedEmail && needsVerifiedEmail && !standing.value.emailVerified) return yield* emailNotVerified
+      if (!standing.value.emailVerified) return yield* emailNotVerified
       return user
     })
+  return (token: Option.Option<string>, needsVerifiedEmail: boolean) =>
+    requireVerifiedEmail && needsVerifiedEmail
+      ? Effect.flatMap(signIn.authenticate(token), verified)
+      : signIn.authenticate(token)
 })
 
 const pathOf = (url: string) => {
