@@ -14,6 +14,7 @@
  * limits are the protocol's (`LiveLimits` in src/rpc/LiveProtocol.ts, stated in the docs).
  */
 import { Duration, Effect, Either, Fiber, Option, Queue, type Scope } from "effect"
+import { spannedGen } from "../services/Span.ts"
 import * as EffectiveSet from "../domain/EffectiveSet.ts"
 import { gcra } from "../domain/Gcra.ts"
 import {
@@ -122,7 +123,7 @@ const onWake = (session: Session) =>
   })
 
 /** The client drained its buffer after falling behind: what it missed, in one `hello`, at the newest revision. */
-const resync = Effect.fn("SessionActor.resync")(function* (session: Session) {
+const resync = spannedGen("SessionActor.resync", function* (session: Session) {
   const { stuck, socket } = session
   if (stuck === undefined || !socket.isOpen() || socket.bufferedAmount() > LiveLimits.softBufferBytes) return
   session.stuck = undefined
@@ -161,7 +162,7 @@ const answerCheck = (session: Session, { id, permission, resource }: Extract<Cli
   })
 
 /** An `await` ahead of the held set: recompute at that revision, which the store waits for briefly. */
-const catchUp = Effect.fn("SessionActor.await")(function* (session: Session, id: string, revision: string) {
+const catchUp = spannedGen("SessionActor.await", function* (session: Session, id: string, revision: string) {
   const outcome = yield* Effect.either(recompute(session, revision))
   if (Either.isRight(outcome)) return true
   const down = outcome.left._tag !== "Conflict"

@@ -1,4 +1,5 @@
 import { Duration, Effect, Layer, Option } from "effect"
+import { spannedGen } from "../../services/Span.ts"
 import { errors, importJWK, type JWTPayload, jwtVerify, SignJWT } from "jose"
 import { AccessTokens, InvalidAccessToken, type PublicJwk } from "../../services/AccessTokens.ts"
 import { Keys } from "../../services/Keys.ts"
@@ -51,7 +52,7 @@ export const make = Effect.gen(function* () {
       })
       return { token, expiresIn: ttlSeconds }
     }),
-    verify: Effect.fn("AccessTokens.verify")(function* (token) {
+    verify: spannedGen("AccessTokens.verify", function* (token) {
       const { payload } = yield* Effect.tryPromise({
         try: () =>
           jwtVerify(

@@ -1,4 +1,5 @@
 import { Clock, Deferred, Duration, Effect, FiberSet, Layer, Option, Schedule, Schema } from "effect"
+import { spannedGen } from "../../services/Span.ts"
 import { ServiceUnavailable } from "../../rpc/Errors.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
 import { EventStream, StreamCursor } from "../../services/EventStream.ts"
@@ -192,7 +193,7 @@ export const make = Effect.gen(function* () {
       yield* Deferred.await(tried).pipe(Effect.timeout(MARKER_WAIT), Effect.ignore)
     }),
 
-    isRevoked: Effect.fn("Revocations.isRevoked")(function* (sessionId) {
+    isRevoked: spannedGen("Revocations.isRevoked", function* (sessionId) {
       const now = yield* Clock.currentTimeMillis
       const cached = cache.get(sessionId)
       if (cached !== undefined && cached > now) return true

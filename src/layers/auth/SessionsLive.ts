@@ -1,6 +1,7 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Duration, Effect, Layer, Option, type ParseResult, Schema } from "effect"
+import { spannedGen } from "../../services/Span.ts"
 import { event } from "../../services/Events.ts"
 import { Outbox } from "../../services/Outbox.ts"
 import { type RevokedSession, Rotation, SessionStoreError, Sessions } from "../../services/Sessions.ts"
@@ -234,12 +235,12 @@ export const make = Effect.gen(function* () {
       return Option.map(row, (r) => r.absoluteExpiresAt)
     }),
 
-    hasEnded: Effect.fn("Sessions.hasEnded")(function* (sessionId) {
+    hasEnded: spannedGen("Sessions.hasEnded", function* (sessionId) {
       const row = yield* readFailure("hasEnded")(revokedAt(sessionId))
       return Option.match(row, { onNone: () => true, onSome: (r) => r.revoked })
     }),
 
-    revokedAmong: Effect.fn("Sessions.revokedAmong")(function* (sessionIds) {
+    revokedAmong: spannedGen("Sessions.revokedAmong", function* (sessionIds) {
       if (sessionIds.length === 0) return []
       const rows = yield* readFailure("revokedAmong")(revokedAmong(sessionIds))
       return rows.map(toRevoked)

@@ -1,4 +1,5 @@
 import { DateTime, Effect, Layer, Option, type Redacted } from "effect"
+import { spannedGen } from "../../services/Span.ts"
 import { MfaChallenge, SessionInfo, TokenPair } from "../../rpc/Auth.ts"
 import { NotFound, Unauthorized } from "../../rpc/Errors.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
@@ -126,7 +127,7 @@ export const make = Effect.gen(function* () {
       }
     }),
 
-    authenticate: Effect.fn("SignIn.authenticate")(function* (accessToken) {
+    authenticate: spannedGen("SignIn.authenticate", function* (accessToken) {
       if (Option.isNone(accessToken) || accessToken.value === "") return yield* signInFirst
       const claims = yield* tokens.verify(accessToken.value).pipe(Effect.mapError(() => invalidToken))
       if (yield* revocations.isRevoked(claims.sessionId)) return yield* invalidToken

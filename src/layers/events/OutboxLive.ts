@@ -1,6 +1,7 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import { Context, Duration, Effect, Layer, Option, Queue, Schema } from "effect"
+import { spannedGen } from "../../services/Span.ts"
 import { NotFound } from "../../rpc/Errors.ts"
 import { type NewEvent, Outbox, OutboxEvent } from "../../services/Outbox.ts"
 import { decodeRows } from "../Sql.ts"
@@ -105,10 +106,14 @@ export const make = (wakeup: OutboxWakeup["Type"]) =>
         },
         Effect.catchTag("SqlError", Effect.die)
       ),
-      eventsSince: Effect.fn("Outbox.eventsSince")(function* (organizationId, revision, options) {
-        const rows = yield* findSince({ organizationId, revision, limit: options?.limit ?? 1000 })
-        return rows.map(toEvent)
-      }, Effect.orDie),
+      eventsSince: spannedGen(
+        "Outbox.eventsSince",
+        function* (organizationId, revision, options) {
+          const rows = yield* findSince({ organizationId, revision, limit: options?.limit ?? 1000 })
+          return rows.map(toEvent)
+        },
+        Effect.orDie
+      ),
       transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
         sql.withTransaction(effect).pipe(
           Effect.catchIf((error): error is SqlError => error instanceof SqlError, Effect.die),

@@ -7,6 +7,7 @@ import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { spannedGen } from "../../services/Span.ts"
 import { Api } from "../../rpc/Api.ts"
 import { Forbidden, NotFound } from "../../rpc/Errors.ts"
 import { Id } from "../../rpc/Ids.ts"
@@ -53,51 +54,49 @@ const declaredPermissions = () => {
 const forbidden = (permission: string, reason: string) =>
   new Forbidden({ message: `Missing permission ${permission} (${reason})` })
 
-const authorize = Effect.fn("OrgAuthorization.authorize")(function* (
-  user: SignedIn,
-  requested: unknown,
-  declaration: Declared | undefined
-) {
-  // Deny by default: an organization endpoint that declares no permission is refused.
-  if (declaration === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
-  const canonical = canonicalId(requested)
-  if (Option.isNone(canonical)) return yield* noSuchOrganization
-  const organizationId = canonical.value
-  const store = yield* PermissionStore
-  const { permission, selfService } = declaration
-  // Without minRevision the store never answers `revision_not_reached`.
-  const answer = yield* store
-    .check({ organizationId, userId: user.userId, permission })
-    .pipe(Effect.catchTag("Conflict", Effect.die))
-  if (!answer.member) return yield* noSuchOrganization
-  if (selfService) {
-    // About themselves any member may ask, unless the organization or the user is shut out.
-    if (answer.blocked === true) return yield* forbidden(permission, answer.reason)
-    return { ...user, organizationId, aboutOthers: permission } satisfies Member
+const authorize = spannedGen(
+  "OrgAuthorization.authorize",
+  function* (user: SignedIn, requested: unknown, declaration: Declared | undefined) {
+    // Deny by default: an organization endpoint that declares no permission is refused.
+    if (declaration === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
+    const canonical = canonicalId(requested)
+    if (Option.isNone(canonical)) return yield* noSuchOrganization
+    const organizationId = canonical.value
+    const store = yield* PermissionStore
+    const { permission, selfService } = declaration
+    // Without minRevision the store never answers `revision_not_reached`.
+    const answer = yield* store
+      .check({ organizationId, userId: user.userId, permission })
+      .pipe(Effect.catchTag("Conflict", Effect.die))
+    if (!answer.member) return yield* noSuchOrganization
+    if (selfService) {
+      // About themselves any member may ask, unless the organization or the user is shut out.
+      if (answer.blocked === true) return yield* forbidden(permission, answer.reason)
+      return { ...user, organizationId, aboutOthers: permission } satisfies Member
+    }
+    if (!answer.allowed) return yield* forbidden(permission, answer.reason)
+    return { ...user, organizationId } satisfies Member
   }
-  if (!answer.allowed) return yield* forbidden(permission, answer.reason)
-  return { ...user, organizationId } satisfies Member
-})
+)
 
 /**
  * The second half of the guard for self-service operations: the user the operation is about —
  * the caller when `userId` is absent or their own — after checking that the caller holds the
  * declared permission when it names someone else.
  */
-export const actingFor = Effect.fn("OrgAuthorization.actingFor")(function* (
-  store: PermissionStoreShape,
-  member: Member,
-  userIds: ReadonlyArray<string | undefined>
-) {
-  const others = userIds.filter((id): id is string => id !== undefined && id !== member.userId)
-  if (others.length === 0) return
-  const permission = member.aboutOthers
-  if (permission === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
-  const answer = yield* store
-    .check({ organizationId: member.organizationId, userId: member.userId, permission })
-    .pipe(Effect.catchTag("Conflict", Effect.die))
-  if (!answer.allowed) return yield* forbidden(permission, answer.reason)
-})
+export const actingFor = spannedGen(
+  "OrgAuthorization.actingFor",
+  function* (store: PermissionStoreShape, member: Member, userIds: ReadonlyArray<string | undefined>) {
+    const others = userIds.filter((id): id is string => id !== undefined && id !== member.userId)
+    if (others.length === 0) return
+    const permission = member.aboutOthers
+    if (permission === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
+    const answer = yield* store
+      .check({ organizationId: member.organizationId, userId: member.userId, permission })
+      .pipe(Effect.catchTag("Conflict", Effect.die))
+    if (!answer.allowed) return yield* forbidden(permission, answer.reason)
+  }
+)
 
 export const OrgAuthorizationLive = Layer.effect(
   OrgAuthorization,

@@ -1,6 +1,6 @@
 import { Deferred, Duration, Effect, Layer } from "effect"
 import { EventStream, type ReadResult, StreamCursor, type StreamEntry } from "../../services/EventStream.ts"
-import { spanned } from "../Span.ts"
+import { spanned } from "../../services/Span.ts"
 import { appendTo, emptyLog, type MemoryLog } from "./MemoryLog.ts"
 
 interface MemoryStream extends MemoryLog {

@@ -1,6 +1,6 @@
 import { Clock, Duration, Effect, Layer, Option, Schedule } from "effect"
 import { KeyValueStore } from "../../services/KeyValueStore.ts"
-import { spanned } from "../Span.ts"
+import { spanned } from "../../services/Span.ts"
 
 interface Item {
   readonly value: string

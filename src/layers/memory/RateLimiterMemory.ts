@@ -1,7 +1,7 @@
 import { Clock, Duration, Effect, Layer, Schedule } from "effect"
 import { gcra } from "../../domain/Gcra.ts"
 import { RateLimiter } from "../../services/RateLimiter.ts"
-import { spanned } from "../Span.ts"
+import { spanned } from "../../services/Span.ts"
 
 /** In-process GCRA limiter for the embedded single-node mode and as a test fake. */
 export const make = Effect.gen(function* () {

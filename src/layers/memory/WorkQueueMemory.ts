@@ -1,6 +1,6 @@
 import { Clock, Deferred, Duration, Effect, Exit, Layer } from "effect"
 import { type ConsumeOptions, type DeadLetter, type Job, retryDelay, WorkQueue } from "../../services/WorkQueue.ts"
-import { jobSpan } from "../Span.ts"
+import { jobSpan } from "../../services/Span.ts"
 import { appendTo, emptyLog, type MemoryLog } from "./MemoryLog.ts"
 
 interface Pending {

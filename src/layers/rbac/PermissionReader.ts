@@ -9,6 +9,7 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer, type Option, Schema } from "effect"
+import { spanned } from "../../services/Span.ts"
 import type { Assignment } from "../../domain/Decision.ts"
 import { makePolicy, type Policy } from "../../domain/Policy.ts"
 import { assembleRoles } from "../../domain/RoleGraph.ts"
@@ -104,7 +105,7 @@ export const make = Effect.gen(function* () {
   })
 
   return PermissionReader.of({
-    head: Effect.fn("PermissionReader.head")((organizationId, userIds) =>
+    head: spanned("PermissionReader.head", (organizationId, userIds) =>
       findHead({ organizationId, userIds }).pipe(Effect.orDie)
     ),
 
@@ -124,7 +125,7 @@ export const make = Effect.gen(function* () {
       )
     }, Effect.orDie),
 
-    assignments: Effect.fn("PermissionReader.assignments")((organizationId, userId) =>
+    assignments: spanned("PermissionReader.assignments", (organizationId, userId) =>
       findAssignments({ organizationId, userId }).pipe(
         Effect.map((rows) =>
           rows.map(

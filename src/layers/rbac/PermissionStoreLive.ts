@@ -4,6 +4,7 @@
  * over the Postgres reader (PermissionReader.ts). Any failure while deciding is a denial, logged.
  */
 import { Clock, Effect, Layer, Option } from "effect"
+import { spannedGen } from "../../services/Span.ts"
 import { accessOf, firstNotHeld, type Judgement, judge, rolesHeld } from "../../domain/Policy.ts"
 import { Conflict, ServiceUnavailable } from "../../rpc/Errors.ts"
 import {
@@ -64,60 +65,80 @@ export const make = Effect.gen(function* () {
     cache.view(organizationId, userIds).pipe(Effect.catchTag("Conflict", Effect.die))
 
   return PermissionStore.of({
-    check: Effect.fn("PermissionStore.check")(function* ({ organizationId, userId, minRevision, ...request }) {
-      const v = yield* cache.view(organizationId, [userId], minRevision)
-      if (Option.isNone(v)) return noOrganization
-      return decideIn(v.value, userId, request, yield* Clock.currentTimeMillis).answer
-    }, failClosed),
+    check: spannedGen(
+      "PermissionStore.check",
+      function* ({ organizationId, userId, minRevision, ...request }) {
+        const v = yield* cache.view(organizationId, [userId], minRevision)
+        if (Option.isNone(v)) return noOrganization
+        return decideIn(v.value, userId, request, yield* Clock.currentTimeMillis).answer
+      },
+      failClosed
+    ),
 
-    checkMany: Effect.fn("PermissionStore.checkMany")(function* (organizationId, checks, minRevision) {
-      const v = yield* cache.view(organizationId, [...new Set(checks.map((check) => check.userId))], minRevision)
-      if (Option.isNone(v)) return checks.map(() => noOrganization)
-      const now = yield* Clock.currentTimeMillis
-      return checks.map((check) => decideIn(v.value, check.userId, check, now).answer)
-    }, failClosed),
+    checkMany: spannedGen(
+      "PermissionStore.checkMany",
+      function* (organizationId, checks, minRevision) {
+        const v = yield* cache.view(organizationId, [...new Set(checks.map((check) => check.userId))], minRevision)
+        if (Option.isNone(v)) return checks.map(() => noOrganization)
+        const now = yield* Clock.currentTimeMillis
+        return checks.map((check) => decideIn(v.value, check.userId, check, now).answer)
+      },
+      failClosed
+    ),
 
-    explain: Effect.fn("PermissionStore.explain")(function* ({ organizationId, userId, minRevision, ...request }) {
-      const found = yield* cache.view(organizationId, [userId], minRevision)
-      if (Option.isNone(found)) return { ...noOrganization, paths: [] } satisfies Explanation
-      const v = found.value
-      const { answer, judgement } = decideIn(v, userId, request, yield* Clock.currentTimeMillis)
-      const { assignments } = v.user(userId)
-      const name = (roleId: string) => v.policy.byId.get(roleId)?.name ?? roleId
-      return {
-        ...answer,
-        paths: (judgement.decision?.paths ?? []).map((path) => ({
-          effect: path.grant.effect,
-          permission: path.grant.permission,
-          condition: path.grant.condition,
-          role: { id: path.viaRoleId, name: name(path.viaRoleId) },
-          assignment: {
-            id: path.assignmentId,
-            role: { id: path.roleId, name: name(path.roleId) },
-            scope: path.scope,
-            expiresAt: assignments.find((a) => a.id === path.assignmentId)?.expiresAt
-          }
-        }))
-      } satisfies Explanation
-    }, failClosed),
+    explain: spannedGen(
+      "PermissionStore.explain",
+      function* ({ organizationId, userId, minRevision, ...request }) {
+        const found = yield* cache.view(organizationId, [userId], minRevision)
+        if (Option.isNone(found)) return { ...noOrganization, paths: [] } satisfies Explanation
+        const v = found.value
+        const { answer, judgement } = decideIn(v, userId, request, yield* Clock.currentTimeMillis)
+        const { assignments } = v.user(userId)
+        const name = (roleId: string) => v.policy.byId.get(roleId)?.name ?? roleId
+        return {
+          ...answer,
+          paths: (judgement.decision?.paths ?? []).map((path) => ({
+            effect: path.grant.effect,
+            permission: path.grant.permission,
+            condition: path.grant.condition,
+            role: { id: path.viaRoleId, name: name(path.viaRoleId) },
+            assignment: {
+              id: path.assignmentId,
+              role: { id: path.roleId, name: name(path.roleId) },
+              scope: path.scope,
+              expiresAt: assignments.find((a) => a.id === path.assignmentId)?.expiresAt
+            }
+          }))
+        } satisfies Explanation
+      },
+      failClosed
+    ),
 
-    effective: Effect.fn("PermissionStore.effective")(function* (organizationId, userId) {
-      const v = yield* viewNow(organizationId, [userId])
-      if (Option.isNone(v)) return noEffective
-      return yield* v.value.effective(userId)
-    }, failClosed),
+    effective: spannedGen(
+      "PermissionStore.effective",
+      function* (organizationId, userId) {
+        const v = yield* viewNow(organizationId, [userId])
+        if (Option.isNone(v)) return noEffective
+        return yield* v.value.effective(userId)
+      },
+      failClosed
+    ),
 
-    session: Effect.fn("PermissionStore.session")(function* (organizationId, userId, minRevision) {
-      const found = yield* cache.view(organizationId, [userId], minRevision)
-      if (Option.isNone(found)) {
-        return { access: "no_organization", ...noEffective, roles: [], roleIds: [] } satisfies SessionSnapshot
-      }
-      const v = found.value
-      const standing = v.user(userId)
-      const { roles, roleIds } = rolesHeld(v.policy, standing.assignments, yield* Clock.currentTimeMillis)
-      const effective = yield* v.effective(userId)
-      return { access: accessOf(v.frozen, standing), ...effective, roles, roleIds } satisfies SessionSnapshot
-    }, failClosed),
+    session: spannedGen(
+      "PermissionStore.session",
+      function* (organizationId, userId, minRevision) {
+        const found = yield* cache.view(organizationId, [userId], minRevision)
+        if (Option.isNone(found)) {
+          return { access: "no_organization", ...noEffective, roles: [], roleIds: [] } satisfies SessionSnapshot
+        }
+        const v = found.value
+        const standing = v.user(userId)
+        const { roles, roleIds } = rolesHeld(v.policy, standing.assignments, yield* Clock.currentTimeMillis)
+        const effective = yield* v.effective(userId)
+        return { access: accessOf(v.frozen, standing), ...effective, roles, roleIds } satisfies SessionSnapshot
+      },
+      failClosed
+    ),
 
     notHeldBy: Effect.fn("PermissionStore.notHeldBy")(function* (organizationId, actorId, request) {
       const v = yield* viewNow(organizationId, [actorId])

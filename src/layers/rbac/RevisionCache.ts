@@ -16,6 +16,7 @@
  * by reads.
  */
 import { Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
+import { spannedGen } from "../../services/Span.ts"
 import { accessOf, dependsOnTime, effectiveOf, nothingHeld, type Policy, type Standing } from "../../domain/Policy.ts"
 import { type Change, changesBetween, unchangedSince } from "../../domain/PolicyHistory.ts"
 import { Conflict } from "../../rpc/Errors.ts"
@@ -181,40 +182,38 @@ export const make = Effect.gen(function* () {
     )
 
   /** The user's effective set at the view's revision: this node's memo, a shared one still valid, or computed. */
-  const effectiveIn = Effect.fn("RevisionCache.effective")(function* (
-    organizationId: string,
-    head: Head,
-    entry: OrgEntry,
-    userId: string
-  ) {
-    const standing = standingIn(head, entry, userId)
-    const user = entry.users.get(userId)
-    if (accessOf(head.status === "frozen", standing) !== "ok" || user === undefined) {
-      return { revision: head.revision, ...nothingHeld } satisfies EffectivePermissions
+  const effectiveIn = spannedGen(
+    "RevisionCache.effective",
+    function* (organizationId: string, head: Head, entry: OrgEntry, userId: string) {
+      const standing = standingIn(head, entry, userId)
+      const user = entry.users.get(userId)
+      if (accessOf(head.status === "frozen", standing) !== "ok" || user === undefined) {
+        return { revision: head.revision, ...nothingHeld } satisfies EffectivePermissions
+      }
+      const compute = Effect.map(Clock.currentTimeMillis, (now) => ({
+        revision: head.revision,
+        ...effectiveOf(entry.policy, userId, user.assignments, now)
+      }))
+      // Sets with an expiry in them depend on the time; they are computed, never shared.
+      if (dependsOnTime(user.assignments)) return yield* compute
+      if (user.effective?.revision === head.revision) return user.effective
+      const latest = cache.get(organizationId)
+      const shared = Option.flatMap(yield* kv.get(sharedKey(organizationId, userId)), decodeShared)
+      let result: EffectivePermissions
+      if (
+        Option.isSome(shared) &&
+        latest !== undefined &&
+        unchangedSince(latest.history, latest.revision, BigInt(shared.value.revision), userId)
+      ) {
+        result = { ...shared.value, revision: head.revision }
+      } else {
+        result = yield* compute
+        yield* kv.set(sharedKey(organizationId, userId), encodeShared(result), ENTRY_TTL)
+      }
+      user.effective = result
+      return result
     }
-    const compute = Effect.map(Clock.currentTimeMillis, (now) => ({
-      revision: head.revision,
-      ...effectiveOf(entry.policy, userId, user.assignments, now)
-    }))
-    // Sets with an expiry in them depend on the time; they are computed, never shared.
-    if (dependsOnTime(user.assignments)) return yield* compute
-    if (user.effective?.revision === head.revision) return user.effective
-    const latest = cache.get(organizationId)
-    const shared = Option.flatMap(yield* kv.get(sharedKey(organizationId, userId)), decodeShared)
-    let result: EffectivePermissions
-    if (
-      Option.isSome(shared) &&
-      latest !== undefined &&
-      unchangedSince(latest.history, latest.revision, BigInt(shared.value.revision), userId)
-    ) {
-      result = { ...shared.value, revision: head.revision }
-    } else {
-      result = yield* compute
-      yield* kv.set(sharedKey(organizationId, userId), encodeShared(result), ENTRY_TTL)
-    }
-    user.effective = result
-    return result
-  })
+  )
 
   const standingIn = (head: Head, entry: OrgEntry, userId: string): Standing => ({
     member: head.members.includes(userId),
@@ -248,7 +247,7 @@ export const make = Effect.gen(function* () {
     })
 
   return RevisionCache.of({
-    view: Effect.fn("RevisionCache.view")(function* (organizationId, userIds, minRevision) {
+    view: spannedGen("RevisionCache.view", function* (organizationId, userIds, minRevision) {
       const now = yield* Clock.currentTimeMillis
       let head = yield* reader.head(organizationId, userIds)
       if (Option.isSome(head) && minRevision !== undefined && BigInt(head.value.revision) < BigInt(minRevision)) {

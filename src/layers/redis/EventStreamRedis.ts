@@ -7,7 +7,7 @@ import {
   StreamCursor,
   type StreamEntry
 } from "../../services/EventStream.ts"
-import { spanned } from "../Span.ts"
+import { spanned } from "../../services/Span.ts"
 import { RedisClient, type RedisError } from "./RedisClient.ts"
 
 type RawEntry = [id: string, fields: Array<string>]

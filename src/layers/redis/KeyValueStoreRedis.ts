@@ -1,6 +1,6 @@
 import { Duration, Effect, Layer, Option } from "effect"
 import { KeyValueError, KeyValueStore } from "../../services/KeyValueStore.ts"
-import { spanned } from "../Span.ts"
+import { spanned } from "../../services/Span.ts"
 import { RedisClient, type RedisError } from "./RedisClient.ts"
 
 const compareAndSet = `

@@ -1,6 +1,6 @@
 import { Duration, Effect, Layer } from "effect"
 import { RateLimiter, RateLimiterError } from "../../services/RateLimiter.ts"
-import { spanned } from "../Span.ts"
+import { spanned } from "../../services/Span.ts"
 import { RedisClient, type RedisError } from "./RedisClient.ts"
 
 /**

@@ -10,7 +10,7 @@ import {
   WorkQueue,
   WorkQueueError
 } from "../../services/WorkQueue.ts"
-import { jobSpan } from "../Span.ts"
+import { jobSpan } from "../../services/Span.ts"
 import { RedisClient, type RedisError } from "./RedisClient.ts"
 
 /** One consumer group per queue: every worker of the queue shares its jobs. */
