@@ -12,6 +12,7 @@ import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { type Context, Option, Schema } from "effect"
 import type { CatalogKey } from "../domain/Catalog.ts"
+import { BadRequest } from "./Errors.ts"
 import {
   type Authentication,
   type GuardTwin,
@@ -57,7 +58,7 @@ type RpcOf<Group extends string, P extends PartsOf<any>, GroupR> = Rpc.Rpc<
   `${Group}.${P["name"]}`,
   [keyof P["input"]] extends [never] ? typeof Schema.Void : Schema.Schema<P["input"], any>,
   Schema.Schema<P["success"], any>,
-  Schema.Schema<P["error"], any>,
+  Schema.Schema<P["error"] | BadRequest, any>,
   GuardTwin<GroupR | P["guards"]>
 >
 
@@ -92,7 +93,9 @@ export const rpcsOf = <G extends HttpApiGroup.HttpApiGroup.Any>(group: G): RpcGr
     let rpc = Rpc.make(`${g.identifier}.${endpoint.name}`, {
       payload,
       success: endpoint.successSchema as Schema.Schema.Any,
-      error: endpoint.errorSchema as Schema.Schema.All
+      // A payload that does not decode is answered as on the REST door: 400 `invalid_payload`
+      // (layers/http/RpcTransport.ts), so every Rpc may fail with BadRequest.
+      error: Schema.Union(endpoint.errorSchema as Schema.Schema.All, BadRequest)
     }).annotateContext(endpoint.annotations) as Rpc.Any
     for (const middleware of new Set([...g.middlewares, ...endpoint.middlewares])) {
       const twin = guardTwins.get(middleware)

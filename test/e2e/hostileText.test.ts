@@ -200,10 +200,27 @@ describe("hostile text is refused at decoding (S50)", () => {
       headers: { "content-type": "application/ndjson", authorization: `Bearer ${owner.token}` },
       body: `${line}\n`
     })
-    const text = await response.text()
-    expect(text).toContain(STORABLE_MESSAGE)
-    expect(text).toContain("name")
-    expect(text).not.toContain("internal_error")
+    // The answer is the typed error the REST door gives: a failure BadRequest invalid_payload naming
+    // the field, not a defect.
+    const exits = (await response.text())
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => JSON.parse(l))
+      .filter((m) => m._tag === "Exit")
+    expect(exits).toEqual([
+      {
+        _tag: "Exit",
+        requestId: "1",
+        exit: {
+          _tag: "Failure",
+          cause: { _tag: "Fail", error: { _tag: "BadRequest", code: "invalid_payload", message: expect.any(String) } }
+        }
+      }
+    ])
+    const message = exits[0].exit.cause.error.message as string
+    expect(message).toContain(STORABLE_MESSAGE)
+    expect(message).toMatch(/^name: /)
+    expect(message).not.toContain(NUL)
     const current = await api.call<{ name: string }>("GET", org.path, { token: owner.token })
     expect(current.body.name).toBe("Org hostile")
   })

@@ -69,6 +69,23 @@ const pathOf = (url: string) => {
   return at === -1 ? url : url.slice(0, at)
 }
 
+interface Issue {
+  readonly path: ReadonlyArray<unknown>
+  readonly message: string
+}
+
+/**
+ * A decode failure's issues without the values sent, and one message naming each field: Schema
+ * messages end with ", actual <the value sent>", and what was sent (a password, say) is never echoed.
+ */
+export const describeIssues = <I extends Issue>(raw: ReadonlyArray<I>) => {
+  const issues = raw.map((issue) => ({ ...issue, message: String(issue.message).replace(/,\s*actual[\s\S]*$/, "") }))
+  const message = issues
+    .map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
+    .join("; ")
+  return { issues, message }
+}
+
 /**
  * HttpApi answers a payload that fails its Schema with `HttpApiDecodeError`; give that body the same
  * `code` every other error has and a message naming the fields.
@@ -78,16 +95,7 @@ const withDecodeErrorCode = (response: HttpServerResponse.HttpServerResponse) =>
   try {
     const body = JSON.parse(new TextDecoder().decode(response.body.body))
     if (body?._tag !== "HttpApiDecodeError" || !Array.isArray(body.issues)) return response
-    // Schema messages end with ", actual <the value sent>": never echo what was sent (a password, say).
-    const issues = body.issues.map((issue: { path: Array<unknown>; message: string }) => ({
-      ...issue,
-      message: String(issue.message).replace(/,\s*actual[\s\S]*$/, "")
-    }))
-    const message = issues
-      .map((issue: { path: Array<unknown>; message: string }) =>
-        issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message
-      )
-      .join("; ")
+    const { issues, message } = describeIssues(body.issues)
     return HttpServerResponse.unsafeJson(
       { ...body, issues, code: "invalid_payload", message },
       { status: 400, headers: response.headers }

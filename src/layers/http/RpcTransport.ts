@@ -5,14 +5,17 @@
  * headers a client legitimately sends per call (`authorization`, how the RPC client carries its
  * token); everything else comes from the HTTP request. One request carries at most
  * `MAX_RPC_MESSAGES` messages, so one POST cannot fan out into unbounded work; every limit the
- * operations apply (per IP, per account) applies to each message as it would to a request.
+ * operations apply (per IP, per account) applies to each message as it would to a request. A
+ * message whose payload does not decode is answered as the REST door answers such a body: a typed
+ * `BadRequest` with code `invalid_payload` and a message naming the fields, not a defect.
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Effect, Layer } from "effect"
-import { PayloadTooLarge } from "../../rpc/Errors.ts"
-import { errorResponse } from "./HttpMiddleware.ts"
+import { Effect, Either, Layer, ParseResult, Schema } from "effect"
+import { BadRequest, PayloadTooLarge } from "../../rpc/Errors.ts"
+import { Rpcs } from "../../rpc/Rpcs.ts"
+import { describeIssues, errorResponse } from "./HttpMiddleware.ts"
 
 /** The most messages (NDJSON lines) one `POST /rpc` may carry. */
 export const MAX_RPC_MESSAGES = 20
@@ -33,7 +36,32 @@ const ownHeadersOnly = (message: unknown): unknown => {
   return { ...message, headers: kept }
 }
 
-/** NDJSON, with each request message stripped of the headers only the transport may set. */
+/** Each Rpc's payload decoder, by tag: the same schema the RPC server decodes with. */
+const payloadDecoders = new Map<string, (payload: unknown) => Either.Either<unknown, ParseResult.ParseError>>(
+  [...Rpcs.requests.values()].map((rpc) => [
+    rpc._tag,
+    Schema.decodeUnknownEither(rpc.payloadSchema as Schema.Schema<unknown, unknown, never>)
+  ])
+)
+const encodeBadRequest = Schema.encodeSync(BadRequest)
+
+/** Why a request message's payload does not decode, if it does not (an unknown tag is the server's to answer). */
+const payloadProblem = (message: unknown): { readonly requestId: string; readonly error: BadRequest } | undefined => {
+  if (typeof message !== "object" || message === null) return undefined
+  const { _tag, id, tag, payload } = message as { _tag?: unknown; id?: unknown; tag?: unknown; payload?: unknown }
+  if (_tag !== "Request" || typeof tag !== "string") return undefined
+  const decode = payloadDecoders.get(tag)
+  if (decode === undefined) return undefined
+  const decoded = decode(payload)
+  if (Either.isRight(decoded)) return undefined
+  const { message: described } = describeIssues(ParseResult.ArrayFormatter.formatErrorSync(decoded.left))
+  return { requestId: String(id), error: new BadRequest({ code: "invalid_payload", message: described }) }
+}
+
+/**
+ * NDJSON, with each request message stripped of the headers only the transport may set, and the
+ * server's defect for a payload that did not decode replaced by the typed `BadRequest` it is.
+ */
 export const RpcSerializationLive = Layer.succeed(
   RpcSerialization.RpcSerialization,
   RpcSerialization.RpcSerialization.of({
@@ -41,7 +69,29 @@ export const RpcSerializationLive = Layer.succeed(
     includesFraming: RpcSerialization.ndjson.includesFraming,
     unsafeMake: () => {
       const parser = RpcSerialization.ndjson.unsafeMake()
-      return { encode: parser.encode, decode: (data) => parser.decode(data).map(ownHeadersOnly) }
+      const undecodable = new Map<string, BadRequest>()
+      const typed = (response: unknown): unknown => {
+        if (typeof response !== "object" || response === null) return response
+        const { _tag, requestId, exit } = response as {
+          _tag?: unknown
+          requestId?: unknown
+          exit?: { _tag?: unknown; cause?: { _tag?: unknown } }
+        }
+        if (_tag !== "Exit" || exit?._tag !== "Failure" || exit.cause?._tag !== "Die") return response
+        const error = undecodable.get(String(requestId))
+        if (error === undefined) return response
+        undecodable.delete(String(requestId))
+        return { ...response, exit: { _tag: "Failure", cause: { _tag: "Fail", error: encodeBadRequest(error) } } }
+      }
+      return {
+        encode: (response) => parser.encode(Array.isArray(response) ? response.map(typed) : typed(response)),
+        decode: (data) =>
+          parser.decode(data).map((message) => {
+            const problem = payloadProblem(message)
+            if (problem !== undefined) undecodable.set(problem.requestId, problem.error)
+            return ownHeadersOnly(message)
+          })
+      }
     }
   })
 )
