@@ -63,13 +63,6 @@ export interface EffectivePermissions {
   readonly scopedDenied: Readonly<Record<string, ReadonlyArray<string>>>
 }
 
-export interface GrantRequest {
-  /** Roles about to be given (their ancestors' grants count too). */
-  readonly roleIds?: ReadonlyArray<string> | undefined
-  /** Grant patterns about to be written (`*`, `resource:*` or a key); only allows matter. */
-  readonly patterns?: ReadonlyArray<string> | undefined
-}
-
 /** What a live session holds: its access, effective set, roles and the roles whose changes affect it. */
 export interface SessionSnapshot extends EffectivePermissions {
   readonly access: "ok" | "not_member" | "frozen" | "disabled" | "no_organization"
@@ -99,16 +92,6 @@ export interface PermissionStoreShape {
     userId: string,
     minRevision?: string | undefined
   ) => Effect.Effect<SessionSnapshot, ServiceUnavailable | Conflict>
-  /**
-   * Privilege escalation guard: the first permission that these roles or allow patterns would
-   * give which `actorId` does not hold organization-wide, or `undefined` when the actor holds all
-   * of it. A wildcard needs the actor to hold the wildcard itself and every catalog key it covers.
-   */
-  readonly notHeldBy: (
-    organizationId: string,
-    actorId: string,
-    request: GrantRequest
-  ) => Effect.Effect<string | undefined, ServiceUnavailable>
 }
 
 export class PermissionStore extends Context.Tag("app/PermissionStore")<PermissionStore, PermissionStoreShape>() {}

@@ -108,8 +108,7 @@ const fakeStore = (initial: SessionSnapshot) => {
         }),
       checkMany: () => Effect.die("unused"),
       explain: () => Effect.die("unused"),
-      effective: () => Effect.die("unused"),
-      notHeldBy: () => Effect.die("unused")
+      effective: () => Effect.die("unused")
     })
   )
   return { current, layer: Layer.merge(permissionStore, sessions) }

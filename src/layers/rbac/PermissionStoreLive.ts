@@ -5,7 +5,7 @@
  */
 import { Clock, Effect, Layer, Option } from "effect"
 import { spannedGen } from "../../services/Span.ts"
-import { accessOf, firstNotHeld, type Judgement, judge, rolesHeld } from "../../domain/Policy.ts"
+import { accessOf, type Judgement, judge, rolesHeld } from "../../domain/Policy.ts"
 import { Conflict, ServiceUnavailable } from "../../rpc/Errors.ts"
 import {
   type CheckAnswer,
@@ -138,18 +138,7 @@ export const make = Effect.gen(function* () {
         return { access: accessOf(v.frozen, standing), ...effective, roles, roleIds } satisfies SessionSnapshot
       },
       failClosed
-    ),
-
-    notHeldBy: Effect.fn("PermissionStore.notHeldBy")(function* (organizationId, actorId, request) {
-      const v = yield* viewNow(organizationId, [actorId])
-      if (Option.isNone(v)) return "org:read"
-      const now = yield* Clock.currentTimeMillis
-      return firstNotHeld(
-        v.value.policy,
-        request,
-        (permission) => decideIn(v.value, actorId, { permission, resource: undefined }, now).answer.allowed
-      )
-    }, failClosed)
+    )
   })
 })
 
