@@ -5,6 +5,7 @@ import rbac from "./0003_rbac.ts"
 import rbacRuntime from "./0004_rbac_runtime.ts"
 import builtinPermissions from "./0005_builtin_permissions.ts"
 import accountDeletion from "./0006_account_deletion.ts"
+import emailNfc from "./0007_email_nfc.ts"
 
 export const migrations = {
   "0001_core": core,
@@ -12,5 +13,6 @@ export const migrations = {
   "0003_rbac": rbac,
   "0004_rbac_runtime": rbacRuntime,
   "0005_builtin_permissions": builtinPermissions,
-  "0006_account_deletion": accountDeletion
+  "0006_account_deletion": accountDeletion,
+  "0007_email_nfc": emailNfc
 }

@@ -53,11 +53,12 @@ describe("migrations", () => {
       "3_rbac",
       "4_rbac_runtime",
       "5_builtin_permissions",
-      "6_account_deletion"
+      "6_account_deletion",
+      "7_email_nfc"
     ])
     expect(result.second).toEqual([])
     expect(result.afterSecond).toEqual(result.afterFirst)
-    expect(result.recorded).toEqual([1, 2, 3, 4, 5, 6].map((migrationId) => ({ migrationId })))
+    expect(result.recorded).toEqual([1, 2, 3, 4, 5, 6, 7].map((migrationId) => ({ migrationId })))
     const tables = new Set(result.afterFirst.map((column) => column.tableName))
     expect([...tables]).toEqual(
       expect.arrayContaining(["users", "organizations", "memberships", "outbox", "audit_log"])
@@ -168,5 +169,34 @@ describe("an account deleted in the database", () => {
     })
     expect([...recorded[0]!.payload.sessionIds].sort()).toEqual([...open].sort())
     expect(await query(database.url, "SELECT id FROM sessions WHERE user_id = $1", [withSessions])).toEqual([])
+  })
+})
+
+describe("addresses stored before they were decoded to one key (S49)", () => {
+  let database: TestDatabase
+  beforeAll(async () => {
+    database = await createTestDatabase()
+    await Effect.runPromise(runMigrations.pipe(Effect.provide(PgClient.layer({ url: Redacted.make(database.url) }))))
+  })
+  afterAll(async () => {
+    await database.drop()
+  })
+
+  it("are rewritten to lower case NFC, unless another account holds that key", async () => {
+    const decomposed = "Rene\u0301@Example.com" // e + combining acute
+    const clash = "Zoe\u0308@example.com"
+    const insert = (email: string) =>
+      query(database.url, "INSERT INTO users (email, name) VALUES ($1, 'U') RETURNING id", [email])
+    await insert(decomposed)
+    await insert(clash)
+    await insert("zo\u00eb@example.com") // the key of `clash`, already taken
+    await Effect.runPromise(
+      migrations["0007_email_nfc"].pipe(Effect.provide(PgClient.layer({ url: Redacted.make(database.url) })))
+    )
+    const emails = (await query(database.url, "SELECT email FROM users ORDER BY email")).map((row) => row.email)
+    expect(emails).toContain("ren\u00e9@example.com")
+    expect(emails).toContain(clash)
+    expect(emails).toContain("zo\u00eb@example.com")
+    expect(emails).not.toContain(decomposed)
   })
 })
