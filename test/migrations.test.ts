@@ -14,6 +14,21 @@ const schema = Effect.gen(function* () {
     WHERE table_schema = 'public' ORDER BY table_name, column_name`
 })
 
+/** A fresh database with every migration applied, for the describe block that calls it. */
+const migratedDatabase = () => {
+  const handle = { database: undefined as unknown as TestDatabase }
+  beforeAll(async () => {
+    handle.database = await createTestDatabase()
+    await Effect.runPromise(
+      runMigrations.pipe(Effect.provide(PgClient.layer({ url: Redacted.make(handle.database.url) })))
+    )
+  })
+  afterAll(async () => {
+    await handle.database.drop()
+  })
+  return handle
+}
+
 describe("migrations", () => {
   let database: TestDatabase
   beforeAll(async () => {
@@ -75,16 +90,10 @@ describe("migrations", () => {
 })
 
 describe("tenant boundaries in the schema", () => {
-  let database: TestDatabase
-  beforeAll(async () => {
-    database = await createTestDatabase()
-    await Effect.runPromise(runMigrations.pipe(Effect.provide(PgClient.layer({ url: Redacted.make(database.url) }))))
-  })
-  afterAll(async () => {
-    await database.drop()
-  })
+  const migrated = migratedDatabase()
 
   it("refuses a role parent, grant or assignment that crosses organizations, and an assignment to a non-member", async () => {
+    const { database } = migrated
     const one = async (text: string, values: Array<unknown> = []) =>
       (await query(database.url, text, values))[0] as { id: string }
     const orgA = (await one("INSERT INTO organizations (slug, name) VALUES ('a', 'A') RETURNING id")).id
@@ -124,16 +133,10 @@ describe("tenant boundaries in the schema", () => {
 })
 
 describe("an account deleted in the database", () => {
-  let database: TestDatabase
-  beforeAll(async () => {
-    database = await createTestDatabase()
-    await Effect.runPromise(runMigrations.pipe(Effect.provide(PgClient.layer({ url: Redacted.make(database.url) }))))
-  })
-  afterAll(async () => {
-    await database.drop()
-  })
+  const migrated = migratedDatabase()
 
   it("records one sessions.revoked event for its open sessions, in the same transaction, and none without", async () => {
+    const { database } = migrated
     const one = async (text: string, values: Array<unknown> = []) =>
       (await query(database.url, text, values))[0] as { id: string }
     const user = async (email: string) =>
@@ -173,16 +176,10 @@ describe("an account deleted in the database", () => {
 })
 
 describe("addresses stored before they were decoded to one key (S49)", () => {
-  let database: TestDatabase
-  beforeAll(async () => {
-    database = await createTestDatabase()
-    await Effect.runPromise(runMigrations.pipe(Effect.provide(PgClient.layer({ url: Redacted.make(database.url) }))))
-  })
-  afterAll(async () => {
-    await database.drop()
-  })
+  const migrated = migratedDatabase()
 
   it("are rewritten to lower case NFC, unless another account holds that key", async () => {
+    const { database } = migrated
     const decomposed = "Rene\u0301@Example.com" // e + combining acute
     const clash = "Zoe\u0308@example.com"
     const insert = (email: string) =>
