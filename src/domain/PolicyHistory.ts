@@ -11,7 +11,9 @@ export const USER_EVENTS: ReadonlySet<string> = new Set([
   "assignment.removed",
   "assignment.expired",
   "member.added",
-  "member.removed"
+  "member.removed",
+  "user.disabled",
+  "user.enabled"
 ])
 
 export interface RecordedEvent {

@@ -35,15 +35,28 @@ const CheckFields = {
   resource: Schema.optional(CheckedResource)
 }
 
+/**
+ * `latest` (the default): the answer reflects every change committed before the request.
+ * `cached`: the answering node's newest applied revision, with no database round trip (usually
+ * milliseconds behind; the answer's `revision` says which it used). `minRevision` holds on top of
+ * either.
+ */
+export const Consistency = Schema.Literal("latest", "cached").annotations({
+  identifier: "Consistency",
+  description: "latest (default): every change committed before the request; cached: the node's newest applied revision, no database round trip"
+})
+
 export const CheckRequest = Schema.Struct({
   ...CheckFields,
   /** Answer at this revision or later: pass the revision a write returned to read your own writes. */
-  minRevision: Schema.optional(Revision)
+  minRevision: Schema.optional(Revision),
+  consistency: Schema.optional(Consistency)
 }).annotations({ identifier: "CheckRequest" })
 
 export const BatchCheckRequest = Schema.Struct({
   checks: Schema.Array(Schema.Struct(CheckFields)).pipe(Schema.minItems(1), Schema.maxItems(100)),
-  minRevision: Schema.optional(Revision)
+  minRevision: Schema.optional(Revision),
+  consistency: Schema.optional(Consistency)
 }).annotations({ identifier: "BatchCheckRequest" })
 
 export class CheckResult extends Schema.Class<CheckResult>("CheckResult")({

@@ -73,6 +73,12 @@ export interface Member extends SignedIn {
   readonly organizationId: string
   /** Set on self-service operations: the permission needed to act about another user. */
   readonly aboutOthers?: string | undefined
+  /**
+   * The organization's revision the guard decided at. It was read after the request arrived, so
+   * the handler's own decisions at this revision or later see every commit before the request,
+   * with no second read.
+   */
+  readonly revision?: string | undefined
 }
 
 /** The signed-in caller, checked to hold the operation's permission in this organization. */

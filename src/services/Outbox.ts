@@ -34,7 +34,12 @@ export const OutboxEvent = Schema.Struct({
   type: Schema.String,
   payload: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
   /** ISO 8601, UTC. */
-  createdAt: Schema.String
+  createdAt: Schema.String,
+  /**
+   * How many events the change of this revision recorded (all published, in id order): a consumer
+   * that has them all knows the revision is complete. Absent on events without a revision.
+   */
+  revisionEvents: Schema.optional(Schema.Number)
 })
 export type OutboxEvent = typeof OutboxEvent.Type
 

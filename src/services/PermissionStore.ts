@@ -11,6 +11,14 @@ import { Context, type Effect } from "effect"
 import type { Condition, Resource } from "../domain/Decision.ts"
 import type { Conflict, ServiceUnavailable } from "../rpc/Errors.ts"
 
+/**
+ * How fresh an answer must be. `latest` (the default): it reflects every change committed before the
+ * call, at the price of one revision read per organization shared by the calls arriving together.
+ * `cached`: this node's newest applied revision, with no round trip (usually milliseconds behind;
+ * the answer says which revision it used). A `minRevision` always holds on top of either.
+ */
+export type Consistency = "latest" | "cached"
+
 export interface CheckRequest {
   readonly organizationId: string
   readonly userId: string
@@ -18,6 +26,7 @@ export interface CheckRequest {
   readonly resource?: Resource | undefined
   /** Answer at this revision or a later one (read-your-writes); waits briefly, else `revision_not_reached`. */
   readonly minRevision?: string | undefined
+  readonly consistency?: Consistency | undefined
 }
 
 export interface CheckAnswer {
@@ -77,14 +86,17 @@ export interface PermissionStoreShape {
   /** Several checks in one organization, all answered at one revision, in order. */
   readonly checkMany: (
     organizationId: string,
-    checks: ReadonlyArray<Omit<CheckRequest, "organizationId" | "minRevision">>,
-    minRevision?: string | undefined
+    checks: ReadonlyArray<Omit<CheckRequest, "organizationId" | "minRevision" | "consistency">>,
+    minRevision?: string | undefined,
+    consistency?: Consistency | undefined
   ) => Effect.Effect<ReadonlyArray<CheckAnswer>, ServiceUnavailable | Conflict>
   /** The check's answer with every path that grants or denies it. */
   readonly explain: (request: CheckRequest) => Effect.Effect<Explanation, ServiceUnavailable | Conflict>
+  /** At the organization's latest revision, or `minRevision` when that is later (callers pass one already reached). */
   readonly effective: (
     organizationId: string,
-    userId: string
+    userId: string,
+    minRevision?: string | undefined
   ) => Effect.Effect<EffectivePermissions, ServiceUnavailable>
   /** A live session's state, at `minRevision` or later. */
   readonly session: (

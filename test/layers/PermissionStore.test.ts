@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Assignment, type Condition, decide, type Grant, type Role } from "../../src/domain/Decision.ts"
 import { runMigrations } from "../../src/layers/Database.ts"
 import { OutboxLive } from "../../src/layers/events/OutboxLive.ts"
+import { EventStreamMemory } from "../../src/layers/memory/EventStreamMemory.ts"
 import { KeyValueStoreMemory } from "../../src/layers/memory/KeyValueStoreMemory.ts"
 import { PermissionStoreLive } from "../../src/layers/rbac/PermissionStoreLive.ts"
 import { PermissionStore } from "../../src/services/PermissionStore.ts"
@@ -60,7 +61,7 @@ describe("PermissionStore on Postgres", () => {
     })
     runtime = ManagedRuntime.make(
       PermissionStoreLive.pipe(
-        Layer.provide(Layer.merge(KeyValueStoreMemory, OutboxLive)),
+        Layer.provide(Layer.mergeAll(KeyValueStoreMemory, OutboxLive, EventStreamMemory)),
         Layer.provideMerge(Layer.effectDiscard(runMigrations)),
         Layer.provideMerge(client)
       )
@@ -200,8 +201,10 @@ describe("PermissionStore on Postgres", () => {
         const effective = yield* store.effective(organizationId, userId)
         yield* sql`UPDATE organizations SET status = 'frozen', revision = revision + 1 WHERE id = ${organizationId}`
         const frozen = yield* store.check({ organizationId, userId, permission: "docs:read" })
-        yield* sql`UPDATE organizations SET status = 'active' WHERE id = ${organizationId}`
+        // As the product writes them: every change that decides moves the organization's revision.
+        yield* sql`UPDATE organizations SET status = 'active', revision = revision + 1 WHERE id = ${organizationId}`
         yield* sql`UPDATE users SET disabled_at = now() WHERE id = ${userId}`
+        yield* sql`UPDATE organizations SET revision = revision + 1 WHERE id = ${organizationId}`
         const disabled = yield* store.check({ organizationId, userId, permission: "docs:read" })
         return { before, effective, frozen, disabled }
       })

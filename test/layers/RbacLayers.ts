@@ -10,6 +10,7 @@ import { Context, Effect, Layer, Redacted, String as Str, TestClock } from "effe
 import { AuditLogLive } from "../../src/layers/AuditLogLive.ts"
 import { runMigrations } from "../../src/layers/Database.ts"
 import { OutboxLive } from "../../src/layers/events/OutboxLive.ts"
+import { EventStreamMemory } from "../../src/layers/memory/EventStreamMemory.ts"
 import { KeyValueStoreMemory } from "../../src/layers/memory/KeyValueStoreMemory.ts"
 import { InvitationsLive } from "../../src/layers/rbac/InvitationsLive.ts"
 import { MembersLive } from "../../src/layers/rbac/MembersLive.ts"
@@ -72,7 +73,7 @@ export const STARTED_AT = Date.now()
 export const ClockAtStart = Layer.effectDiscard(TestClock.setTime(STARTED_AT))
 
 /** Outbox, audit log, key-value store and mailbox over the test database. */
-export const InfraTest = Layer.mergeAll(OutboxLive, AuditLogLive, KeyValueStoreMemory, MailboxLive).pipe(
+export const InfraTest = Layer.mergeAll(OutboxLive, AuditLogLive, KeyValueStoreMemory, EventStreamMemory, MailboxLive).pipe(
   Layer.provideMerge(DatabaseTest),
   Layer.provideMerge(ClockAtStart)
 )

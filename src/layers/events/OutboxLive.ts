@@ -34,7 +34,8 @@ export const OutboxRow = Schema.Struct({
   type: Schema.String,
   /** As text: the client's name transform would otherwise rewrite the keys inside. */
   payload: Schema.String,
-  createdAt: Schema.DateFromSelf
+  createdAt: Schema.DateFromSelf,
+  revisionEvents: Schema.NullOr(Schema.Number)
 })
 export type OutboxRow = typeof OutboxRow.Type
 
@@ -48,8 +49,16 @@ export const toEvent = (row: OutboxRow): OutboxEvent => ({
   revision: row.revision,
   type: row.type,
   payload: decodePayload(row.payload),
-  createdAt: row.createdAt.toISOString()
+  createdAt: row.createdAt.toISOString(),
+  ...(row.revision !== null && row.revisionEvents !== null ? { revisionEvents: row.revisionEvents } : {})
 })
+
+/** The select list of an outbox row as `OutboxRow` decodes it; `o` is the outbox's alias. */
+export const outboxColumns = (sql: SqlClient.SqlClient) => sql.literal(`
+  o.id::text AS id, o.organization_id::text AS "organizationId", o.revision::text AS revision,
+  o.event_type AS type, o.payload::text AS payload, o.created_at AS "createdAt",
+  (SELECT count(*)::int FROM outbox c
+   WHERE c.organization_id = o.organization_id AND c.revision = o.revision) AS "revisionEvents"`)
 
 export const make = (wakeup: OutboxWakeup["Type"]) =>
   Effect.gen(function* () {
@@ -75,11 +84,10 @@ export const make = (wakeup: OutboxWakeup["Type"]) =>
       Request: Schema.Struct({ organizationId: Schema.String, revision: Schema.String, limit: Schema.Number }),
       Result: OutboxRow,
       execute: ({ organizationId, revision, limit }) => sql`
-        SELECT id::text AS id, organization_id::text AS "organizationId", revision::text AS revision,
-          event_type AS type, payload::text AS payload, created_at AS "createdAt"
-        FROM outbox
-        WHERE organization_id = ${organizationId} AND revision > ${revision}::bigint
-        ORDER BY outbox.revision, outbox.id
+        SELECT ${outboxColumns(sql)}
+        FROM outbox o
+        WHERE o.organization_id = ${organizationId} AND o.revision > ${revision}::bigint
+        ORDER BY o.revision, o.id
         LIMIT ${limit}`
     })
 

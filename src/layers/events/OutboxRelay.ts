@@ -5,7 +5,7 @@ import { EventStream, EventStreamError } from "../../services/EventStream.ts"
 import { OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../../services/Outbox.ts"
 import { Settings } from "../Settings.ts"
 import { decodeRows } from "../Sql.ts"
-import { OutboxRow, OutboxWakeup, toEvent } from "./OutboxLive.ts"
+import { OutboxRow, OutboxWakeup, outboxColumns, toEvent } from "./OutboxLive.ts"
 
 export interface RelayOptions {
   readonly maxLength: number
@@ -64,12 +64,11 @@ export const make = (options: RelayOptions) =>
     const retentionSeconds = Duration.toSeconds(options.retention)
 
     const claim = sql`
-      SELECT id::text AS id, organization_id::text AS "organizationId", revision::text AS revision,
-        event_type AS type, payload::text AS payload, created_at AS "createdAt"
-      FROM outbox WHERE published_at IS NULL
-      ORDER BY outbox.id -- the bigint column, not the text alias
+      SELECT ${outboxColumns(sql)}
+      FROM outbox o WHERE o.published_at IS NULL
+      ORDER BY o.id -- the bigint column, not the text alias
       LIMIT ${batchSize}
-      FOR UPDATE SKIP LOCKED`.pipe(outboxRows)
+      FOR UPDATE OF o SKIP LOCKED`.pipe(outboxRows)
 
     /** Organizations with an unpublished row older than our newest that is not ours. */
     const heldElsewhere = (rows: ReadonlyArray<OutboxRow>) =>

@@ -24,8 +24,13 @@ const asked = (store: PermissionStoreShape, member: Member, request: typeof Chec
     userId: request.userId ?? member.userId,
     permission: request.permission,
     resource: request.resource,
-    minRevision: request.minRevision
+    minRevision: atLeast(request.minRevision, member.revision),
+    consistency: request.consistency
   })
+
+/** The later of the caller's `minRevision` and the guard's revision: the handler reads nothing again. */
+const atLeast = (asked: string | undefined, guard: string | undefined) =>
+  asked === undefined ? guard : guard === undefined || BigInt(asked) > BigInt(guard) ? asked : guard
 
 /** A non-member's answer is 404, like the guard's for strangers. */
 const ofMember = <A extends { readonly member: boolean }>(answer: A) =>
@@ -55,7 +60,8 @@ const make = Effect.gen(function* () {
           permission: c.permission,
           resource: c.resource
         })),
-        request.minRevision
+        atLeast(request.minRevision, member.revision),
+        request.consistency
       )
       if (answers.some((answer) => !answer.member)) return yield* noSuchMember
       return new BatchCheckResult({
@@ -90,10 +96,10 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       yield* actingFor(store, member, [userId])
       // Membership first, so a stranger's id answers 404 rather than an empty set.
-      yield* store
-        .check({ organizationId: member.organizationId, userId, permission: "org:read" })
+      const { revision } = yield* store
+        .check({ organizationId: member.organizationId, userId, permission: "org:read", minRevision: member.revision })
         .pipe(Effect.catchTag("Conflict", Effect.die), Effect.flatMap(ofMember))
-      const result = yield* store.effective(member.organizationId, userId)
+      const result = yield* store.effective(member.organizationId, userId, revision)
       return new EffectivePermissions({ userId, ...result })
     })
 

@@ -19,7 +19,7 @@ import {
   SelfService,
   type SignedIn
 } from "../../rpc/Security.ts"
-import { PermissionStore, type PermissionStoreShape } from "../../services/PermissionStore.ts"
+import { type Consistency, PermissionStore, type PermissionStoreShape } from "../../services/PermissionStore.ts"
 import { SignIn } from "../../services/SignIn.ts"
 import { bearerToken } from "./RequestMeta.ts"
 
@@ -30,13 +30,30 @@ const noSuchOrganization = new NotFound({ message: "No such organization" })
 interface Declared {
   readonly permission: string
   readonly selfService: boolean
+  /** The operation takes `consistency`: a caller asking for `cached` gets the guard at the watermark too. */
+  readonly consistency: boolean
 }
 
-const declared = (annotations: Context.Context<never>): Declared | undefined => {
+const declared = (annotations: Context.Context<never>, consistency: boolean): Declared | undefined => {
   const permission = Context.getOption(annotations, RequiredPermission)
   if (Option.isNone(permission)) return undefined
-  return { permission: permission.value, selfService: Option.isSome(Context.getOption(annotations, SelfService)) }
+  return {
+    permission: permission.value,
+    selfService: Option.isSome(Context.getOption(annotations, SelfService)),
+    consistency
+  }
 }
+
+/** Whether a payload schema (a Struct, when there is one) has a `consistency` field. */
+const takesConsistency = (schema: Option.Option<unknown>) =>
+  Option.match(schema, {
+    onNone: () => false,
+    onSome: (payload) => "consistency" in ((payload as { readonly fields?: object }).fields ?? {})
+  })
+
+/** The `consistency` a payload asks for, if it is `cached`. */
+const consistencyOf = (payload: unknown): Consistency | undefined =>
+  (payload as { consistency?: unknown } | null | undefined)?.consistency === "cached" ? "cached" : undefined
 
 /** method + path pattern → what each HttpApi endpoint declares. */
 const declaredPermissions = () => {
@@ -44,7 +61,7 @@ const declaredPermissions = () => {
   HttpApi.reflect(Api, {
     onGroup: () => {},
     onEndpoint: ({ endpoint, mergedAnnotations }) => {
-      const declaration = declared(mergedAnnotations)
+      const declaration = declared(mergedAnnotations, takesConsistency(endpoint.payloadSchema))
       if (declaration !== undefined) table.set(`${endpoint.method} ${endpoint.path}`, declaration)
     }
   })
@@ -56,7 +73,12 @@ const forbidden = (permission: string, reason: string) =>
 
 const authorize = spannedGen(
   "OrgAuthorization.authorize",
-  function* (user: SignedIn, requested: unknown, declaration: Declared | undefined) {
+  function* (
+    user: SignedIn,
+    requested: unknown,
+    declaration: Declared | undefined,
+    consistency: Consistency | undefined
+  ) {
     // Deny by default: an organization endpoint that declares no permission is refused.
     if (declaration === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
     const canonical = canonicalId(requested)
@@ -66,16 +88,17 @@ const authorize = spannedGen(
     const { permission, selfService } = declaration
     // Without minRevision the store never answers `revision_not_reached`.
     const answer = yield* store
-      .check({ organizationId, userId: user.userId, permission })
+      .check({ organizationId, userId: user.userId, permission, consistency })
       .pipe(Effect.catchTag("Conflict", Effect.die))
     if (!answer.member) return yield* noSuchOrganization
+    const { revision } = answer
     if (selfService) {
       // About themselves any member may ask, unless the organization or the user is shut out.
       if (answer.blocked === true) return yield* forbidden(permission, answer.reason)
-      return { ...user, organizationId, aboutOthers: permission } satisfies Member
+      return { ...user, organizationId, aboutOthers: permission, revision } satisfies Member
     }
     if (!answer.allowed) return yield* forbidden(permission, answer.reason)
-    return { ...user, organizationId } satisfies Member
+    return { ...user, organizationId, revision } satisfies Member
   }
 )
 
@@ -92,7 +115,7 @@ export const actingFor = spannedGen(
     const permission = member.aboutOthers
     if (permission === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
     const answer = yield* store
-      .check({ organizationId: member.organizationId, userId: member.userId, permission })
+      .check({ organizationId: member.organizationId, userId: member.userId, permission, minRevision: member.revision })
       .pipe(Effect.catchTag("Conflict", Effect.die))
     if (!answer.allowed) return yield* forbidden(permission, answer.reason)
   }
@@ -110,11 +133,13 @@ export const OrgAuthorizationLive = Layer.effect(
           const user = yield* signIn.authenticate(Option.some(Redacted.value(token)))
           const route = yield* HttpRouter.RouteContext
           const request = yield* HttpServerRequest.HttpServerRequest
-          return yield* authorize(
-            user,
-            route.params.organizationId,
-            permissions.get(`${request.method} ${route.route.path}`)
-          )
+          const declaration = permissions.get(`${request.method} ${route.route.path}`)
+          // The body is read once and kept: the handler decodes the same text.
+          const consistency =
+            declaration?.consistency === true
+              ? consistencyOf(yield* request.json.pipe(Effect.orElseSucceed(() => undefined)))
+              : undefined
+          return yield* authorize(user, route.params.organizationId, declaration, consistency)
         }).pipe(Effect.provide(context))
     }
   })
@@ -129,7 +154,12 @@ export const RpcOrgAuthorizationLive = Layer.effect(
       Effect.gen(function* () {
         const user = yield* signIn.authenticate(bearerToken(headers))
         const organizationId = (payload as { organizationId?: unknown } | undefined)?.organizationId
-        return yield* authorize(user, organizationId, declared(rpc.annotations))
+        return yield* authorize(
+          user,
+          organizationId,
+          declared(rpc.annotations, takesConsistency(Option.some(rpc.payloadSchema))),
+          consistencyOf(payload)
+        )
       }).pipe(Effect.provide(context))
   })
 )

@@ -32,6 +32,7 @@ const OrgRow = Schema.Struct({
 })
 const orgRows = decodeRows(OrgRow)
 const userRows = decodeRows(Schema.Struct({ wasDisabled: Schema.Boolean }))
+const idRows = decodeRows(Schema.Struct({ id: Schema.String }))
 
 const toOrganization = ({ createdMicros: _, ...row }: typeof OrgRow.Type) =>
   new AdminOrganization({ ...row, createdAt: DateTime.unsafeFromDate(row.createdAt) })
@@ -98,6 +99,19 @@ export const make = Effect.gen(function* () {
       return new OrganizationStatusChange({ organization, revision: changed ?? organization.revision })
     }
 
+  /**
+   * A user's status decides in every organization they belong to: each one's revision moves with
+   * it, in organization id order (the order other writers lock them in), so a check at or after it
+   * sees the change on every node, like any other.
+   */
+  const inEachOrganization = (userId: string, type: "user.disabled" | "user.enabled") =>
+    Effect.gen(function* () {
+      const rows = yield* sql`
+        SELECT organization_id::text AS id FROM memberships WHERE user_id = ${userId}
+        ORDER BY organization_id`.pipe(idRows)
+      for (const { id } of rows) yield* outbox.record(id, [event(type, { userId })])
+    }).pipe(Effect.catchTags({ SqlError: Effect.die, NotFound: () => Effect.void }))
+
   const userExists = (userId: string) =>
     sql`SELECT 1 AS one FROM users WHERE id = ${userId}`.pipe(
       Effect.orDie,
@@ -146,6 +160,7 @@ export const make = Effect.gen(function* () {
         if (!user.wasDisabled) {
           yield* sql`UPDATE users SET disabled_at = now(), updated_at = now() WHERE id = ${userId}`
           yield* outbox.recordUnscoped([event("user.disabled", { userId })])
+          yield* inEachOrganization(userId, "user.disabled")
         }
         // Records `sessions.revoked` in this transaction, after `user.disabled`.
         const ids = yield* sessions.revokeAll(userId, "user_disabled")
@@ -171,6 +186,7 @@ export const make = Effect.gen(function* () {
           WHERE id = ${userId} AND disabled_at IS NOT NULL RETURNING id`
         if (rows.length === 0) return false
         yield* outbox.recordUnscoped([event("user.enabled", { userId })])
+        yield* inEachOrganization(userId, "user.enabled")
         yield* audit.record({
           action: "user.enabled",
           actorId: admin.userId,

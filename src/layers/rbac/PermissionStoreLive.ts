@@ -17,6 +17,7 @@ import {
 } from "../../services/PermissionStore.ts"
 import { PermissionReaderLive } from "./PermissionReader.ts"
 import { RevisionCache, RevisionCacheLive, type View } from "./RevisionCache.ts"
+import { RevisionFeedLive } from "./RevisionFeed.ts"
 
 const noOrganization: CheckAnswer = { member: false, allowed: false, reason: "no such organization", revision: "0" }
 const noEffective: EffectivePermissions = { revision: "0", permissions: [], scoped: {}, scopedDenied: {} }
@@ -60,15 +61,15 @@ const decideIn = (
 export const make = Effect.gen(function* () {
   const cache = yield* RevisionCache
 
-  /** Views for calls that take no `minRevision`: the wait's refusal cannot happen there. */
-  const viewNow = (organizationId: string, userIds: ReadonlyArray<string>) =>
-    cache.view(organizationId, userIds).pipe(Effect.catchTag("Conflict", Effect.die))
+  /** Views at a revision already reached (or none): the wait's refusal cannot happen there. */
+  const viewNow = (organizationId: string, userIds: ReadonlyArray<string>, minRevision?: string) =>
+    cache.view(organizationId, userIds, { minRevision }).pipe(Effect.catchTag("Conflict", Effect.die))
 
   return PermissionStore.of({
     check: spannedGen(
       "PermissionStore.check",
-      function* ({ organizationId, userId, minRevision, ...request }) {
-        const v = yield* cache.view(organizationId, [userId], minRevision)
+      function* ({ organizationId, userId, minRevision, consistency, ...request }) {
+        const v = yield* cache.view(organizationId, [userId], { minRevision, consistency })
         if (Option.isNone(v)) return noOrganization
         return decideIn(v.value, userId, request, yield* Clock.currentTimeMillis).answer
       },
@@ -77,8 +78,9 @@ export const make = Effect.gen(function* () {
 
     checkMany: spannedGen(
       "PermissionStore.checkMany",
-      function* (organizationId, checks, minRevision) {
-        const v = yield* cache.view(organizationId, [...new Set(checks.map((check) => check.userId))], minRevision)
+      function* (organizationId, checks, minRevision, consistency) {
+        const users = [...new Set(checks.map((check) => check.userId))]
+        const v = yield* cache.view(organizationId, users, { minRevision, consistency })
         if (Option.isNone(v)) return checks.map(() => noOrganization)
         const now = yield* Clock.currentTimeMillis
         return checks.map((check) => decideIn(v.value, check.userId, check, now).answer)
@@ -88,8 +90,8 @@ export const make = Effect.gen(function* () {
 
     explain: spannedGen(
       "PermissionStore.explain",
-      function* ({ organizationId, userId, minRevision, ...request }) {
-        const found = yield* cache.view(organizationId, [userId], minRevision)
+      function* ({ organizationId, userId, minRevision, consistency, ...request }) {
+        const found = yield* cache.view(organizationId, [userId], { minRevision, consistency })
         if (Option.isNone(found)) return { ...noOrganization, paths: [] } satisfies Explanation
         const v = found.value
         const { answer, judgement } = decideIn(v, userId, request, yield* Clock.currentTimeMillis)
@@ -116,8 +118,8 @@ export const make = Effect.gen(function* () {
 
     effective: spannedGen(
       "PermissionStore.effective",
-      function* (organizationId, userId) {
-        const v = yield* viewNow(organizationId, [userId])
+      function* (organizationId, userId, minRevision) {
+        const v = yield* viewNow(organizationId, [userId], minRevision)
         if (Option.isNone(v)) return noEffective
         return yield* v.value.effective(userId)
       },
@@ -127,7 +129,7 @@ export const make = Effect.gen(function* () {
     session: spannedGen(
       "PermissionStore.session",
       function* (organizationId, userId, minRevision) {
-        const found = yield* cache.view(organizationId, [userId], minRevision)
+        const found = yield* cache.view(organizationId, [userId], { minRevision })
         if (Option.isNone(found)) {
           return { access: "no_organization", ...noEffective, roles: [], roleIds: [] } satisfies SessionSnapshot
         }
@@ -142,8 +144,11 @@ export const make = Effect.gen(function* () {
   })
 })
 
-/** `PermissionStore` over the revision cache and the Postgres reader; needs SQL, the outbox and the key-value store. */
+/**
+ * `PermissionStore` over the revision cache, its feed and the Postgres reader; needs SQL, the
+ * outbox, the event stream and the key-value store.
+ */
 export const PermissionStoreLive = Layer.effect(PermissionStore, make).pipe(
-  Layer.provide(RevisionCacheLive),
+  Layer.provide(RevisionFeedLive.pipe(Layer.provideMerge(RevisionCacheLive))),
   Layer.provide(PermissionReaderLive)
 )

@@ -1,42 +1,47 @@
 /**
- * The permission store's cache, exact by construction.
+ * The permission store's memory: per organization, everything needed to decide (its status, its
+ * policy, the standing of the users asked about) exactly as it was at one revision, the entry's
+ * *watermark*. Checks are answered from it:
+ * - `minRevision` the watermark has reached: from memory, no round trip; one ahead waits for the
+ *   watermark (or Postgres) briefly, else `revision_not_reached`;
+ * - `latest` (default): one revision read per organization, shared by the checks that arrive while
+ *   it waits to start (Coalesce.ts), so it reflects every commit before the check; then memory at
+ *   that revision, or Postgres when the watermark is behind it;
+ * - `cached`: the watermark, no round trip.
+ * The watermark moves two ways. This node's feed (RevisionFeed.ts) applies each complete revision,
+ * in order, that changed only some users' standing: their entries go, the watermark advances, in
+ * memory. Any other change (roles, grants, catalog, status) or a gap marks the entry stale, and the
+ * next read catches it up from Postgres in one snapshot: the events in between (Outbox.eventsSince)
+ * say which users to drop and whether to reload the policy (loaded once per revision however many
+ * readers need it). Users are loaded in one statement when the entry is at the database's revision.
  *
- * Every view starts with one indexed read of the organization's revision and status and of the
- * users' membership and disabled flag, so a change committed anywhere is seen by the very next
- * check on every node. What is expensive to load is cached per revision:
- * - per organization, its policy (roles, grants, parents, their closure and the catalog): loaded
- *   once per revision that changed it (not once per user);
- * - per user, their assignments, valid as long as no event since names them.
- * When the revision moved, the organization's events between the cached revision and the current
- * one (read through `Outbox.eventsSince` in the same snapshot) tell what changed: role or catalog
- * events reload the policy, assignment and member events drop those users' entries, a missing
- * revision drops it all. Effective sets are also kept in the key-value store (Redis in
- * production) with the revision they were computed at, for other nodes; one is used only if no
- * change since affects it. Entries expire a fixed time after they were written, never extended
- * by reads.
+ * Bounded: at most MAX_ORGANIZATIONS organizations and MAX_USERS users in all, least recently used
+ * evicted first; entries are reloaded ENTRY_TTL after they were loaded, never extended by reads.
+ * Effective sets are also kept in the key-value store (Redis in production) with the revision they
+ * were computed at, for other nodes; one is used only if no change since affects it.
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
-import { spannedGen } from "../../services/Span.ts"
+import { Clock, Context, Deferred, Duration, Effect, FiberId, Layer, Option, Schema } from "effect"
 import { accessOf, dependsOnTime, effectiveOf, nothingHeld, type Policy, type Standing } from "../../domain/Policy.ts"
-import { type Change, changesBetween, unchangedSince } from "../../domain/PolicyHistory.ts"
+import { type Change, changesBetween, type RecordedEvent, unchangedSince } from "../../domain/PolicyHistory.ts"
 import { Conflict } from "../../rpc/Errors.ts"
 import { type KeyValueError, KeyValueStore } from "../../services/KeyValueStore.ts"
 import { Outbox } from "../../services/Outbox.ts"
-import type { EffectivePermissions } from "../../services/PermissionStore.ts"
-import { type Head, PermissionReader } from "./PermissionReader.ts"
+import type { Consistency, EffectivePermissions } from "../../services/PermissionStore.ts"
+import { spannedGen } from "../../services/Span.ts"
+import { coalesced } from "../Coalesce.ts"
+import { HISTORY, OrgEntries, type OrgEntry, stranger, type UserEntry } from "./OrgEntries.ts"
+import { PermissionReader } from "./PermissionReader.ts"
 
-/** How long a cached entry may be used at most, from when it was written. */
+/** How long a loaded entry may be used at most, from when it was loaded. */
 const ENTRY_TTL = Duration.minutes(5)
-const MAX_ORGANIZATIONS = 10_000
-const MAX_USERS_PER_ORGANIZATION = 50_000
-/** Revisions of history kept per organization to validate shared effective sets. */
-const HISTORY = 512
 /** Beyond this many revisions behind, reload instead of reading the events in between. */
 const MAX_CATCH_UP = 1_000
-/** Events read to catch up; more (many events per revision) means reloading, which is always correct. */
 const MAX_CATCH_UP_EVENTS = 20 * MAX_CATCH_UP
 /** How long a view waits for `minRevision` to be committed before refusing. */
 const MIN_REVISION_WAIT = Duration.seconds(2)
+const POLL = Duration.millis(50)
+/** How long a `latest` view behind the database waits for the feed before catching up itself. */
+const FEED_WAIT = Duration.millis(25)
 
 /** Everything needed to decide for some users, at one revision. */
 export interface View {
@@ -49,33 +54,36 @@ export interface View {
   readonly effective: (userId: string) => Effect.Effect<EffectivePermissions, KeyValueError>
 }
 
+export interface ViewRequest {
+  readonly minRevision?: string | undefined
+  readonly consistency?: Consistency | undefined
+}
+
 export interface RevisionCacheShape {
-  /**
-   * The organization for these users at its current revision (or at `minRevision` or later,
-   * waited for briefly, else `revision_not_reached`); none when there is no such organization.
-   */
+  /** The organization for these users, as fresh as asked (see above); none when there is no such organization. */
   readonly view: (
     organizationId: string,
     userIds: ReadonlyArray<string>,
-    minRevision?: string | undefined
+    request?: ViewRequest
   ) => Effect.Effect<Option.Option<View>, Conflict>
+  /** From the feed: every event of one revision of an organization (or `undefined`: not all were seen). */
+  readonly applyRevision: (
+    organizationId: string,
+    revision: bigint,
+    events: ReadonlyArray<RecordedEvent> | undefined
+  ) => void
+  /** From the feed: a user's status changed outside any organization's revisions; load them again. */
+  readonly forgetUser: (userId: string) => void
+  /** From the feed: events may have been lost; every entry catches up from Postgres at its next read. */
+  readonly staleAll: () => void
+  /** The organization's watermark on this node, if it holds it. */
+  readonly watermark: (organizationId: string) => bigint | undefined
 }
 
 export class RevisionCache extends Context.Tag("app/layers/RevisionCache")<RevisionCache, RevisionCacheShape>() {}
 
-interface UserEntry {
-  readonly assignments: Standing["assignments"]
-  readonly loadedAt: number
-  effective?: EffectivePermissions
-}
-
-interface OrgEntry {
-  readonly revision: bigint
-  readonly policy: Policy
-  readonly policyLoadedAt: number
-  readonly users: Map<string, UserEntry>
-  readonly history: ReadonlyArray<Change>
-}
+/** What a view keeps of its entry. */
+type Fixed = Pick<OrgEntry, "revision" | "frozen" | "policy" | "history">
 
 const SharedEffective = Schema.parseJson(
   Schema.Struct({
@@ -96,8 +104,28 @@ export const make = Effect.gen(function* () {
   const reader = yield* PermissionReader
   const outbox = yield* Outbox
   const kv = yield* KeyValueStore
-  const cache = new Map<string, OrgEntry>()
-  const ttl = Duration.toMillis(ENTRY_TTL)
+  /** Policies being loaded, by organization and revision: one load serves every reader at that revision. */
+  const policies = new Map<string, Deferred.Deferred<Policy>>()
+  const entries = new OrgEntries(Duration.toMillis(ENTRY_TTL))
+  const latest = coalesced(reader.revision)
+
+  /** The policy at the snapshot's revision, read once however many readers ask for it at once. */
+  const policyAt = (organizationId: string, revision: bigint) =>
+    Effect.suspend(() => {
+      const key = `${organizationId}@${revision}`
+      const pending = policies.get(key)
+      if (pending !== undefined) return Deferred.await(pending)
+      const deferred = Deferred.unsafeMake<Policy>(FiberId.none)
+      policies.set(key, deferred)
+      return reader.policy(organizationId).pipe(
+        Effect.exit,
+        Effect.tap((exit) => {
+          policies.delete(key)
+          return Deferred.done(deferred, exit)
+        }),
+        Effect.flatten
+      )
+    })
 
   /** What changed between two revisions, from the events in the current snapshot. */
   const changesSince = (organizationId: string, from: bigint, to: bigint) =>
@@ -115,159 +143,192 @@ export const make = Effect.gen(function* () {
       )
     })
 
-  const remember = (organizationId: string, entry: OrgEntry) => {
-    const current = cache.get(organizationId)
-    if (current !== undefined && current.revision > entry.revision) return
-    cache.delete(organizationId)
-    cache.set(organizationId, entry)
-    if (cache.size > MAX_ORGANIZATIONS) cache.delete(cache.keys().next().value!)
-  }
-
-  const usable = (entry: OrgEntry | undefined, now: number) =>
-    entry !== undefined && now - entry.policyLoadedAt <= ttl ? entry : undefined
-
-  /** The entry brought to `revision`: the events since the cached one say what to reload. */
-  const advance = (organizationId: string, cached: OrgEntry | undefined, revision: bigint, now: number) =>
+  /**
+   * Catches the entry up to the database in one snapshot and loads the users: the events since
+   * the entry's revision say which users it keeps and whether its policy holds. Installed unless
+   * the feed moved the entry past the snapshot meanwhile; then this reader alone uses it.
+   */
+  const catchUp = (organizationId: string, userIds: ReadonlyArray<string>, now: number) =>
     Effect.gen(function* () {
-      if (cached !== undefined && cached.revision === revision) return cached
-      const changes =
-        cached !== undefined && cached.revision < revision
-          ? yield* changesSince(organizationId, cached.revision, revision)
-          : undefined
-      let entry: OrgEntry
-      if (cached === undefined || changes === undefined || changes.some((change) => change.all)) {
-        const keepUsers = cached !== undefined && changes !== undefined
-        const users = keepUsers ? new Map(cached.users) : new Map<string, UserEntry>()
-        for (const change of changes ?? []) for (const user of change.users) users.delete(user)
-        entry = {
-          revision,
-          policy: yield* reader.policy(organizationId),
-          policyLoadedAt: now,
-          users,
-          history: [...(keepUsers ? cached.history : []), ...(changes ?? [{ revision, all: true, users: new Set() }])]
-        }
-      } else {
-        const users = new Map(cached.users)
-        for (const change of changes) for (const user of change.users) users.delete(user)
-        entry = { ...cached, revision, users, history: [...cached.history, ...changes] }
+      const read = yield* reader.snapshot(
+        Effect.gen(function* () {
+          const standings = yield* reader.standings(organizationId, userIds)
+          if (Option.isNone(standings)) return undefined
+          const revision = BigInt(standings.value.revision)
+          const found = entries.get(organizationId)
+          const base =
+            found !== undefined && entries.fresh(found, now) && found.revision <= revision ? found : undefined
+          const from = base?.revision
+          const changes =
+            base === undefined || from === undefined
+              ? undefined
+              : from === revision
+                ? []
+                : yield* changesSince(organizationId, from, revision)
+          const policy =
+            base !== undefined && changes !== undefined && !base.stale && !changes.some((change) => change.all)
+              ? base.policy
+              : yield* policyAt(organizationId, revision)
+          return { standings: standings.value, revision, base, changes, policy }
+        })
+      )
+      if (read === undefined) {
+        entries.drop(organizationId)
+        return undefined
       }
-      return entry.history.length > HISTORY ? { ...entry, history: entry.history.slice(-HISTORY) } : entry
+      const { standings, revision, base, changes, policy } = read
+      const current = entries.get(organizationId)
+      if (current !== undefined && current.revision === revision) {
+        entries.addUsers(current, standings, userIds, now)
+        return current
+      }
+      const carry = current !== undefined && current === base && changes !== undefined
+      const entry: OrgEntry = {
+        organizationId,
+        revision,
+        frozen: standings.status === "frozen",
+        policy,
+        loadedAt: carry && policy === current.policy ? current.loadedAt : now,
+        users: carry ? new Map(current.users) : new Map(),
+        history: carry ? [...current.history, ...changes.filter((c) => c.revision > current.revision)] : [],
+        stale: false,
+        followed: carry && current.followed
+      }
+      for (const change of carry ? changes : []) for (const user of change.users) entry.users.delete(user)
+      if (entry.history.length > HISTORY) entry.history = entry.history.slice(-HISTORY)
+      // The feed moved past this snapshot meanwhile: answer from it without installing it.
+      if (current === undefined || current.revision < revision) entries.install(entry)
+      entries.addUsers(entry, standings, userIds, now)
+      return entry
     })
 
   /**
-   * The organization's entry brought to the snapshot's revision, and the given users' entries
-   * loaded at it, all read in one snapshot.
+   * Loads the users at the database's revision, which is at least `atLeast`: one statement when
+   * the entry is at that revision, else a catch-up.
    */
-  const refresh = (organizationId: string, userIds: ReadonlyArray<string>, now: number) =>
-    reader.snapshot(
-      Effect.gen(function* () {
-        const head = yield* reader.head(organizationId, userIds)
-        if (Option.isNone(head)) return Option.none()
-        const entry = yield* advance(
-          organizationId,
-          usable(cache.get(organizationId), now),
-          BigInt(head.value.revision),
-          now
-        )
-        for (const userId of userIds) {
-          const user = entry.users.get(userId)
-          if (user === undefined || now - user.loadedAt > ttl) {
-            entry.users.set(userId, { assignments: yield* reader.assignments(organizationId, userId), loadedAt: now })
-            if (entry.users.size > MAX_USERS_PER_ORGANIZATION) entry.users.delete(entry.users.keys().next().value!)
-          }
+  const load = (organizationId: string, userIds: ReadonlyArray<string>, now: number) =>
+    Effect.gen(function* () {
+      const current = entries.get(organizationId)
+      if (current !== undefined && entries.fresh(current, now)) {
+        const standings = yield* reader.standings(organizationId, userIds)
+        if (Option.isNone(standings)) {
+          entries.drop(organizationId)
+          return undefined
         }
-        remember(organizationId, entry)
-        return Option.some({ head: head.value, entry })
-      })
-    )
+        const entry = entries.get(organizationId)
+        if (entry !== undefined && entry.revision === BigInt(standings.value.revision)) {
+          entries.addUsers(entry, standings.value, userIds, now)
+          return entry
+        }
+      }
+      return yield* catchUp(organizationId, userIds, now)
+    })
+
+  /** At `target` or later: from memory once the watermark is there, else from the database once it is. */
+  const atLeast = (organizationId: string, userIds: ReadonlyArray<string>, target: bigint) =>
+    Effect.gen(function* () {
+      const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(MIN_REVISION_WAIT)
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        const ready = entries.answerable(organizationId, userIds, target, now)
+        if (ready !== undefined) return ready
+        const head = yield* latest(organizationId)
+        if (Option.isNone(head)) return undefined
+        if (BigInt(head.value.revision) >= target) return yield* load(organizationId, userIds, now)
+        if (now >= deadline) {
+          return yield* new Conflict({
+            code: "revision_not_reached",
+            message: `The organization has not reached revision ${target}`
+          })
+        }
+        yield* entries.moved(organizationId, POLL)
+      }
+    })
+
+  /** Every commit before the call: the shared revision read, then memory at that revision or later. */
+  const current = (organizationId: string, userIds: ReadonlyArray<string>) =>
+    Effect.gen(function* () {
+      const head = yield* latest(organizationId)
+      if (Option.isNone(head)) return undefined
+      const target = BigInt(head.value.revision)
+      let now = yield* Clock.currentTimeMillis
+      const ready = entries.answerable(organizationId, userIds, target, now)
+      if (ready !== undefined) return ready
+      const behind = entries.get(organizationId)
+      if (behind?.followed === true && !behind.stale && entries.fresh(behind, now) && behind.revision < target) {
+        // The feed brings a fresh commit's events within milliseconds: cheaper than catching up.
+        yield* entries.moved(organizationId, FEED_WAIT)
+        now = yield* Clock.currentTimeMillis
+        const caughtUp = entries.answerable(organizationId, userIds, target, now)
+        if (caughtUp !== undefined) return caughtUp
+      }
+      return yield* load(organizationId, userIds, now)
+    })
 
   /** The user's effective set at the view's revision: this node's memo, a shared one still valid, or computed. */
   const effectiveIn = spannedGen(
     "RevisionCache.effective",
-    function* (organizationId: string, head: Head, entry: OrgEntry, userId: string) {
-      const standing = standingIn(head, entry, userId)
-      const user = entry.users.get(userId)
-      if (accessOf(head.status === "frozen", standing) !== "ok" || user === undefined) {
-        return { revision: head.revision, ...nothingHeld } satisfies EffectivePermissions
+    function* (organizationId: string, at: Fixed, userId: string, user: UserEntry | undefined) {
+      const revision = at.revision.toString()
+      if (user === undefined || accessOf(at.frozen, user) !== "ok") {
+        return { revision, ...nothingHeld } satisfies EffectivePermissions
       }
       const compute = Effect.map(Clock.currentTimeMillis, (now) => ({
-        revision: head.revision,
-        ...effectiveOf(entry.policy, userId, user.assignments, now)
+        revision,
+        ...effectiveOf(at.policy, userId, user.assignments, now)
       }))
       // Sets with an expiry in them depend on the time; they are computed, never shared.
       if (dependsOnTime(user.assignments)) return yield* compute
-      if (user.effective?.revision === head.revision) return user.effective
-      const latest = cache.get(organizationId)
+      const memo = user.effective
+      if (memo !== undefined && unchangedSince(at.history, at.revision, BigInt(memo.revision), userId)) {
+        return memo.revision === revision ? memo : { ...memo, revision }
+      }
       const shared = Option.flatMap(yield* kv.get(sharedKey(organizationId, userId)), decodeShared)
       let result: EffectivePermissions
-      if (
-        Option.isSome(shared) &&
-        latest !== undefined &&
-        unchangedSince(latest.history, latest.revision, BigInt(shared.value.revision), userId)
-      ) {
-        result = { ...shared.value, revision: head.revision }
+      if (Option.isSome(shared) && unchangedSince(at.history, at.revision, BigInt(shared.value.revision), userId)) {
+        result = { ...shared.value, revision }
       } else {
         result = yield* compute
         yield* kv.set(sharedKey(organizationId, userId), encodeShared(result), ENTRY_TTL)
       }
-      user.effective = result
+      if (user.effective === undefined || BigInt(user.effective.revision) < at.revision) user.effective = result
       return result
     }
   )
 
-  const standingIn = (head: Head, entry: OrgEntry, userId: string): Standing => ({
-    member: head.members.includes(userId),
-    enabled: head.enabled.includes(userId),
-    assignments: entry.users.get(userId)?.assignments ?? []
-  })
-
-  const toView = (organizationId: string, head: Head, entry: OrgEntry): View => ({
-    revision: head.revision,
-    frozen: head.status === "frozen",
-    policy: entry.policy,
-    user: (userId) => standingIn(head, entry, userId),
-    effective: (userId) => effectiveIn(organizationId, head, entry, userId)
-  })
-
-  /** A revision returned by a write is committed before the write answers; a later one is waited for briefly. */
-  const waitFor = (organizationId: string, userIds: ReadonlyArray<string>, revision: bigint) =>
-    Effect.gen(function* () {
-      const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(MIN_REVISION_WAIT)
-      while (true) {
-        yield* Effect.sleep(Duration.millis(50))
-        const head = yield* reader.head(organizationId, userIds)
-        if (Option.isNone(head) || BigInt(head.value.revision) >= revision) return head
-        if ((yield* Clock.currentTimeMillis) >= deadline) {
-          return yield* new Conflict({
-            code: "revision_not_reached",
-            message: `The organization has not reached revision ${revision}`
-          })
-        }
-      }
-    })
+  /** A view fixed when it is made: the entry may move on afterwards, the view does not. */
+  const toView = (organizationId: string, entry: OrgEntry, userIds: ReadonlyArray<string>): View => {
+    const at: Fixed = { revision: entry.revision, frozen: entry.frozen, policy: entry.policy, history: entry.history }
+    const users = new Map<string, UserEntry | undefined>()
+    for (const id of userIds) users.set(id, entry.users.get(id))
+    return {
+      revision: at.revision.toString(),
+      frozen: at.frozen,
+      policy: at.policy,
+      user: (userId) => users.get(userId) ?? stranger,
+      effective: (userId) => effectiveIn(organizationId, at, userId, users.get(userId))
+    }
+  }
 
   return RevisionCache.of({
-    view: spannedGen("RevisionCache.view", function* (organizationId, userIds, minRevision) {
-      const now = yield* Clock.currentTimeMillis
-      let head = yield* reader.head(organizationId, userIds)
-      if (Option.isSome(head) && minRevision !== undefined && BigInt(head.value.revision) < BigInt(minRevision)) {
-        head = yield* waitFor(organizationId, userIds, BigInt(minRevision))
+    view: spannedGen("RevisionCache.view", function* (organizationId, userIds, request) {
+      const minRevision = request?.minRevision
+      let entry: OrgEntry | undefined
+      if (minRevision !== undefined) {
+        entry = yield* atLeast(organizationId, userIds, BigInt(minRevision))
+      } else if (request?.consistency === "cached") {
+        const now = yield* Clock.currentTimeMillis
+        entry = entries.answerable(organizationId, userIds, 0n, now) ?? (yield* load(organizationId, userIds, now))
+      } else {
+        entry = yield* current(organizationId, userIds)
       }
-      if (Option.isNone(head)) return Option.none()
-      const cached = usable(cache.get(organizationId), now)
-      if (
-        cached !== undefined &&
-        cached.revision === BigInt(head.value.revision) &&
-        userIds.every((id) => {
-          const user = cached.users.get(id)
-          return user !== undefined && now - user.loadedAt <= ttl
-        })
-      ) {
-        return Option.some(toView(organizationId, head.value, cached))
-      }
-      const refreshed = yield* refresh(organizationId, userIds, now)
-      return Option.map(refreshed, ({ head, entry }) => toView(organizationId, head, entry))
-    })
+      return entry === undefined ? Option.none() : Option.some(toView(organizationId, entry, userIds))
+    }),
+
+    applyRevision: (organizationId, revision, events) => entries.apply(organizationId, revision, events),
+    forgetUser: (userId) => entries.forgetUser(userId),
+    staleAll: () => entries.staleAll(),
+    watermark: (organizationId) => entries.get(organizationId)?.revision
   })
 })
 
