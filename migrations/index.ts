@@ -6,6 +6,7 @@ import rbacRuntime from "./0004_rbac_runtime.ts"
 import builtinPermissions from "./0005_builtin_permissions.ts"
 import accountDeletion from "./0006_account_deletion.ts"
 import emailNfc from "./0007_email_nfc.ts"
+import outboxNotify from "./0008_outbox_notify.ts"
 
 export const migrations = {
   "0001_core": core,
@@ -14,5 +15,6 @@ export const migrations = {
   "0004_rbac_runtime": rbacRuntime,
   "0005_builtin_permissions": builtinPermissions,
   "0006_account_deletion": accountDeletion,
-  "0007_email_nfc": emailNfc
+  "0007_email_nfc": emailNfc,
+  "0008_outbox_notify": outboxNotify
 }

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Redacted } from "effect"
+import { Effect, Fiber, Redacted, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { migrations } from "../migrations/index.ts"
 import { BUILT_IN_PERMISSIONS } from "../src/domain/Catalog.ts"
@@ -69,11 +69,12 @@ describe("migrations", () => {
       "4_rbac_runtime",
       "5_builtin_permissions",
       "6_account_deletion",
-      "7_email_nfc"
+      "7_email_nfc",
+      "8_outbox_notify"
     ])
     expect(result.second).toEqual([])
     expect(result.afterSecond).toEqual(result.afterFirst)
-    expect(result.recorded).toEqual([1, 2, 3, 4, 5, 6, 7].map((migrationId) => ({ migrationId })))
+    expect(result.recorded).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((migrationId) => ({ migrationId })))
     const tables = new Set(result.afterFirst.map((column) => column.tableName))
     expect([...tables]).toEqual(
       expect.arrayContaining(["users", "organizations", "memberships", "outbox", "audit_log"])
@@ -86,6 +87,39 @@ describe("migrations", () => {
         a.key < b.key ? -1 : a.key > b.key ? 1 : 0
       )
     )
+  })
+})
+
+describe("outbox notifications", () => {
+  const migrated = migratedDatabase()
+
+  it("notify outbox_committed when rows are committed, not before, and not for a rolled-back change", async () => {
+    const received = await Effect.gen(function* () {
+      const pg = yield* PgClient.PgClient
+      const sql = yield* SqlClient.SqlClient
+      const heard: Array<string> = []
+      const listening = yield* Effect.fork(
+        pg.listen("outbox_committed").pipe(Stream.runForEach((payload) => Effect.sync(() => heard.push(payload))))
+      )
+      // LISTEN is issued on the fiber's own connection: give it time to be in place.
+      yield* Effect.sleep("300 millis")
+      const insert = sql`INSERT INTO outbox (event_type, payload) VALUES ('test.event', '{}')`
+      const inTransaction = yield* sql.withTransaction(
+        Effect.zipRight(insert, Effect.sync(() => heard.length))
+      )
+      yield* sql.withTransaction(Effect.zipRight(insert, Effect.fail("roll back"))).pipe(Effect.ignore)
+      yield* Effect.sleep("300 millis")
+      const afterRollback = heard.length
+      yield* insert
+      while (heard.length < 2) yield* Effect.sleep("20 millis")
+      yield* Fiber.interrupt(listening)
+      return { inTransaction, afterRollback, total: heard.length }
+    }).pipe(
+      Effect.timeout("20 seconds"),
+      Effect.provide(PgClient.layer({ url: Redacted.make(migrated.database.url) })),
+      Effect.runPromise
+    )
+    expect(received).toEqual({ inTransaction: 0, afterRollback: 1, total: 2 })
   })
 })
 

@@ -53,3 +53,59 @@ export const coalesced = <K, A, E>(read: (key: K) => Effect.Effect<A, E>): ((key
       return Effect.zipRight(Effect.forkDaemon(run), Deferred.await(deferred))
     })
 }
+
+/**
+ * Batched reads: the keys asked for while a batch waits to start are read together by `readMany`
+ * (which answers in the order of the keys it is given), so concurrent requests cost one round
+ * trip between them. A batch starts after each of its callers asked, and only when the previous
+ * batch is done. A failure of the batch fails each of its callers.
+ */
+export const batched = <K, A, E>(
+  readMany: (keys: ReadonlyArray<K>) => Effect.Effect<ReadonlyArray<A>, E>
+): ((key: K) => Effect.Effect<A, E>) => {
+  let waiting: Array<{ readonly key: K; readonly deferred: Deferred.Deferred<A, E> }> | undefined
+  let running: Deferred.Deferred<void> | undefined
+
+  const run = (batch: NonNullable<typeof waiting>, done: Deferred.Deferred<void>) =>
+    Effect.suspend(() => {
+      waiting = undefined
+      running = done
+      return Effect.exit(readMany(batch.map((item) => item.key))).pipe(
+        Effect.flatMap((exit) =>
+          Effect.forEach(
+            batch,
+            (item, i) =>
+              Deferred.done(
+                item.deferred,
+                Exit.map(exit, (values) => values[i]!)
+              ),
+            { discard: true }
+          )
+        ),
+        Effect.ensuring(
+          Effect.suspend(() => {
+            if (running === done) running = undefined
+            return Deferred.done(done, Exit.void)
+          })
+        )
+      )
+    })
+
+  return (key) =>
+    Effect.suspend(() => {
+      const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
+      if (waiting !== undefined) {
+        waiting.push({ key, deferred })
+        return Deferred.await(deferred)
+      }
+      const batch = [{ key, deferred }]
+      waiting = batch
+      const done = Deferred.unsafeMake<void>(FiberId.none)
+      const ahead = running
+      const start =
+        ahead === undefined
+          ? Effect.zipRight(Effect.yieldNow(), run(batch, done))
+          : Effect.zipRight(Deferred.await(ahead), run(batch, done))
+      return Effect.zipRight(Effect.forkDaemon(start), Deferred.await(deferred))
+    })
+}

@@ -189,13 +189,13 @@ export const Settings = {
     Config.validate({ message: "must be a positive number of entries", validation: (n) => n > 0 }),
     Config.withDefault(100_000)
   ),
-  /** How often the relay looks for events committed on other nodes (this node's commits wake it at once). */
+  /** The relay's safety poll: commits wake it at once (this node's directly, others' through LISTEN/NOTIFY). */
   outboxPollInterval: Config.duration("OUTBOX_POLL_INTERVAL").pipe(
     Config.validate({
       message: "must be between 10 milliseconds and 10 seconds",
       validation: (d) => Duration.between(d, { minimum: Duration.millis(10), maximum: Duration.seconds(10) })
     }),
-    Config.withDefault(Duration.millis(150))
+    Config.withDefault(Duration.seconds(2))
   ),
   /** Live sockets one user may hold on one node. */
   maxSocketsPerUser: Config.integer("MAX_SOCKETS_PER_USER").pipe(

@@ -13,6 +13,8 @@ export class KeyValueError extends Data.TaggedError("KeyValueError")<{
 
 export interface KeyValueStoreShape {
   readonly get: (key: string) => Effect.Effect<Option.Option<string>, KeyValueError>
+  /** Several values in one round trip, in the order of the keys. */
+  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<string>>, KeyValueError>
   readonly set: (key: string, value: string, ttl: Duration.DurationInput) => Effect.Effect<void, KeyValueError>
   /** Sets only when the key is absent; true when it was set. */
   readonly setIfAbsent: (

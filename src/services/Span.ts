@@ -4,6 +4,11 @@ import type { YieldWrap } from "effect/Utils"
 /** The tracer Effect runs with when none is installed: it keeps spans for nobody. */
 const builtInTracer = Effect.runSync(Effect.tracer)
 
+/** Whether a tracer that exports spans is installed (OpenTelemetry, or a test's recorder). */
+export const exportsSpans: Effect.Effect<boolean> = Effect.tracerWith((tracer) =>
+  Effect.succeed(tracer !== builtInTracer)
+)
+
 /**
  * `effect` in a span `name` when a tracer that exports spans is installed (OpenTelemetry, or a
  * test's recorder); as it is otherwise.

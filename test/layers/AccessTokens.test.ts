@@ -138,6 +138,8 @@ describe("AccessTokens", () => {
       Effect.gen(function* () {
         const tokens = yield* AccessTokens
         const { token } = yield* tokens.issue({ userId: "user-1", sessionId: "session-1" })
+        // Verified first, so it is in the cache of verified tokens: a variant must not hit it.
+        yield* tokens.verify(token)
         const [header, , signature] = token.split(".")
         yield* rejected(`${header}.${b64({ ...decodeJwt(token), sub: "admin" })}.${signature}`)
       })
@@ -147,6 +149,7 @@ describe("AccessTokens", () => {
       Effect.gen(function* () {
         const tokens = yield* AccessTokens
         const { token } = yield* tokens.issue({ userId: "user-1", sessionId: "session-1" })
+        yield* tokens.verify(token)
         const [header, payload, signature] = token.split(".") as [string, string, string]
         // A middle character: every bit of it is signature data (the last one carries padding bits).
         const flipped = signature[10] === "A" ? "B" : "A"

@@ -40,6 +40,7 @@ const storeThat = (answer: () => Effect.Effect<never, KeyValueError>) =>
     KeyValueStore,
     KeyValueStore.of({
       get: answer,
+      getMany: answer,
       set: answer,
       setIfAbsent: answer,
       consume: answer,
@@ -61,6 +62,7 @@ const StoreHanging = Layer.effect(
     KeyValueStore.of({
       ...inner,
       get: (key) => (hang.armed ? Effect.never : inner.get(key)),
+      getMany: (keys) => (hang.armed ? Effect.never : inner.getMany(keys)),
       set: (key, value, ttl) => (hang.armed ? Effect.never : inner.set(key, value, ttl))
     })
   )
@@ -105,6 +107,7 @@ const RedisSwitch = Layer.merge(
       KeyValueStore.of({
         ...inner,
         get: (key) => (redis.down ? redisDown("get") : inner.get(key)),
+        getMany: (keys) => (redis.down ? redisDown("getMany") : inner.getMany(keys)),
         set: (key, value, ttl) => (redis.down ? redisDown("set") : inner.set(key, value, ttl))
       })
     )

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import { Duration, Effect, Layer, Option } from "effect"
 import { spannedGen } from "../../services/Span.ts"
 import { errors, importJWK, type JWTPayload, jwtVerify, SignJWT } from "jose"
@@ -6,6 +7,10 @@ import { Keys } from "../../services/Keys.ts"
 import { Settings } from "../Settings.ts"
 
 const TYPE = "at+jwt"
+/** Verified tokens kept (about 200 bytes each). */
+const MAX_VERIFIED = 100_000
+
+type Claims = { readonly userId: string; readonly sessionId: string; readonly expiresAt: number }
 const CLOCK_TOLERANCE_SECONDS = 5
 
 /**
@@ -32,6 +37,18 @@ export const make = Effect.gen(function* () {
     )
   )
   const signing = imported[0]!
+  /**
+   * Tokens verified before, by the SHA-256 of the token, until their `exp` (jose's clock tolerance
+   * is not extended to them): a token seen again costs a hash and a lookup, not an Ed25519
+   * verification. At most MAX_VERIFIED, the oldest forgotten first. Revocation is checked apart,
+   * on every request (Revocations).
+   */
+  const verified = new Map<string, Claims>()
+  const remember = (key: string, result: Claims) => {
+    if (Date.now() >= result.expiresAt * 1000) return
+    verified.set(key, result)
+    if (verified.size > MAX_VERIFIED) verified.delete(verified.keys().next().value!)
+  }
   const byKid = new Map(imported.map((key) => [key.kid, key.publicKey]))
 
   return AccessTokens.of({
@@ -53,6 +70,12 @@ export const make = Effect.gen(function* () {
       return { token, expiresIn: ttlSeconds }
     }),
     verify: spannedGen("AccessTokens.verify", function* (token) {
+      const key = createHash("sha256").update(token).digest("base64")
+      const known = verified.get(key)
+      if (known !== undefined) {
+        if (Date.now() < known.expiresAt * 1000) return known
+        verified.delete(key)
+      }
       const { payload } = yield* Effect.tryPromise({
         try: () =>
           jwtVerify(
@@ -73,12 +96,14 @@ export const make = Effect.gen(function* () {
           ),
         catch: (error) => new InvalidAccessToken({ reason: error instanceof Error ? error.name : "invalid" })
       })
-      return yield* claims(payload)
+      const result = yield* claims(payload)
+      remember(key, result)
+      return result
     })
   })
 })
 
-const claims = (payload: JWTPayload) =>
+const claims = (payload: JWTPayload): Effect.Effect<Claims, InvalidAccessToken> =>
   typeof payload.sub === "string" && typeof payload.sid === "string" && typeof payload.exp === "number"
     ? Effect.succeed({ userId: payload.sub, sessionId: payload.sid, expiresAt: payload.exp })
     : Effect.fail(new InvalidAccessToken({ reason: "claims" }))

@@ -7,6 +7,7 @@ import { EventPayloads } from "../../services/Events.ts"
 import { KeyValueError, KeyValueStore } from "../../services/KeyValueStore.ts"
 import { OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../../services/Outbox.ts"
 import { Revocations } from "../../services/Revocations.ts"
+import { batched } from "../Coalesce.ts"
 import { Sessions } from "../../services/Sessions.ts"
 
 const REVOKED = "sessions.revoked"
@@ -155,9 +156,19 @@ export const make = Effect.gen(function* () {
         )
       )
 
+  /** Markers asked for together are read together (one MGET for a burst of requests). */
+  const marker = batched((sessionIds: ReadonlyArray<string>) =>
+    kv.getMany(sessionIds.map(markerKey)).pipe(
+      Effect.timeoutFail({
+        duration: STORE_WAIT,
+        onTimeout: () => new KeyValueError({ operation: "getMany", cause: "timed out" })
+      })
+    )
+  )
+
   /** The marker; Postgres when the store fails or does not answer in time. */
   const markedInStore = (sessionId: string) =>
-    kv.get(markerKey(sessionId)).pipe(
+    marker(sessionId).pipe(
       Effect.timeoutFail({
         duration: STORE_WAIT,
         onTimeout: () => new KeyValueError({ operation: "get", cause: "timed out" })

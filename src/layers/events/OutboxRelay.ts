@@ -1,6 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
-import { Cause, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Cause, Duration, Effect, Exit, Layer, Option, Schema, Stream } from "effect"
 import { EventStream, EventStreamError } from "../../services/EventStream.ts"
 import { OutboxEventJson, PERMISSION_EVENTS_STREAM } from "../../services/Outbox.ts"
 import { Settings } from "../Settings.ts"
@@ -15,6 +16,8 @@ export interface RelayOptions {
   /** Rows claimed per transaction. */
   readonly batchSize?: number
   readonly pruneEvery?: Duration.DurationInput
+  /** Wake on Postgres notifications of commits by any node (needs `PgClient`). */
+  readonly listen?: boolean
 }
 
 const PUBLISH_TIMEOUT = Duration.seconds(5)
@@ -183,6 +186,22 @@ export const make = (options: RelayOptions) =>
     }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("outbox relay: pruning old events failed", cause)))
 
     yield* Effect.forkScoped(relay)
+    if (options.listen === true) {
+      // Commits anywhere wake this relay (migration 0008); the poll is only a safety net. A lost
+      // LISTEN connection is opened again, and each (re)start wakes the relay once for what was
+      // committed meanwhile.
+      const pg = yield* PgClient.PgClient
+      yield* Effect.forkScoped(
+        Effect.zipRight(
+          wakeup.wake,
+          pg.listen("outbox_committed").pipe(Stream.runForEach(() => wakeup.wake))
+        ).pipe(
+          Effect.catchAllCause((cause) => Effect.logWarning("outbox relay: LISTEN lost; polling until it is back", cause)),
+          Effect.zipRight(Effect.sleep("1 second")),
+          Effect.forever
+        )
+      )
+    }
     yield* Effect.forkScoped(
       Effect.forever(Effect.zipRight(Effect.sleep(options.pruneEvery ?? Duration.hours(1)), prune))
     )
@@ -197,12 +216,14 @@ export const OutboxRelay = Layer.unwrapEffect(
     const maxLength = yield* Settings.eventStreamMaxLength
     const retention = yield* Settings.eventRetention
     const pollInterval = yield* Settings.outboxPollInterval
-    // On the embedded single node every commit wakes the relay itself; polling is only a safety net.
+    // Commits wake the relay: this node's through the outbox, other nodes' (and the admin command's)
+    // through LISTEN/NOTIFY; on the embedded single node its own. Polling is only a safety net.
     const embedded = Option.isNone(yield* Settings.databaseUrl)
     return layer({
       maxLength,
       retention,
-      pollInterval: embedded ? Duration.max(pollInterval, Duration.seconds(5)) : pollInterval
+      pollInterval: embedded ? Duration.max(pollInterval, Duration.seconds(5)) : pollInterval,
+      listen: !embedded
     })
   })
 )

@@ -6,11 +6,13 @@
 
 import { createServer, type Server } from "node:http"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { RpcServer } from "@effect/rpc"
 import { Duration, Effect, Layer, Scope } from "effect"
 import { servedApi } from "../../rpc/Api.ts"
 import { Rpcs } from "../../rpc/Rpcs.ts"
+import { exportsSpans } from "../../services/Span.ts"
 import { Settings } from "../Settings.ts"
 import { AdminHandlers, AuditHandlers } from "./AdminHandlers.ts"
 import { AuthenticationLive, AuthHandlers, RpcAuthenticationLive } from "./AuthHandlers.ts"
@@ -116,7 +118,10 @@ export const HttpServerLive = Layer.unwrapEffect(
     const timeout = yield* Settings.shutdownTimeout
     const served = (yield* Settings.docsEnabled) ? "REST, /rpc, /docs, /openapi.json" : "REST, /rpc, /openapi.json"
     const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 })
+    // The platform's per-request span (URL parse, header redaction, a span) only when spans are exported.
+    const tracing = yield* exportsSpans
     const serve = HttpLayerRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
+      HttpMiddleware.withTracerDisabledWhen(() => !tracing),
       Layer.provide(NodeHttpServer.layer(() => server, { port, host }))
     )
     // Built after the server, so released before it: drain first, then the platform's close is a no-op.

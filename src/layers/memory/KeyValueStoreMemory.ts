@@ -34,6 +34,9 @@ export const make = Effect.gen(function* () {
 
   return KeyValueStore.of({
     get: spanned("KeyValueStore.get", (key) => withNow((now) => Option.fromNullable(live(key, now)?.value))),
+    getMany: spanned("KeyValueStore.getMany", (keys) =>
+      withNow((now) => keys.map((key) => Option.fromNullable(live(key, now)?.value)))
+    ),
     set: spanned("KeyValueStore.set", (key, value, ttl) => withNow((now) => put(key, value, ttl, now))),
     setIfAbsent: spanned("KeyValueStore.setIfAbsent", (key, value, ttl) =>
       withNow((now) => {

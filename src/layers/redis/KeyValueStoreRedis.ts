@@ -35,6 +35,11 @@ export const make = Effect.gen(function* () {
     get: spanned("KeyValueStore.get", (name) =>
       run("get", (c) => c.get(key(name))).pipe(Effect.map(Option.fromNullable))
     ),
+    getMany: spanned("KeyValueStore.getMany", (names) =>
+      names.length === 0
+        ? Effect.succeed([])
+        : run("getMany", (c) => c.mget(...names.map(key))).pipe(Effect.map((values) => values.map(Option.fromNullable)))
+    ),
     set: spanned("KeyValueStore.set", (name, value, ttl) =>
       run("set", (c) => c.set(key(name), value, "PX", ms(ttl))).pipe(Effect.asVoid)
     ),
