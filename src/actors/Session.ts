@@ -1,12 +1,23 @@
 /**
- * One live session's state and the small operations on it that its actor (SessionActor.ts) is
- * built from: sending, closing, waking, the `hello` frame and adopting a snapshot.
+ * One live session's state, and the synchronous operations on it: sending, closing, the `hello`
+ * frame, adopting a set, and taking a change the fan-out (FanOut.ts) computed for it. Its actor
+ * (SessionActor.ts) is the only one that runs effects for it; the fan-out hands it a ready result
+ * without waking it. An idle session is this record, its socket and its index entries: its
+ * mailbox and its fiber exist only while it has something to do.
  */
-import type { Clock, Fiber, Queue } from "effect"
+import type { Clock, Fiber } from "effect"
 import * as EffectiveSet from "../domain/EffectiveSet.ts"
-import { encodeServerMessage, type RevokedReason, type ServerMessage } from "../rpc/LiveProtocol.ts"
+import {
+  CloseCode,
+  encodeServerMessage,
+  LiveLimits,
+  type RevokedReason,
+  type ServerMessage
+} from "../rpc/LiveProtocol.ts"
 import type { PermissionStoreShape, SessionSnapshot } from "../services/PermissionStore.ts"
 import type { TicketClaims } from "../services/Realtime.ts"
+import type { SessionsShape } from "../services/Sessions.ts"
+import type { RunFork } from "./Deadlines.ts"
 import type { Registry, SessionHandle } from "./SessionRegistry.ts"
 
 /** The socket as the actor sees it; the transport (uWebSockets.js) implements it. */
@@ -18,32 +29,24 @@ export interface LiveSocket {
   readonly close: (code: number, reason: string) => void
 }
 
-export type Inbound =
-  | { readonly _tag: "Frame"; readonly text: string }
-  | { readonly _tag: "Binary" }
-  | { readonly _tag: "Wake" }
-  | { readonly _tag: "Drain" }
+export type Inbound = { readonly _tag: "Frame"; readonly text: string } | { readonly _tag: "Binary" }
 
-/** One session's state. Only its actor's fiber changes it, but for `signals`, which its handle sets. */
-export interface Session {
-  readonly claims: TicketClaims
-  readonly socket: LiveSocket
-  readonly mailbox: Queue.Queue<Inbound>
+/** What every actor of a node shares. */
+export interface ActorEnv {
   readonly store: PermissionStoreShape
   readonly registry: Registry
+  readonly sessions: SessionsShape
   readonly clock: Clock.Clock
-  readonly handle: SessionHandle
-  /** The set the client holds, and the roles it depends on (the registry indexes it by them). */
-  held: EffectiveSet.EffectiveSet
-  roleIds: ReadonlyArray<string>
-  /** Set by the handle; one `Wake` in the mailbox at a time carries them to the actor. */
-  readonly signals: { refresh: boolean; wake: boolean; revoke: RevokedReason | undefined }
-  /** When it last recomputed, and whether a wake-up for the end of the interval is on its way. */
-  readonly pacing: { last: number; timer: boolean }
-  /** While the client is behind: the timer that closes it if it stays so. */
-  stuck: Fiber.RuntimeFiber<void> | undefined
-  /** Client messages: the rate limiter's state, and how many were dropped. */
-  readonly rate: { tat: number | undefined; dropped: number }
+  readonly runFork: RunFork
+  /** Starts the session's actor fiber unless it is running (SessionActor.ts). */
+  readonly schedule: (session: Session) => void
+}
+
+/** A user's standing at one revision, ready to hand to each of their sessions. */
+export interface Loaded {
+  readonly revoked: RevokedReason | undefined
+  readonly set: EffectiveSet.EffectiveSet
+  readonly roleIds: ReadonlyArray<string>
 }
 
 export const revokedBy: Record<SessionSnapshot["access"], RevokedReason | undefined> = {
@@ -54,15 +57,91 @@ export const revokedBy: Record<SessionSnapshot["access"], RevokedReason | undefi
   no_organization: "organization_deleted"
 }
 
+export class Session implements SessionHandle {
+  readonly sessionId: string
+  readonly userId: string
+  readonly organizationId: string
+  /** The set the client holds (shared with every session holding the same), and the roles it depends on. */
+  held: EffectiveSet.EffectiveSet = EffectiveSet.empty
+  roleIds: ReadonlyArray<string> = []
+  /** Client frames waiting for the actor; created on demand. */
+  inbox: Array<Inbound> | undefined = undefined
+  /** Whether the actor's fiber is running, and that fiber (to interrupt it when the socket closes). */
+  busy = false
+  fiber: Fiber.RuntimeFiber<void> | undefined = undefined
+  /** Said `hello`; ended (revoked, closed, or refused). */
+  opened = false
+  ended = false
+  /** Set by the router; the actor acts on it next. */
+  revoking: RevokedReason | undefined = undefined
+  /** The client fell behind (no diffs sent meanwhile); it drained its buffer since. */
+  stuck = false
+  drained = false
+  /** Client messages: the rate limiter's state, and how many were dropped. */
+  tat: number | undefined = undefined
+  dropped = 0
+
+  constructor(
+    readonly connectionId: number,
+    readonly claims: TicketClaims,
+    readonly socket: LiveSocket,
+    readonly env: ActorEnv,
+    /** The revision the client last saw (`?revision=`), so the first snapshot is at least that. */
+    readonly resumeAt: string | undefined
+  ) {
+    this.sessionId = claims.sessionId
+    this.userId = claims.userId
+    this.organizationId = claims.organizationId
+  }
+
+  /** Recompute the permission set: the fan-out loads it once for all of this user's sessions here. */
+  refresh() {
+    this.env.registry.fanOut.request(this)
+  }
+
+  revoke(reason: RevokedReason) {
+    if (this.ended) return
+    this.revoking ??= reason
+    this.env.schedule(this)
+  }
+
+  /**
+   * A change the fan-out loaded for this session's user: adopted at once, and its frame (computed
+   * once for every session holding the same set) sent, unless the client is behind. Never goes
+   * back a revision.
+   */
+  take(next: Loaded, frameFor: (before: EffectiveSet.EffectiveSet) => string | undefined) {
+    // Before its `hello` the actor's own load decides (and catches up with what was routed meanwhile).
+    if (!this.opened || this.ended || this.revoking !== undefined) return
+    if (next.revoked !== undefined) return this.revoke(next.revoked)
+    if (next.set.revision < this.held.revision || next.set === this.held) return
+    const before = this.held
+    adopt(this, next)
+    const frame = frameFor(before)
+    if (frame !== undefined) push(this, frame)
+  }
+}
+
 export const send = ({ socket }: Session, message: ServerMessage) =>
   socket.isOpen() ? socket.send(encodeServerMessage(message)) : undefined
 export const close = ({ socket }: Session, code: number, reason: string) =>
   socket.isOpen() ? socket.close(code, reason) : undefined
 
-export const wake = (session: Session) => {
-  if (session.signals.wake) return
-  session.signals.wake = true
-  session.mailbox.unsafeOffer({ _tag: "Wake" })
+export const tooSlow = (session: Session) => close(session, CloseCode.tooSlow, "client too slow")
+
+/** Sends a frame of the set unless the client is behind; falls behind, or is closed, when its buffer is full. */
+export const push = (session: Session, frame: string) => {
+  const { socket, env } = session
+  if (session.stuck || !socket.isOpen()) return
+  const buffered = socket.bufferedAmount()
+  if (buffered > LiveLimits.hardBufferBytes) return tooSlow(session)
+  if (buffered > LiveLimits.softBufferBytes) {
+    session.stuck = true
+    env.registry.stuckUntil(session, env.clock.unsafeCurrentTimeMillis() + LiveLimits.stuckMs)
+    return
+  }
+  env.registry.counters.pushes += 1
+  socket.send(frame)
 }
 
 export const hello = ({ claims, held }: Session): ServerMessage => {
@@ -71,10 +150,8 @@ export const hello = ({ claims, held }: Session): ServerMessage => {
 }
 
 /** Takes `next` as the held set, re-indexing the session if the roles it depends on changed. */
-export const adopt = (session: Session, next: SessionSnapshot, set = EffectiveSet.fromSnapshot(next)) => {
-  if (next.roleIds.join("\n") !== session.roleIds.join("\n")) {
-    session.registry.setRoles(session.handle, next.roleIds)
-    session.roleIds = next.roleIds
-  }
-  session.held = set
+export const adopt = (session: Session, next: Loaded) => {
+  session.env.registry.setRoles(session, next.roleIds)
+  session.roleIds = next.roleIds
+  session.held = next.set
 }

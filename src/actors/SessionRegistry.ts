@@ -3,8 +3,11 @@
  * role, so an event reaches only the actors it affects without a scan of all sessions. Entries are
  * added when an actor starts and removed in its finalizer; an index entry never outlives its actor.
  */
-import { Context, Deferred, Effect, Exit, FiberId, Layer } from "effect"
+import { type Clock, Context, Deferred, Effect, Exit, FiberId, FiberSet, Layer } from "effect"
 import type { RevokedReason } from "../rpc/LiveProtocol.ts"
+import { Deadlines, type RunFork } from "./Deadlines.ts"
+import { FanOut } from "./FanOut.ts"
+import { type Session, tooSlow } from "./Session.ts"
 
 /** What the router can ask of a live session's actor. Both are cheap and idempotent. */
 export interface SessionHandle {
@@ -33,14 +36,51 @@ const remove = <K, V>(index: Map<K, Set<V>>, key: K, value: V) => {
 
 const none: ReadonlySet<SessionHandle> = new Set()
 
+const memberKey = (userId: string, organizationId: string) => `${organizationId}\u0000${userId}`
+
 export class Registry {
   private readonly sessions = new Map<string, Set<SessionHandle>>()
   private readonly users = new Map<string, Set<SessionHandle>>()
+  private readonly members = new Map<string, Set<SessionHandle>>()
   private readonly organizations = new Map<string, Set<SessionHandle>>()
   private readonly roles = new Map<string, Set<SessionHandle>>()
-  private readonly roleIds = new Map<SessionHandle, ReadonlySet<string>>()
+  private readonly roleIds = new Map<SessionHandle, ReadonlyArray<string>>()
 
   private readonly revisions = new Map<string, bigint>()
+
+  /** Loads changed sets once per user and hands them to the sessions (FanOut.ts). */
+  readonly fanOut: FanOut
+  /** Sessions ending at their absolute expiry, and clients behind for too long: one timer wheel each. */
+  private readonly expiries: Deadlines<Session>
+  private readonly stuck: Deadlines<Session>
+
+  constructor(
+    readonly runFork: RunFork = Effect.runFork,
+    readonly clock: Clock.Clock = Effect.runSync(Effect.clock)
+  ) {
+    this.fanOut = new FanOut(this, clock, runFork)
+    this.expiries = new Deadlines(100, clock, runFork, (session) => session.revoke("session_expired"))
+    this.stuck = new Deadlines(100, clock, runFork, tooSlow)
+  }
+
+  /** The session ends at `at` at the latest. */
+  expireAt(session: Session, at: number) {
+    this.expiries.add(session, at - 100)
+  }
+
+  /** A client behind since now is closed at `at` unless it drains first (`caughtUp`). */
+  stuckUntil(session: Session, at: number) {
+    this.stuck.add(session, at)
+  }
+
+  caughtUp(session: Session) {
+    this.stuck.remove(session)
+  }
+
+  /** Sessions waiting on a timer (expiry or a slow client): zero once every session has gone. */
+  get timers() {
+    return this.expiries.size + this.stuck.size
+  }
 
   /** The newest revision this node's router has routed for an organization (set by the router). */
   noteRevision(organizationId: string, revision: bigint) {
@@ -94,6 +134,9 @@ export class Registry {
     })
   }
 
+  /** Actors whose fiber is running now (an idle session has none). */
+  actorsRunning = 0
+
   /** Counters for /metrics and the benchmarks. */
   readonly counters = {
     recomputations: 0,
@@ -115,28 +158,30 @@ export class Registry {
    */
   get indexEntries() {
     let total = 0
-    for (const index of [this.sessions, this.users, this.organizations, this.roles]) {
+    for (const index of [this.sessions, this.users, this.members, this.organizations, this.roles]) {
       for (const set of index.values()) total += set.size
     }
     return total
   }
 
-  register(handle: SessionHandle, roleIds: Iterable<string>) {
+  register(handle: SessionHandle, roleIds: ReadonlyArray<string>) {
     add(this.sessions, handle.sessionId, handle)
     add(this.users, handle.userId, handle)
+    add(this.members, memberKey(handle.userId, handle.organizationId), handle)
     add(this.organizations, handle.organizationId, handle)
-    this.roleIds.set(handle, new Set())
+    this.roleIds.set(handle, [])
     this.setRoles(handle, roleIds)
   }
 
-  /** Re-indexes the session under the roles its permissions now depend on. */
-  setRoles(handle: SessionHandle, roleIds: Iterable<string>) {
+  /** Re-indexes the session under the roles its permissions now depend on (the list is kept, not copied). */
+  setRoles(handle: SessionHandle, roleIds: ReadonlyArray<string>) {
     const before = this.roleIds.get(handle)
-    if (before === undefined) return
-    const after = new Set(roleIds)
-    for (const role of before) if (!after.has(role)) remove(this.roles, role, handle)
-    for (const role of after) if (!before.has(role)) add(this.roles, role, handle)
-    this.roleIds.set(handle, after)
+    if (before === undefined || before === roleIds) return
+    const was = new Set(before)
+    const now = new Set(roleIds)
+    for (const role of was) if (!now.has(role)) remove(this.roles, role, handle)
+    for (const role of now) if (!was.has(role)) add(this.roles, role, handle)
+    this.roleIds.set(handle, roleIds)
   }
 
   unregister(handle: SessionHandle) {
@@ -145,8 +190,11 @@ export class Registry {
     for (const role of roleIds) remove(this.roles, role, handle)
     remove(this.sessions, handle.sessionId, handle)
     remove(this.users, handle.userId, handle)
+    remove(this.members, memberKey(handle.userId, handle.organizationId), handle)
     remove(this.organizations, handle.organizationId, handle)
     this.roleIds.delete(handle)
+    this.expiries.remove(handle as Session)
+    this.stuck.remove(handle as Session)
   }
 
   bySession(sessionId: string): ReadonlySet<SessionHandle> {
@@ -167,7 +215,8 @@ export class Registry {
 
   /** The user's sessions in one organization. */
   byUserIn(userId: string, organizationId: string): ReadonlyArray<SessionHandle> {
-    return [...this.byUser(userId)].filter((handle) => handle.organizationId === organizationId)
+    const found = this.members.get(memberKey(userId, organizationId))
+    return found === undefined ? [] : [...found]
   }
 
   organizationIds(): ReadonlyArray<string> {
@@ -180,5 +229,12 @@ export class Registry {
 }
 
 export class SessionRegistry extends Context.Tag("app/SessionRegistry")<SessionRegistry, Registry>() {
-  static readonly layer = Layer.sync(SessionRegistry, () => new Registry())
+  /** The registry, its timers and fan-out running in the layer's scope. */
+  static readonly layer = Layer.scoped(
+    SessionRegistry,
+    Effect.gen(function* () {
+      const runFork = yield* FiberSet.makeRuntime<never>()
+      return new Registry(runFork, yield* Effect.clock)
+    })
+  )
 }

@@ -104,6 +104,12 @@ export interface PermissionStoreShape {
     userId: string,
     minRevision?: string | undefined
   ) => Effect.Effect<SessionSnapshot, ServiceUnavailable | Conflict>
+  /** The live-session state of several users of one organization, all at one revision, in order. */
+  readonly sessions: (
+    organizationId: string,
+    userIds: ReadonlyArray<string>,
+    minRevision?: string | undefined
+  ) => Effect.Effect<ReadonlyArray<SessionSnapshot>, ServiceUnavailable | Conflict>
 }
 
 export class PermissionStore extends Context.Tag("app/PermissionStore")<PermissionStore, PermissionStoreShape>() {}

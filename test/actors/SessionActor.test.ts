@@ -1,143 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Fiber, Layer, Queue, TestClock } from "effect"
-import type { LiveSocket } from "../../src/actors/SessionActor.ts"
-import { makeMailbox, offerFrame, runSessionActor } from "../../src/actors/SessionActor.ts"
-import { type Registry, SessionRegistry } from "../../src/actors/SessionRegistry.ts"
-import { Conflict } from "../../src/rpc/Errors.ts"
+import { Deferred, Duration, Effect, TestClock } from "effect"
+import { drained, socketClosed } from "../../src/actors/SessionActor.ts"
+import { SessionRegistry } from "../../src/actors/SessionRegistry.ts"
 import { LiveLimits } from "../../src/rpc/LiveProtocol.ts"
-import { PermissionStore, type SessionSnapshot } from "../../src/services/PermissionStore.ts"
-import { Sessions } from "../../src/services/Sessions.ts"
-
-/** The actor's limits, as the tests use them. */
-const Limits = {
-  mailbox: LiveLimits.mailbox,
-  burst: LiveLimits.burst,
-  floodClose: LiveLimits.floodClose,
-  softBuffer: LiveLimits.softBufferBytes,
-  hardBuffer: LiveLimits.hardBufferBytes,
-  stuckFor: Duration.millis(LiveLimits.stuckMs),
-  recomputeEvery: Duration.millis(LiveLimits.recomputeEveryMs)
-}
-
-const claims = {
-  userId: "u1",
-  sessionId: "s1",
-  organizationId: "o1",
-  sessionExpiresAt: Date.now() + 3_600_000
-}
-
-const snapshot = (
-  revision: number,
-  permissions: Array<string>,
-  extra: Partial<SessionSnapshot> = {}
-): SessionSnapshot => ({
-  access: "ok",
-  revision: String(revision),
-  permissions,
-  scoped: {},
-  scopedDenied: {},
-  roles: ["member"],
-  roleIds: ["r1"],
-  ...extra
-})
-
-/** A socket that records what is sent, with a send buffer the test sets. */
-const fakeSocket = () => {
-  const sent: Array<Record<string, unknown>> = []
-  const state = { open: true, buffered: 0, closedWith: undefined as number | undefined }
-  const socket: LiveSocket = {
-    isOpen: () => state.open,
-    send: (text) => {
-      sent.push(JSON.parse(text))
-    },
-    bufferedAmount: () => state.buffered,
-    close: (code) => {
-      state.open = false
-      state.closedWith = code
-    }
-  }
-  return { socket, sent, state }
-}
-
-/**
- * A permission store whose answers the test sets, counting the loads; `gate` can hold loads back.
- * Like the real one, it refuses a revision the organization has not reached.
- */
-const fakeStore = (initial: SessionSnapshot) => {
-  const current = {
-    value: initial,
-    loads: 0,
-    gate: undefined as Deferred.Deferred<void> | undefined,
-    /** Why the sign-in session ended, once it has. */
-    ended: undefined as string | undefined
-  }
-  const unused = () => Effect.die("unused")
-  const sessions = Layer.succeed(
-    Sessions,
-    Sessions.of({
-      hasEnded: () => Effect.sync(() => current.ended !== undefined),
-      revokedAmong: (ids) =>
-        Effect.sync(() => (current.ended === undefined ? [] : ids.map((id) => ({ id, reason: current.ended! })))),
-      start: unused,
-      rotate: unused,
-      list: unused,
-      revoke: unused,
-      revokeAll: unused,
-      absoluteExpiry: unused,
-      revokedWithin: unused
-    })
-  )
-  const permissionStore = Layer.succeed(
-    PermissionStore,
-    PermissionStore.of({
-      session: (_organizationId, _userId, minRevision) =>
-        Effect.gen(function* () {
-          current.loads += 1
-          if (current.gate !== undefined) yield* Deferred.await(current.gate)
-          if (minRevision !== undefined && BigInt(minRevision) > BigInt(current.value.revision)) {
-            return yield* new Conflict({ code: "revision_not_reached", message: `not at ${minRevision}` })
-          }
-          return current.value
-        }),
-      check: ({ permission }) =>
-        Effect.succeed({
-          member: true,
-          allowed: current.value.permissions.includes(permission),
-          reason: "test",
-          revision: current.value.revision
-        }),
-      checkMany: () => Effect.die("unused"),
-      explain: () => Effect.die("unused"),
-      effective: () => Effect.die("unused")
-    })
-  )
-  return { current, layer: Layer.merge(permissionStore, sessions) }
-}
-
-/** Lets every forked fiber run until it waits (no clock involved). */
-const settle = Effect.gen(function* () {
-  for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
-})
-
-const start = (initial: SessionSnapshot, resumeAt?: string) =>
-  Effect.gen(function* () {
-    const { socket, sent, state } = fakeSocket()
-    const store = fakeStore(initial)
-    const registry = yield* SessionRegistry
-    const mailbox = yield* makeMailbox
-    const fiber = yield* Effect.fork(
-      runSessionActor({ connectionId: 1, socket, claims, mailbox, resumeAt }).pipe(Effect.provide(store.layer))
-    )
-    // Let it load and register.
-    yield* settle
-    const handle = () => [...registry.bySession("s1")][0]!
-    return { socket, sent, state, store, registry: registry as Registry, mailbox, fiber, handle }
-  })
-
-/** The end of the current recomputation interval: a change held back until then is applied. */
-const nextInterval = TestClock.adjust(LiveLimits.recomputeEveryMs).pipe(Effect.zipRight(settle))
-
-const RegistryLive = SessionRegistry.layer
+import {
+  claims,
+  fakeStore,
+  Limits,
+  nextInterval,
+  open,
+  RegistryLive,
+  settle,
+  snapshot,
+  start
+} from "../support/LiveActors.ts"
 
 describe("SessionActor", () => {
   it.effect("says hello, pushes a diff only when something changed, and never goes back a revision", () =>
@@ -161,7 +37,7 @@ describe("SessionActor", () => {
       actor.handle().refresh()
       yield* nextInterval
       expect(actor.sent).toHaveLength(2)
-      offerFrame(actor.mailbox, { _tag: "Frame", text: JSON.stringify({ type: "await", id: "a", revision: "5" }) })
+      actor.receive(JSON.stringify({ type: "await", id: "a", revision: "5" }))
       yield* settle
       expect(actor.sent[2]).toEqual({ type: "awaited", id: "a", revision: "5" })
 
@@ -170,7 +46,7 @@ describe("SessionActor", () => {
       actor.handle().refresh()
       yield* nextInterval
       expect(actor.sent).toHaveLength(3)
-      yield* Fiber.interrupt(actor.fiber)
+      yield* actor.close
     }).pipe(Effect.provide(RegistryLive))
   )
 
@@ -205,7 +81,7 @@ describe("SessionActor", () => {
       actor.handle().refresh()
       yield* settle
       expect(loads()).toBe(3)
-      yield* Fiber.interrupt(actor.fiber)
+      yield* actor.close
     }).pipe(Effect.provide(RegistryLive))
   )
 
@@ -236,7 +112,7 @@ describe("SessionActor", () => {
         scopedDeniedAdded: { "project/3": ["docs:read"] },
         scopedDeniedRemoved: { "project/2": ["docs:read"] }
       })
-      yield* Fiber.interrupt(actor.fiber)
+      yield* actor.close
     }).pipe(Effect.provide(RegistryLive))
   )
 
@@ -247,7 +123,7 @@ describe("SessionActor", () => {
       actor.handle().refresh()
       yield* settle
       expect(actor.sent[1]).toEqual({ type: "permissions", revision: "2", added: [], removed: [], roles: ["reader"] })
-      yield* Fiber.interrupt(actor.fiber)
+      yield* actor.close
     }).pipe(Effect.provide(RegistryLive))
   )
 
@@ -268,7 +144,7 @@ describe("SessionActor", () => {
       actor.handle().refresh()
       yield* nextInterval
       expect(actor.sent[2]).toEqual({ type: "permissions", revision: "3", added: [], removed: ["docs:read"] })
-      yield* Fiber.interrupt(actor.fiber)
+      yield* actor.close
     }).pipe(Effect.provide(RegistryLive))
   )
 
@@ -276,14 +152,11 @@ describe("SessionActor", () => {
     "refuses to open with revoked, before any hello, a sign-in session that ended before the socket opened (S47)",
     () =>
       Effect.gen(function* () {
-        const { socket, sent, state } = fakeSocket()
         const store = fakeStore(snapshot(1, ["org:read"]))
         store.current.ended = "logout"
         const registry = yield* SessionRegistry
-        const mailbox = yield* makeMailbox
-        yield* runSessionActor({ connectionId: 1, socket, claims, mailbox, resumeAt: undefined }).pipe(
-          Effect.provide(store.layer)
-        )
+        const { sent, state } = yield* open(store)
+        yield* settle
         expect(sent).toEqual([{ type: "revoked", reason: "logout" }])
         expect(state.closedWith).toBe(4001)
         expect(registry.size).toBe(0)
@@ -294,23 +167,17 @@ describe("SessionActor", () => {
     "is registered while it decides: a revocation routed during its first load closes it, never a hello (S47)",
     () =>
       Effect.gen(function* () {
-        const { socket, sent, state } = fakeSocket()
         const store = fakeStore(snapshot(1, ["org:read"]))
         store.current.gate = yield* Deferred.make<void>()
         const registry = yield* SessionRegistry
-        const mailbox = yield* makeMailbox
-        const fiber = yield* Effect.fork(
-          runSessionActor({ connectionId: 1, socket, claims, mailbox, resumeAt: undefined }).pipe(
-            Effect.provide(store.layer)
-          )
-        )
+        const { sent, state } = yield* open(store)
         yield* settle
         // The load is held back; the member is removed meanwhile and the router finds the session.
         const handles = [...registry.bySession("s1")]
         expect(handles).toHaveLength(1)
         handles[0]!.revoke("member_removed")
         yield* Deferred.succeed(store.current.gate, undefined)
-        yield* Fiber.join(fiber)
+        yield* settle
         expect(sent).toEqual([{ type: "revoked", reason: "member_removed" }])
         expect(state.closedWith).toBe(4001)
         expect(registry.size).toBe(0)
@@ -346,7 +213,7 @@ describe("SessionActor", () => {
         }
       }
       expect([...held].sort()).toEqual(["docs:read", "docs:write"])
-      yield* Fiber.interrupt(actor.fiber)
+      yield* actor.close
     }).pipe(Effect.provide(RegistryLive))
   )
 
@@ -361,7 +228,7 @@ describe("SessionActor", () => {
       }
       expect(actor.sent.filter((frame) => frame.type === "permissions")).toHaveLength(0)
       actor.state.buffered = 0
-      actor.mailbox.unsafeOffer({ _tag: "Drain" })
+      drained(actor.session)
       yield* settle
       expect(actor.sent.at(-1)).toMatchObject({ type: "hello", revision: "50", permissions: ["k50:read"] })
       expect(actor.state.open).toBe(true)
@@ -373,7 +240,7 @@ describe("SessionActor", () => {
       actor.handle().refresh()
       yield* nextInterval
       expect(actor.sent.at(-1)).toEqual({ type: "permissions", revision: "51", added: [], removed: ["k50:read"] })
-      yield* Fiber.interrupt(actor.fiber)
+      yield* actor.close
     }).pipe(Effect.provide(RegistryLive))
   )
 
@@ -383,7 +250,7 @@ describe("SessionActor", () => {
       actor.state.buffered = Limits.hardBuffer + 1
       actor.store.current.value = snapshot(2, ["docs:read"])
       actor.handle().refresh()
-      yield* Fiber.join(actor.fiber)
+      yield* settle
       expect(actor.state.closedWith).toBe(4002)
       expect(actor.registry.size).toBe(0)
     }).pipe(Effect.provide(RegistryLive))
@@ -411,7 +278,7 @@ describe("SessionActor", () => {
       const actor = yield* start(snapshot(1, ["org:read"]))
       expect(actor.registry.size).toBe(1)
       actor.handle().revoke("logout")
-      yield* Fiber.join(actor.fiber)
+      yield* settle
       expect(actor.sent.at(-1)).toEqual({ type: "revoked", reason: "logout" })
       expect(actor.state.closedWith).toBe(4001)
       expect(actor.registry.size).toBe(0)
@@ -424,11 +291,11 @@ describe("SessionActor", () => {
       const actor = yield* start(snapshot(1, ["org:read"]))
       actor.store.current.value = snapshot(2, [], { access: "not_member" })
       actor.handle().refresh()
-      yield* Fiber.join(actor.fiber)
+      yield* settle
       expect(actor.sent.at(-1)).toEqual({ type: "revoked", reason: "member_removed" })
 
       const frozen = yield* start(snapshot(3, [], { access: "frozen" }))
-      yield* Fiber.join(frozen.fiber)
+      yield* settle
       expect(frozen.sent).toEqual([{ type: "revoked", reason: "organization_frozen" }])
       expect(frozen.registry.size).toBe(0)
     }).pipe(Effect.provide(RegistryLive))
@@ -439,7 +306,7 @@ describe("SessionActor", () => {
       const actor = yield* start(snapshot(1, ["org:read"]))
       const now = yield* TestClock.currentTimeMillis
       yield* TestClock.adjust(claims.sessionExpiresAt - now)
-      yield* Fiber.join(actor.fiber)
+      yield* settle
       expect(actor.sent.at(-1)).toEqual({ type: "revoked", reason: "session_expired" })
       expect(actor.state.closedWith).toBe(4001)
     }).pipe(Effect.provide(RegistryLive))
@@ -454,19 +321,19 @@ describe("SessionActor", () => {
       // A resume the organization has reached starts there as before.
       const resumed = yield* start(snapshot(7, ["org:read"]), "7")
       expect(resumed.sent[0]).toMatchObject({ type: "hello", revision: "7" })
-      yield* Fiber.interrupt(actor.fiber)
-      yield* Fiber.interrupt(resumed.fiber)
+      yield* actor.close
+      yield* resumed.close
     }).pipe(Effect.provide(RegistryLive))
   )
 
   it.effect("answers an await for a revision never reached with revision_not_reached, and stays open", () =>
     Effect.gen(function* () {
       const actor = yield* start(snapshot(2, []))
-      offerFrame(actor.mailbox, { _tag: "Frame", text: JSON.stringify({ type: "await", id: "w", revision: "99" }) })
+      actor.receive(JSON.stringify({ type: "await", id: "w", revision: "99" }))
       yield* settle
       expect(actor.sent.at(-1)).toMatchObject({ type: "error", code: "revision_not_reached", id: "w" })
       expect(actor.state.open).toBe(true)
-      yield* Fiber.interrupt(actor.fiber)
+      yield* actor.close
     }).pipe(Effect.provide(RegistryLive))
   )
 
@@ -477,10 +344,10 @@ describe("SessionActor", () => {
       // stops the client is the message rate, not the mailbox.
       let refused = 0
       for (let i = 0; i < Limits.floodClose + Limits.burst + 50; i++) {
-        if (!offerFrame(actor.mailbox, { _tag: "Frame", text: '{"type":"ping"}' })) refused += 1
+        if (!actor.receive('{"type":"ping"}')) refused += 1
         if (i % 50 === 49) yield* settle
       }
-      yield* Fiber.join(actor.fiber)
+      yield* settle
       expect(refused).toBe(0)
       // No time passed (TestClock): exactly the burst was answered, then every message was dropped
       // with rate_limited until the last drop closed the socket.
@@ -493,7 +360,7 @@ describe("SessionActor", () => {
   it.effect("refills the message budget at the sustained rate (TestClock)", () =>
     Effect.gen(function* () {
       const actor = yield* start(snapshot(1, []))
-      const ping = () => offerFrame(actor.mailbox, { _tag: "Frame", text: '{"type":"ping"}' })
+      const ping = () => actor.receive('{"type":"ping"}')
       for (let i = 0; i < Limits.burst + 1; i++) ping()
       yield* settle
       expect(actor.sent.filter((frame) => frame.type === "pong")).toHaveLength(Limits.burst)
@@ -507,7 +374,7 @@ describe("SessionActor", () => {
       )
       expect(actor.sent.filter((frame) => frame.code === "rate_limited")).toHaveLength(2)
       expect(actor.state.open).toBe(true)
-      yield* Fiber.interrupt(actor.fiber)
+      yield* actor.close
     }).pipe(Effect.provide(RegistryLive))
   )
 
@@ -517,41 +384,41 @@ describe("SessionActor", () => {
       Effect.gen(function* () {
         const registry = yield* SessionRegistry
         const store = fakeStore(snapshot(1, ["org:read"]))
-        const fibers = yield* Effect.forEach(
+        const actors = yield* Effect.forEach(
           Array.from({ length: 10_000 }, (_, i) => i),
-          (i) =>
-            Effect.gen(function* () {
-              const { socket } = fakeSocket()
-              const mailbox = yield* makeMailbox
-              return yield* Effect.fork(
-                runSessionActor({
-                  connectionId: i,
-                  socket,
-                  claims: { ...claims, sessionId: `s${i}`, userId: `u${i % 100}` },
-                  mailbox,
-                  resumeAt: undefined
-                }).pipe(Effect.provide(store.layer))
-              )
-            })
+          (i) => open(store, { connectionId: i, claims: { ...claims, sessionId: `s${i}`, userId: `u${i % 100}` } })
         )
         // Bounded by turns, not by time: each turn lets every started actor run until it waits.
-        for (let turn = 0; turn < 1_000 && registry.size < 10_000; turn++) yield* Effect.yieldNow()
+        for (let turn = 0; turn < 1_000 && registry.counters.opened < 10_000; turn++) yield* Effect.yieldNow()
         expect(registry.size).toBe(10_000)
-        yield* Fiber.interruptAll(fibers)
+        expect(registry.counters.opened).toBe(10_000)
+        // Open and idle: no fiber left running, one expiry each on the timer wheel.
+        expect(registry.actorsRunning).toBe(0)
+        expect(registry.timers).toBe(10_000)
+        for (const actor of actors) socketClosed(actor.session)
+        expect(registry.timers).toBe(0)
         expect(registry.size).toBe(0)
         expect(registry.indexEntries).toBe(0)
       }).pipe(Effect.provide(RegistryLive)),
     120_000
   )
 
-  it.effect("drops client frames beyond the mailbox but never the actor's own signals", () =>
+  it.effect("drops client frames beyond the mailbox, but a revocation still gets through", () =>
     Effect.gen(function* () {
-      const mailbox = yield* makeMailbox
+      const store = fakeStore(snapshot(1, ["org:read"]))
+      store.current.gate = yield* Deferred.make<void>()
+      const registry = yield* SessionRegistry
+      // The actor is busy opening (its load held back), so the frames wait in its mailbox.
+      const actor = yield* open(store)
+      yield* settle
       let accepted = 0
-      for (let i = 0; i < Limits.mailbox + 10; i++) if (offerFrame(mailbox, { _tag: "Frame", text: "{}" })) accepted++
+      for (let i = 0; i < Limits.mailbox + 10; i++) if (actor.receive('{"type":"ping"}')) accepted++
       expect(accepted).toBe(Limits.mailbox)
-      expect(mailbox.unsafeOffer({ _tag: "Wake" })).toBe(true)
-      expect(yield* Queue.size(mailbox)).toBe(Limits.mailbox + 1)
-    })
+      for (const handle of registry.bySession("s1")) handle.revoke("logout")
+      yield* Deferred.succeed(store.current.gate, undefined)
+      yield* settle
+      expect(actor.sent).toEqual([{ type: "revoked", reason: "logout" }])
+      expect(registry.size).toBe(0)
+    }).pipe(Effect.provide(RegistryLive))
   )
 })

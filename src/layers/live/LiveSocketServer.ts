@@ -3,8 +3,8 @@
  *
  * The upgrade refuses, before any socket opens: an Origin not exactly on ALLOWED_ORIGINS (403), a
  * missing, expired or used ticket (401), a user at the socket cap of this node (429). Each opened
- * socket gets one SessionActor fiber (src/actors/SessionActor.ts), kept in a FiberMap by connection
- * id: closing the socket interrupts it, which unregisters it. Frames larger than 16 KiB close the
+ * socket gets one session actor (src/actors/SessionActor.ts), whose fiber runs only while it has
+ * something to do: closing the socket unregisters it and interrupts that fiber. Frames larger than 16 KiB close the
  * connection (1009; beyond 64 KiB it is cut); idle connections are pinged and closed. The limits
  * and refusals are the protocol's (`LiveLimits`, `UpgradeRefusal` in src/rpc/LiveProtocol.ts). On
  * shutdown, and only then, every socket is closed with 1001. `GET /metrics` on the same port
@@ -15,13 +15,20 @@
 
 import type * as Uws from "uWebSockets.js"
 import { createHash, timingSafeEqual } from "node:crypto"
-import { Data, Effect, FiberMap, FiberSet, Layer, Option, type Queue, Redacted, Runtime } from "effect"
-import { type Inbound, makeMailbox, offerFrame, rateLimitedFrame, runSessionActor } from "../../actors/SessionActor.ts"
+import { Data, Effect, FiberSet, Layer, Option, Redacted } from "effect"
+import {
+  drained,
+  type Inbound,
+  makeActorEnv,
+  rateLimitedFrame,
+  receive,
+  type Session,
+  socketClosed,
+  startSession
+} from "../../actors/SessionActor.ts"
 import { SessionRegistry } from "../../actors/SessionRegistry.ts"
 import { CloseCode, LiveLimits, MAX_FRAME_BYTES, UpgradeRefusal } from "../../rpc/LiveProtocol.ts"
-import type { PermissionStore } from "../../services/PermissionStore.ts"
 import { Realtime, type TicketClaims } from "../../services/Realtime.ts"
-import type { Sessions } from "../../services/Sessions.ts"
 import { Settings } from "../Settings.ts"
 import { loadUws } from "./Uws.ts"
 
@@ -32,7 +39,7 @@ interface Connection {
   readonly claims: TicketClaims
   readonly resumeAt: string | undefined
   closed: boolean
-  mailbox: Queue.Queue<Inbound> | undefined
+  session: Session | undefined
 }
 
 const REVISION = /^\d{1,30}$/
@@ -87,11 +94,8 @@ export const make = Effect.gen(function* () {
   const registry = yield* SessionRegistry
   const sockets = new Set<Uws.WebSocket<Connection>>()
   const upgrading = new Map<string, number>()
-  const fibers = yield* FiberMap.make<number>()
-  const runActor = yield* FiberMap.runtime(fibers)<PermissionStore | SessionRegistry | Sessions>()
   const runPromise = yield* FiberSet.makeRuntimePromise<never>()
-  const runFork = yield* FiberSet.makeRuntime<never>()
-  const runSync = Runtime.runSync(yield* Effect.runtime<never>())
+  const env = yield* makeActorEnv(yield* FiberSet.makeRuntime<never>())
   let nextId = 0
 
   const refuse = (res: Uws.HttpResponse, refusal: keyof typeof UpgradeRefusal) =>
@@ -146,7 +150,7 @@ export const make = Effect.gen(function* () {
             claims,
             resumeAt: REVISION.test(revision) ? revision : undefined,
             closed: false,
-            mailbox: undefined
+            session: undefined
           }
           res.cork(() => res.upgrade<Connection>(connection, key, protocol, extensions, context))
         },
@@ -161,38 +165,25 @@ export const make = Effect.gen(function* () {
       const pending = (upgrading.get(connection.claims.userId) ?? 1) - 1
       if (pending > 0) upgrading.set(connection.claims.userId, pending)
       else upgrading.delete(connection.claims.userId)
-      const mailbox = runSync(makeMailbox)
-      connection.mailbox = mailbox
-      runActor(
-        connection.id,
-        runSessionActor({
-          connectionId: connection.id,
-          socket: {
-            isOpen: () => !connection.closed,
-            send: (text) => {
-              if (!connection.closed) ws.send(text, false)
-            },
-            bufferedAmount: () => (connection.closed ? 0 : ws.getBufferedAmount()),
-            close: (code, reason) => {
-              if (!connection.closed) ws.end(code, reason)
-            }
+      connection.session = startSession(env, {
+        connectionId: connection.id,
+        socket: {
+          isOpen: () => !connection.closed,
+          send: (text) => {
+            if (!connection.closed) ws.send(text, false)
           },
-          claims: connection.claims,
-          mailbox,
-          resumeAt: connection.resumeAt
-        }).pipe(
-          Effect.catchAllCause((cause) => Effect.logError("live: session actor failed", cause)),
-          Effect.ensuring(
-            Effect.sync(() => {
-              if (!connection.closed) ws.end(CloseCode.internalError, "session ended")
-            })
-          )
-        )
-      )
+          bufferedAmount: () => (connection.closed ? 0 : ws.getBufferedAmount()),
+          close: (code, reason) => {
+            if (!connection.closed) ws.end(code, reason)
+          }
+        },
+        claims: connection.claims,
+        resumeAt: connection.resumeAt
+      })
     },
     message: (ws, data, isBinary) => {
-      const { mailbox } = ws.getUserData()
-      if (mailbox === undefined) return
+      const { session } = ws.getUserData()
+      if (session === undefined) return
       if (data.byteLength > MAX_FRAME_BYTES) {
         ws.end(CloseCode.tooBig, "frame too large")
         return
@@ -201,18 +192,19 @@ export const make = Effect.gen(function* () {
       const inbound: Inbound = isBinary
         ? { _tag: "Binary" }
         : { _tag: "Frame", text: Buffer.from(data).toString("utf8") }
-      if (!offerFrame(mailbox, inbound)) {
+      if (!receive(session, inbound)) {
         ws.send(rateLimitedFrame)
       }
     },
     drain: (ws) => {
-      ws.getUserData().mailbox?.unsafeOffer({ _tag: "Drain" })
+      const { session } = ws.getUserData()
+      if (session !== undefined) drained(session)
     },
     close: (ws) => {
       const connection = ws.getUserData()
       connection.closed = true
       sockets.delete(ws)
-      runFork(FiberMap.remove(fibers, connection.id))
+      if (connection.session !== undefined) socketClosed(connection.session)
     }
   })
 
@@ -234,7 +226,11 @@ export const make = Effect.gen(function* () {
       "# TYPE live_sockets gauge",
       `live_sockets ${sockets.size}`,
       "# TYPE live_actor_fibers gauge",
-      `live_actor_fibers ${runSync(FiberMap.size(fibers))}`,
+      `live_actor_fibers ${registry.actorsRunning}`,
+      "# TYPE live_timers gauge",
+      `live_timers ${registry.timers}`,
+      "# TYPE live_shared_sets gauge",
+      `live_shared_sets ${registry.fanOut.interned.size}`,
       "# TYPE live_index_entries gauge",
       `live_index_entries ${registry.indexEntries}`,
       ...Object.entries(counters).flatMap(([name, value]) => [

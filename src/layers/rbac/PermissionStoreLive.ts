@@ -65,6 +65,28 @@ export const make = Effect.gen(function* () {
   const viewNow = (organizationId: string, userIds: ReadonlyArray<string>, minRevision?: string) =>
     cache.view(organizationId, userIds, { minRevision }).pipe(Effect.catchTag("Conflict", Effect.die))
 
+  const sessions = spannedGen(
+    "PermissionStore.sessions",
+    function* (organizationId: string, userIds: ReadonlyArray<string>, minRevision?: string) {
+      const found = yield* cache.view(organizationId, userIds, { minRevision })
+      if (Option.isNone(found)) {
+        const none: SessionSnapshot = { access: "no_organization", ...noEffective, roles: [], roleIds: [] }
+        return userIds.map(() => none)
+      }
+      const v = found.value
+      const now = yield* Clock.currentTimeMillis
+      return yield* Effect.forEach(userIds, (userId) => {
+        const standing = v.user(userId)
+        const { roles, roleIds } = rolesHeld(v.policy, standing.assignments, now)
+        return Effect.map(
+          v.effective(userId),
+          (effective): SessionSnapshot => ({ access: accessOf(v.frozen, standing), ...effective, roles, roleIds })
+        )
+      })
+    },
+    failClosed
+  )
+
   return PermissionStore.of({
     check: spannedGen(
       "PermissionStore.check",
@@ -126,21 +148,10 @@ export const make = Effect.gen(function* () {
       failClosed
     ),
 
-    session: spannedGen(
-      "PermissionStore.session",
-      function* (organizationId, userId, minRevision) {
-        const found = yield* cache.view(organizationId, [userId], { minRevision })
-        if (Option.isNone(found)) {
-          return { access: "no_organization", ...noEffective, roles: [], roleIds: [] } satisfies SessionSnapshot
-        }
-        const v = found.value
-        const standing = v.user(userId)
-        const { roles, roleIds } = rolesHeld(v.policy, standing.assignments, yield* Clock.currentTimeMillis)
-        const effective = yield* v.effective(userId)
-        return { access: accessOf(v.frozen, standing), ...effective, roles, roleIds } satisfies SessionSnapshot
-      },
-      failClosed
-    )
+    session: (organizationId, userId, minRevision) =>
+      Effect.map(sessions(organizationId, [userId], minRevision), (found) => found[0]!),
+
+    sessions
   })
 })
 
