@@ -196,6 +196,26 @@ describe("Revocations (layers on Postgres)", () => {
       })
     )
 
+    it.scoped("Sessions.hasEnded asked by many at once (read together): each gets its own session's answer", () =>
+      Effect.gen(function* () {
+        const sessions = yield* Sessions
+        const live = yield* Effect.all(Array.from({ length: 20 }, () => startSession))
+        const ended = yield* Effect.all(Array.from({ length: 20 }, () => startSession))
+        for (const { userId, sessionId } of ended) yield* endInPostgresOnly(userId, sessionId)
+        const asked = [
+          ...live.map((s) => ({ id: s.sessionId, ended: false })),
+          ...ended.map((s) => ({ id: s.sessionId, ended: true })),
+          { id: randomUUID(), ended: true },
+          { id: "not-a-session-id", ended: true }
+        ]
+        const answers = yield* Effect.all(
+          asked.map(({ id }) => sessions.hasEnded(id)),
+          { concurrency: "unbounded" }
+        )
+        expect(answers).toEqual(asked.map((a) => a.ended))
+      })
+    )
+
     it.scoped("refuses a revoked session as long as its access tokens live, plus a minute, then forgets it", () =>
       Effect.gen(function* () {
         const a = yield* clusterNode

@@ -1,7 +1,8 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Duration, Effect, Layer, Option, type ParseResult, Schema } from "effect"
-import { spannedGen } from "../../services/Span.ts"
+import { spanned, spannedGen } from "../../services/Span.ts"
+import { batched } from "../Coalesce.ts"
 import { event } from "../../services/Events.ts"
 import { Outbox } from "../../services/Outbox.ts"
 import { type RevokedSession, Rotation, SessionStoreError, Sessions } from "../../services/Sessions.ts"
@@ -10,6 +11,7 @@ import { Settings } from "../Settings.ts"
 
 const Id = Schema.Struct({ id: Schema.String })
 const Ids = Schema.Array(Schema.String)
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const Revoked = Schema.Struct({ id: Schema.String, revokedReason: Schema.NullOr(Schema.String) })
 const toRevoked = (row: typeof Revoked.Type): RevokedSession => ({ id: row.id, reason: row.revokedReason ?? "revoked" })
 
@@ -147,10 +149,28 @@ export const make = Effect.gen(function* () {
     execute: (sessionId) => sql`SELECT absolute_expires_at FROM sessions WHERE id = ${sessionId} AND revoked_at IS NULL`
   })
 
-  const revokedAt = SqlSchema.findOne({
-    Request: Schema.String,
-    Result: Schema.Struct({ revoked: Schema.Boolean }),
-    execute: (sessionId) => sql`SELECT revoked_at IS NOT NULL AS revoked FROM sessions WHERE id = ${sessionId}`
+
+  const standingOf = SqlSchema.findAll({
+    Request: Ids,
+    Result: Schema.Struct({ id: Schema.String, revoked: Schema.Boolean }),
+    execute: (ids) => sql`SELECT id, revoked_at IS NOT NULL AS revoked FROM sessions WHERE id = ANY(${ids}::uuid[])`
+  })
+
+  /**
+   * Whether each session ended (revoked, or never existed), for everyone asking at once in one
+   * statement: a reconnect storm of thousands of live sessions, or a burst of requests the
+   * revocation guard sends to Postgres, reads once per batch. A caller never joins a read already
+   * under way (Coalesce.ts), so the answer is never older than the question.
+   */
+  const endedAmong = batched((ids: ReadonlyArray<string>) => {
+    const wellFormed = ids.filter((id) => UUID.test(id))
+    return Effect.map(
+      wellFormed.length === 0 ? Effect.succeed([]) : readFailure("hasEnded")(standingOf(wellFormed)),
+      (rows) => {
+        const live = new Set(rows.filter((row) => !row.revoked).map((row) => row.id))
+        return ids.map((id) => !live.has(id))
+      }
+    )
   })
 
   const revokedAmong = SqlSchema.findAll({
@@ -235,10 +255,7 @@ export const make = Effect.gen(function* () {
       return Option.map(row, (r) => r.absoluteExpiresAt)
     }),
 
-    hasEnded: spannedGen("Sessions.hasEnded", function* (sessionId) {
-      const row = yield* readFailure("hasEnded")(revokedAt(sessionId))
-      return Option.match(row, { onNone: () => true, onSome: (r) => r.revoked })
-    }),
+    hasEnded: spanned("Sessions.hasEnded", endedAmong),
 
     revokedAmong: spannedGen("Sessions.revokedAmong", function* (sessionIds) {
       if (sessionIds.length === 0) return []
