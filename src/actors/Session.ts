@@ -122,8 +122,8 @@ export class Session implements SessionHandle {
   }
 }
 
-export const send = ({ socket }: Session, message: ServerMessage) =>
-  socket.isOpen() ? socket.send(encodeServerMessage(message)) : undefined
+export const send = (session: Session, message: ServerMessage) => sendText(session, encodeServerMessage(message))
+export const sendText = ({ socket }: Session, text: string) => (socket.isOpen() ? socket.send(text) : undefined)
 export const close = ({ socket }: Session, code: number, reason: string) =>
   socket.isOpen() ? socket.close(code, reason) : undefined
 
@@ -144,9 +144,19 @@ export const push = (session: Session, frame: string) => {
   socket.send(frame)
 }
 
-export const hello = ({ claims, held }: Session): ServerMessage => {
+/** The set's part of a `hello`, encoded once per shared set. */
+const encodedSets = new WeakMap<EffectiveSet.EffectiveSet, string>()
+
+/** The `hello` frame: the session's ids, then its set as the wire carries it (encoded once per set). */
+export const hello = ({ claims, held }: Session): string => {
+  let encoded = encodedSets.get(held)
+  if (encoded === undefined) {
+    encoded = JSON.stringify(EffectiveSet.toSnapshot(held)).slice(1)
+    encodedSets.set(held, encoded)
+  }
   const { sessionId, userId, organizationId } = claims
-  return { type: "hello", sessionId, userId, organizationId, ...EffectiveSet.toSnapshot(held) }
+  const ids = JSON.stringify({ type: "hello", sessionId, userId, organizationId })
+  return `${ids.slice(0, -1)},${encoded}`
 }
 
 /** Takes `next` as the held set, re-indexing the session if the roles it depends on changed. */

@@ -33,7 +33,7 @@ import { Sessions, type SessionsShape } from "../services/Sessions.ts"
 import { spannedGen } from "../services/Span.ts"
 import type { RunFork } from "./Deadlines.ts"
 import { revokedReasonFor } from "./LiveRouter.ts"
-import { type ActorEnv, adopt, close, hello, type Inbound, type LiveSocket, send, Session } from "./Session.ts"
+import { type ActorEnv, adopt, close, hello, type Inbound, type LiveSocket, Session, send, sendText } from "./Session.ts"
 import { SessionRegistry } from "./SessionRegistry.ts"
 
 export type { Inbound, LiveSocket } from "./Session.ts"
@@ -94,7 +94,7 @@ const resync = spannedGen("SessionActor.resync", function* (session: Session) {
   // Still `stuck` while loading, so that the fan-out sent no diff the client could not apply.
   session.stuck = false
   env.registry.counters.snapshots += 1
-  if (session.revoking === undefined) send(session, hello(session))
+  if (session.revoking === undefined) sendText(session, hello(session))
 })
 
 /**
@@ -217,7 +217,7 @@ const open = spannedGen("SessionActor.open", function* (session: Session) {
   registry.counters.opened += 1
   registry.counters.snapshots += 1
   session.opened = true
-  send(session, hello(session))
+  sendText(session, hello(session))
   registry.expireAt(session, session.claims.sessionExpiresAt)
   return true
 })
