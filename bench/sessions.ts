@@ -23,10 +23,12 @@
  */
 import { availableParallelism, totalmem } from "node:os"
 import { setTimeout as sleep } from "node:timers/promises"
+import { heapAfterGc } from "../test/support/Heap.ts"
 import {
   CLK_TCK,
   cpuModel,
   cpuUs,
+  freePort,
   isRunning,
   loadAverage,
   num,
@@ -85,6 +87,8 @@ interface Step {
   readonly postgresCpuMs: number
   readonly workersCpuMs: number
   readonly rss: number
+  /** The JavaScript heap in use after a full GC (through the inspector). */
+  readonly heap: number
   readonly fds: number
   readonly live: number
 }
@@ -119,7 +123,11 @@ const main = async () => {
   const code = revision()
   const date = new Date().toISOString()
   const users = Math.ceil(MAX / PER_USER)
-  const stack = await startStack({ MAX_SOCKETS_PER_USER: String(PER_USER) })
+  const inspectPort = await freePort()
+  const stack = await startStack({
+    MAX_SOCKETS_PER_USER: String(PER_USER),
+    NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}`
+  })
   let workers: ReadonlyArray<Worker> = []
   try {
     const logs = logDelta(stack)
@@ -129,7 +137,7 @@ const main = async () => {
     const tokens = Array.from({ length: MAX }, (_, i) => org.tokens[i % users]!)
     await sleep(SETTLE_MS)
     const services = stack.servicePids()
-    const base = { rss: rssBytes(stack.pid), fds: openFds(stack.pid) }
+    const base = { rss: rssBytes(stack.pid), fds: openFds(stack.pid), heap: await heapAfterGc(inspectPort) }
     say(
       `ramp: ${users} members set up in ${org.seconds.toFixed(0)} s; RSS ${mib(base.rss)} MiB, ${base.fds} descriptors`
     )
@@ -188,6 +196,7 @@ const main = async () => {
         postgresCpuMs,
         workersCpuMs,
         rss: rssBytes(stack.pid),
+        heap: await heapAfterGc(inspectPort),
         fds: openFds(stack.pid),
         live
       }
@@ -271,6 +280,7 @@ const main = async () => {
     const line = leastSquares([{ x: 0, y: base.rss }, ...steps.map((s) => ({ x: s.sessions, y: s.rss }))])
     const last = steps[steps.length - 1]!
     const simple = (last.rss - base.rss) / last.sessions
+    const heapLine = leastSquares([{ x: 0, y: base.heap }, ...steps.map((s) => ({ x: s.sessions, y: s.heap }))])
     const projected = (GIB2 - line.intercept) / line.slope
     const rows = steps.map((s, i) => {
       const previous = i === 0 ? base.rss : steps[i - 1]!.rss
@@ -322,6 +332,8 @@ const main = async () => {
         ),
         "",
         ...(stopped === "" ? [] : [stopped, ""]),
+        `heap per session (after a full GC): ${num((last.heap - base.heap) / last.sessions / 1024, 1)} KiB ` +
+          `(${mib(base.heap)} MiB before, ${mib(last.heap)} MiB at ${num(last.sessions)}); least-squares slope ${num(heapLine.slope / 1024, 1)} KiB/session`,
         `RSS per session: ${num(simple / 1024, 1)} KiB (RSS at ${num(last.sessions)} minus before, over ${num(last.sessions)}); ` +
           `least-squares slope ${num(line.slope / 1024, 1)} KiB/session, intercept ${mib(line.intercept)} MiB`,
         `projection, not measured: RSS would reach 2 GiB at about ${num(Math.floor(projected / 100) * 100)} sessions ` +

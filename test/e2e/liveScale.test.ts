@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
 import { rest } from "../support/AuthClient.ts"
+import { heapAfterGc } from "../support/Heap.ts"
 import type { ServerProcess } from "../support/ServerProcess.ts"
 import { freePort } from "../support/Servers.ts"
 import { createOrganization, signUp, tenant, type User } from "../support/Tenant.ts"
@@ -27,39 +28,6 @@ const sample = async (server: ServerProcess) => {
     rss: rssKiB * 1024,
     descriptors: readdirSync(`/proc/${server.pid}/fd`).length
   }
-}
-
-/**
- * The server's JavaScript heap in use right after a full garbage collection, asked through the V8
- * inspector the test started it with (`--inspect`): no hook in the server itself.
- */
-const heapAfterGc = async (inspectPort: number) => {
-  const targets = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as Array<{
-    webSocketDebuggerUrl: string
-  }>
-  const ws = new WebSocket(targets[0]!.webSocketDebuggerUrl)
-  await new Promise((done, fail) => ws.once("open", done).once("error", fail))
-  let id = 0
-  const call = (method: string, params: Record<string, unknown> = {}) =>
-    new Promise<Record<string, unknown>>((resolve) => {
-      const mine = ++id
-      const onMessage = (data: WebSocket.RawData) => {
-        const message = JSON.parse(data.toString())
-        if (message.id !== mine) return
-        ws.off("message", onMessage)
-        resolve(message.result)
-      }
-      ws.on("message", onMessage)
-      ws.send(JSON.stringify({ id: mine, method, params }))
-    })
-  await call("HeapProfiler.collectGarbage")
-  await call("HeapProfiler.collectGarbage")
-  const used = await call("Runtime.evaluate", {
-    expression: "process.memoryUsage().heapUsed",
-    returnByValue: true
-  })
-  ws.close()
-  return Number((used.result as { value: number }).value)
 }
 
 /** Waits until `ok` holds for a fresh sample, or fails with the last one. */
