@@ -5,6 +5,7 @@ import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, HashMap, Layer, Logger, ManagedRuntime, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Routes } from "../../src/layers/http/HttpServer.ts"
+import { withRequestId } from "../../src/layers/Logging.ts"
 import { AccessTokens } from "../../src/services/AccessTokens.ts"
 import { Accounts } from "../../src/services/Accounts.ts"
 import { Admin } from "../../src/services/Admin.ts"
@@ -28,6 +29,7 @@ const TestApi = HttpApi.make("test").add(
         .addSuccess(Schema.Struct({ name: Schema.String }))
     )
     .add(HttpApiEndpoint.get("boom", "/test/boom"))
+    .add(HttpApiEndpoint.get("talk", "/test/talk"))
 )
 
 const TestRoutes = HttpLayerRouter.addHttpApi(TestApi).pipe(
@@ -36,6 +38,7 @@ const TestRoutes = HttpLayerRouter.addHttpApi(TestApi).pipe(
       handlers
         .handle("echo", ({ payload }) => Effect.succeed({ name: payload.name }))
         .handle("boom", () => Effect.die(new Error("database password is hunter2")))
+        .handle("talk", () => Effect.logWarning("said inside a handler"))
     )
   )
 )
@@ -43,12 +46,14 @@ const TestRoutes = HttpLayerRouter.addHttpApi(TestApi).pipe(
 const logs: Array<{ message: unknown; annotations: Record<string, unknown> }> = []
 const CaptureLogs = Logger.replace(
   Logger.defaultLogger,
-  Logger.make(({ message, annotations }) => {
-    logs.push({
-      message: Array.isArray(message) ? message[0] : message,
-      annotations: Object.fromEntries(HashMap.toEntries(annotations))
+  withRequestId(
+    Logger.make(({ message, annotations }) => {
+      logs.push({
+        message: Array.isArray(message) ? message[0] : message,
+        annotations: Object.fromEntries(HashMap.toEntries(annotations))
+      })
     })
-  })
+  )
 )
 
 /** The auth routes are not called here: any use of these services is a test failure. */
@@ -114,6 +119,13 @@ describe("HTTP behaviour every route shares", () => {
     const lines = logs.filter((line) => line.annotations.requestId === "trace-boom-1")
     expect(lines.map((line) => line.message)).toEqual(["unhandled error", "http request"])
     expect(lines[1]?.annotations).toMatchObject({ method: "GET", path: "/test/boom", status: 500, ip: "127.0.0.1" })
+  })
+
+  it("puts the request id on a line a handler logs, without the handler naming it", async () => {
+    const response = await fetch(`${base}/test/talk`, { headers: { "x-request-id": "trace-talk-1" } })
+    expect(response.status).toBe(204)
+    const said = logs.find((line) => line.message === "said inside a handler")
+    expect(said?.annotations.requestId).toBe("trace-talk-1")
   })
 
   it("sets security headers, and HSTS because PUBLIC_URL is https", async () => {

@@ -5,7 +5,7 @@
  */
 
 import { randomUUID } from "node:crypto"
-import * as Headers from "@effect/platform/Headers"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
@@ -140,6 +140,15 @@ const isDecodeDefect = (cause: Cause.Cause<unknown>) =>
       defect.reason === "Decode"
   })
 
+/**
+ * The body size limit where bodies are read (HttpApi payloads, /rpc), set once for the server rather
+ * than per request: requests that announce a larger body are refused before it is read (`guardBody`).
+ */
+export const BodyLimitLive = Layer.effect(
+  HttpIncomingMessage.MaxBodySize,
+  Effect.map(Settings.maxBodySize, (max) => Option.some(FileSystem.Size(max)))
+)
+
 export const GlobalMiddleware = Layer.unwrapEffect(
   Effect.gen(function* () {
     const maxBodySize = yield* Settings.maxBodySize
@@ -176,46 +185,47 @@ export const GlobalMiddleware = Layer.unwrapEffect(
           })
     }
 
+    /** A failure no handler answered: a JSON error with its code, and a log line for a 500. */
+    const recover =
+      (request: HttpServerRequest.HttpServerRequest, requestId: string) => (cause: Cause.Cause<unknown>) => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause) as never
+        const failure = Cause.failureOption(cause)
+        if (Option.isSome(failure) && failure.value instanceof RouteNotFound) return Effect.succeed(notFound(request))
+        if (isStackOverflow(cause)) {
+          return Effect.succeed(
+            errorResponse(new BadRequest({ code: "invalid_payload", message: "The request body is nested too deeply" }))
+          )
+        }
+        if (isDecodeDefect(cause)) {
+          return Effect.succeed(
+            errorResponse(new BadRequest({ code: "invalid_json", message: "The request body is not valid JSON" }))
+          )
+        }
+        return Effect.logError("unhandled error", cause).pipe(
+          Effect.annotateLogs({ requestId }),
+          Effect.as(
+            errorResponse(
+              new InternalError({
+                message: "Something went wrong on our side; the request id identifies it in our logs"
+              })
+            )
+          )
+        )
+      }
+
+    /** The route's answer, with the error codes every answer has; bodies over the limit never read. */
     const handle = <E>(
       httpApp: Effect.Effect<HttpServerResponse.HttpServerResponse, E | RouteNotFound>,
-      request: HttpServerRequest.HttpServerRequest
+      request: HttpServerRequest.HttpServerRequest,
+      requestId: string
     ): Effect.Effect<HttpServerResponse.HttpServerResponse, E> =>
       Option.match(guardBody(request), {
         onSome: (error) => Effect.succeed(errorResponse(error)),
         onNone: () =>
-          httpApp.pipe(
-            HttpIncomingMessage.withMaxBodySize(Option.some(maxBodySize)),
-            Effect.map(withDecodeErrorCode),
-            Effect.map(withRetryAfter),
-            Effect.catchIf(
-              (e): e is RouteNotFound => e instanceof RouteNotFound,
-              () => Effect.succeed(notFound(request))
-            ),
-            Effect.catchAllCause((cause) => {
-              if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause) as never
-              if (isStackOverflow(cause)) {
-                return Effect.succeed(
-                  errorResponse(
-                    new BadRequest({ code: "invalid_payload", message: "The request body is nested too deeply" })
-                  )
-                )
-              }
-              if (isDecodeDefect(cause)) {
-                return Effect.succeed(
-                  errorResponse(new BadRequest({ code: "invalid_json", message: "The request body is not valid JSON" }))
-                )
-              }
-              return Effect.logError("unhandled error", cause).pipe(
-                Effect.as(
-                  errorResponse(
-                    new InternalError({
-                      message: "Something went wrong on our side; the request id identifies it in our logs"
-                    })
-                  )
-                )
-              )
-            })
-          )
+          Effect.matchCauseEffect(httpApp, {
+            onSuccess: (response) => Effect.succeed(withRetryAfter(withDecodeErrorCode(response))),
+            onFailure: recover(request, requestId)
+          }) as Effect.Effect<HttpServerResponse.HttpServerResponse, E>
       })
 
     const allowedOrigins = new Set(yield* Settings.allowedOrigins)
@@ -252,56 +262,64 @@ export const GlobalMiddleware = Layer.unwrapEffect(
               }
       })
 
+    /** The headers every answer gets; CORS and the request id are added per request. */
+    const answer = (
+      response: HttpServerResponse.HttpServerResponse,
+      path: string,
+      cors: Record<string, string> | undefined,
+      requestId: string
+    ) =>
+      HttpServerResponse.setHeaders(response, {
+        ...(path === "/docs" ? docsHeaders : baseHeaders),
+        ...cors,
+        ...(response.headers["cache-control"] === undefined ? { "cache-control": "no-store" } : {}),
+        "x-request-id": requestId
+      })
+
+    /** One log line per request, built only when its level is on. */
+    const logged =
+      (request: HttpServerRequest.HttpServerRequest, path: string, requestId: string, ip: string, started: number) =>
+      (response: HttpServerResponse.HttpServerResponse) => {
+        const health = path.startsWith("/health/")
+        if (!(health ? logs.health : logs.requests)) return Effect.succeed(response)
+        const durationMs = Date.now() - started
+        return (health ? Effect.logDebug : Effect.logInfo)("http request").pipe(
+          Effect.annotateLogs({ requestId, method: request.method, path, status: response.status, durationMs, ip }),
+          Effect.as(response)
+        )
+      }
+
     return HttpLayerRouter.middleware<{ handles: RouteNotFound }>()(
       (httpApp) =>
-        Effect.gen(function* () {
-          const request = yield* HttpServerRequest.HttpServerRequest
-          const started = yield* Clock.currentTimeMillis
-          const given = request.headers["x-request-id"]
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+          const started = Date.now()
+          const headers = request.headers
+          const given = headers["x-request-id"]
           const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
           const path = pathOf(request.url)
-          const ip = clientIp(
-            Option.getOrUndefined(request.remoteAddress),
-            request.headers["x-forwarded-for"],
-            trustProxy
-          )
-          const origin = request.headers.origin
+          const ip = clientIp(Option.getOrUndefined(request.remoteAddress), headers["x-forwarded-for"], trustProxy)
+          const origin = headers.origin
           const cors = corsHeaders(origin)
-          let response: HttpServerResponse.HttpServerResponse
+          const done = (response: HttpServerResponse.HttpServerResponse) => answer(response, path, cors, requestId)
+          const log = logged(request, path, requestId, ip, started)
           if (origin?.includes(",")) {
             // Node joins repeated headers with ", " (no origin holds a comma): which one counts must not be
             // left to whoever reads the first, so a request naming two origins is refused outright.
-            response = errorResponse(
+            const refused = errorResponse(
               new BadRequest({ code: "invalid_payload", message: "Send at most one Origin header" })
             )
-          } else if (request.method === "OPTIONS" && request.headers["access-control-request-method"] !== undefined) {
-            response = preflight(cors)
-          } else {
-            const forwarded = request.modify({
-              headers: Headers.merge(
-                request.headers,
-                Headers.fromInput({ [CLIENT_IP_HEADER]: ip, "x-request-id": requestId })
-              )
-            })
-            response = yield* handle(httpApp, forwarded).pipe(
-              Effect.provideService(HttpServerRequest.HttpServerRequest, forwarded),
-              Effect.annotateLogs({ requestId })
-            )
+            return Effect.map(log(refused), done)
           }
-          // Log lines are built only when their level is on: this runs for every request.
-          if (path.startsWith("/health/") ? logs.health : logs.requests) {
-            const durationMs = (yield* Clock.currentTimeMillis) - started
-            const log = path.startsWith("/health/") ? Effect.logDebug : Effect.logInfo
-            yield* log("http request").pipe(
-              Effect.annotateLogs({ requestId, method: request.method, path, status: response.status, durationMs, ip })
-            )
+          if (request.method === "OPTIONS" && headers["access-control-request-method"] !== undefined) {
+            return Effect.map(log(preflight(cors)), done)
           }
-          return HttpServerResponse.setHeaders(response, {
-            ...(path === "/docs" ? docsHeaders : baseHeaders),
-            ...cors,
-            ...(response.headers["cache-control"] === undefined ? { "cache-control": "no-store" } : {}),
-            "x-request-id": requestId
-          })
+          // The resolved client address and the request id go into the request's own headers (a fresh
+          // object per request, which this overwrites whatever the client sent in them), where the
+          // handlers of both doors read them (RequestMeta.ts): no copy of the request or its context.
+          const writable = headers as Record<string, string>
+          writable[CLIENT_IP_HEADER] = ip
+          writable["x-request-id"] = requestId
+          return handle(httpApp, request, requestId).pipe(Effect.flatMap(log), Effect.map(done))
         }),
       { global: true }
     )

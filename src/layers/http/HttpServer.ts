@@ -18,7 +18,7 @@ import { AdminHandlers, AuditHandlers } from "./AdminHandlers.ts"
 import { AuthenticationLive, AuthHandlers, RpcAuthenticationLive } from "./AuthHandlers.ts"
 import { AuthzHandlers } from "./AuthzHandlers.ts"
 import { HealthHandlers } from "./HealthHandlers.ts"
-import { GlobalMiddleware } from "./HttpMiddleware.ts"
+import { BodyLimitLive, GlobalMiddleware } from "./HttpMiddleware.ts"
 import { AssignmentsHandlers, InvitationsHandlers, MembersHandlers } from "./MemberHandlers.ts"
 import { OrgAuthorizationLive, RpcOrgAuthorizationLive } from "./OrgAuthorization.ts"
 import { OrgsHandlers } from "./OrgHandlers.ts"
@@ -92,7 +92,10 @@ const RpcRoute = RpcServer.layer(Rpcs).pipe(
   Layer.provide(RpcSerializationLive)
 )
 
-export const Routes = Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute).pipe(Layer.provide(GlobalMiddleware))
+export const Routes = Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute).pipe(
+  Layer.provide(GlobalMiddleware),
+  Layer.provideMerge(BodyLimitLive)
+)
 
 const closeGracefully = (server: Server, timeout: Duration.Duration) =>
   Effect.gen(function* () {
