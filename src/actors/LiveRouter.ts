@@ -102,6 +102,7 @@ export const route = (registry: Registry, event: OutboxEvent) => {
     case "organization.created":
     case "organization.unfrozen":
     case "user.enabled":
+    case "user.profile_changed":
     case "role.created":
       return
     default:

@@ -12,6 +12,7 @@ import { AccountsLive } from "./auth/AccountsLive.ts"
 import { KeysLive } from "./auth/Keys.ts"
 import { MfaLive } from "./auth/MfaLive.ts"
 import { PasswordHasherLive } from "./auth/PasswordHasherLive.ts"
+import { ProfileCacheLive } from "./auth/ProfileCache.ts"
 import { RevocationsLive } from "./auth/RevocationsLive.ts"
 import { SessionsLive } from "./auth/SessionsLive.ts"
 import { SignInLive } from "./auth/SignInLive.ts"
@@ -74,6 +75,7 @@ export const DomainLive = Layer.mergeAll(
   ExpiryScheduler
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(AccountsLive, SignInLive, MfaLive)),
+  Layer.provideMerge(ProfileCacheLive),
   Layer.provideMerge(PermissionStoreLive),
   Layer.provideMerge(RevocationsLive),
   Layer.provideMerge(SessionsLive),

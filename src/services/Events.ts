@@ -40,6 +40,8 @@ export const EventPayloads = {
   "assignment.expired": AssignmentPayload,
   "user.disabled": Schema.Struct({ userId: Schema.String }),
   "user.enabled": Schema.Struct({ userId: Schema.String }),
+  /** The profile `GET /v1/me` shows changed (email verified, MFA on or off): nodes forget their copy. */
+  "user.profile_changed": Schema.Struct({ userId: Schema.String }),
   "sessions.revoked": Schema.Struct({
     userId: Schema.String,
     sessionIds: Schema.Array(Schema.String),

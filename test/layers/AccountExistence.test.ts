@@ -7,6 +7,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, FiberRef, Layer, Redacted, TestServices } from "effect"
 import { AccountsLive } from "../../src/layers/auth/AccountsLive.ts"
+import { ProfileCacheLive } from "../../src/layers/auth/ProfileCache.ts"
+import { OutboxLive } from "../../src/layers/events/OutboxLive.ts"
+import { EventStreamMemory } from "../../src/layers/memory/EventStreamMemory.ts"
 import { KeyValueStoreMemory } from "../../src/layers/memory/KeyValueStoreMemory.ts"
 import { RateLimiterMemory } from "../../src/layers/memory/RateLimiterMemory.ts"
 import { Accounts } from "../../src/services/Accounts.ts"
@@ -43,7 +46,11 @@ const Stubs = Layer.mergeAll(
   RateLimiterMemory
 )
 
-const AccountsTest = AccountsLive.pipe(Layer.provideMerge(Stubs), Layer.provideMerge(DatabaseTest))
+const AccountsTest = AccountsLive.pipe(
+  Layer.provideMerge(ProfileCacheLive.pipe(Layer.provide(Layer.mergeAll(OutboxLive, EventStreamMemory)))),
+  Layer.provideMerge(Stubs),
+  Layer.provideMerge(DatabaseTest)
+)
 
 /** What `answer` answered while mail and audit are held back, and the calls it made. */
 const answeredWhileHeld = <A, E, R>(answer: Effect.Effect<A, E, R>) =>

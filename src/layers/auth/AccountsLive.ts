@@ -11,6 +11,7 @@ import { Settings } from "../Settings.ts"
 import { checkPolicy, invalidToken } from "./Credentials.ts"
 import { makeNotices } from "./Notices.ts"
 import { makeOneTimeTokens, TTL } from "./OneTimeTokens.ts"
+import { ProfileCache } from "./ProfileCache.ts"
 import { makeThrottle } from "./Throttle.ts"
 import { makeUsers, normalizeEmail } from "./Users.ts"
 
@@ -41,6 +42,7 @@ export const make = Effect.gen(function* () {
   const publicUrl = yield* Settings.publicUrl
   const throttle = yield* makeThrottle
   const users = yield* makeUsers
+  const profiles = yield* ProfileCache
   const oneTime = yield* makeOneTimeTokens
   const notices = yield* makeNotices(users)
 
@@ -140,7 +142,7 @@ export const make = Effect.gen(function* () {
     verifyEmail: Effect.fn("Accounts.verifyEmail")(function* (token, meta) {
       yield* throttle.limitIp("verify", meta)
       const userId = yield* oneTime.consume(token, "email_verification")
-      yield* users.markEmailVerified(userId)
+      yield* profiles.changeWith(userId, users.markEmailVerified(userId))
       yield* audit.record({ action: "email.verified", actorId: userId, meta })
     }),
 
@@ -193,7 +195,7 @@ export const make = Effect.gen(function* () {
 
     me: spannedGen("Accounts.me", function* (user) {
       // An account deleted in the database after the token was issued: the token is dead.
-      const profile = yield* users.profile(user.userId)
+      const profile = yield* profiles.profile(user.userId)
       if (Option.isNone(profile)) return yield* invalidToken
       return profile.value
     })

@@ -5,6 +5,7 @@ import { AuditLog } from "../../services/AuditLog.ts"
 import { Mfa } from "../../services/Mfa.ts"
 import { PasswordHasher } from "../../services/PasswordHasher.ts"
 import { makeNotices } from "./Notices.ts"
+import { ProfileCache } from "./ProfileCache.ts"
 import { makeThrottle } from "./Throttle.ts"
 import * as Totp from "./Totp.ts"
 import { makeTotpFactors } from "./TotpFactors.ts"
@@ -20,6 +21,7 @@ export const make = Effect.gen(function* () {
   const users = yield* makeUsers
   const factors = yield* makeTotpFactors
   const notices = yield* makeNotices(users)
+  const profiles = yield* ProfileCache
 
   return Mfa.of({
     enrollTotp: Effect.fn("Mfa.enrollTotp")(function* (user, meta) {
@@ -42,7 +44,7 @@ export const make = Effect.gen(function* () {
       }
       yield* throttle.rightGuess("mfa", user.userId)
       const codes = Totp.newRecoveryCodes()
-      yield* factors.confirm(user.userId, step, codes)
+      yield* profiles.changeWith(user.userId, factors.confirm(user.userId, step, codes))
       yield* notices.notify(
         user.userId,
         "Two-factor authentication is on",
@@ -71,7 +73,7 @@ export const make = Effect.gen(function* () {
         return yield* invalidCode
       }
       yield* throttle.rightGuess("mfa", user.userId)
-      yield* factors.remove(user.userId)
+      yield* profiles.changeWith(user.userId, factors.remove(user.userId))
       yield* notices.notify(
         user.userId,
         "Two-factor authentication is off",

@@ -30,7 +30,8 @@ export const makeAssembler = (cache: RevisionCacheShape) => {
   const pending = new Map<string, Pending>()
   return (event: OutboxEvent) => {
     if (event.organizationId === null || event.revision === null) {
-      const userId = userIdOf(event.payload)
+      // A profile change (email verified, MFA) moves nothing a permission depends on.
+      const userId = event.type === "user.profile_changed" ? undefined : userIdOf(event.payload)
       if (userId !== undefined) cache.forgetUser(userId)
       return
     }
