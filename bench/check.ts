@@ -17,269 +17,58 @@
  *      assignments, `enforceSync()` per check: the CommonJS build with the matcher in two orders,
  *      and the ESM build (what `import` gets) with the faster order.
  *
+ * The policy and the mix are in bench/checkPolicy.ts, casbin's model in bench/checkCasbin.ts.
+ *
  * Parts 1 and 2 run in one process, no server, one thread: the decision alone. Part 3
  * (bench/checkHttp.ts) builds the same policy in a running server through its API and measures
- * `POST /v1/orgs/{org}/check` over HTTP, beside node-casbin behind a bare node:http server.
+ * `POST /v1/orgs/{org}/check` with `consistency: "cached"` over HTTP beside the bare HttpApi floor
+ * and node-casbin behind a bare node:http server, a batch of 100 checks per request, and `check`
+ * over live sockets (bench/checkLive.ts), in interleaved rounds, each against its target.
  *
- *   yarn bench:check     # about 3 min; BENCH_CHECKS=2000 BENCH_ROUNDS=9 BENCH_DURATION=10 by default,
+ *   yarn bench:check     # about 3.5 min; BENCH_CHECKS=2000 BENCH_ROUNDS=9 (parts 1–2),
+ *                        # BENCH_HTTP_ROUNDS=3 BENCH_DURATION=5 BENCH_LIVE_SOCKETS=500 (part 3);
  *                        # BENCH_HTTP=0 skips part 3
  */
-import { createRequire } from "node:module"
 import { availableParallelism } from "node:os"
-import * as casbinEsm from "casbin"
+import { type CheckInput, closure, decide, type Resource } from "../src/domain/Decision.ts"
 import {
-  type Assignment,
-  type CheckInput,
-  closure,
-  decide,
-  type Grant,
-  type Resource,
-  type Role
-} from "../src/domain/Decision.ts"
+  buildCasbin,
+  CASBINS,
+  casbinAllows,
+  domainOf,
+  domains,
+  type Enforcer,
+  groupings,
+  policies
+} from "./checkCasbin.ts"
 import { httpPart } from "./checkHttp.ts"
+import {
+  ACTIONS,
+  AREAS,
+  ancestors,
+  assignments,
+  catalog,
+  depth,
+  effectiveAllows,
+  effectiveMs,
+  everywhere,
+  inputs,
+  NOUNS,
+  now,
+  roles,
+  SCOPE,
+  SCOPE_KEY,
+  SEED,
+  scopedSets,
+  subject,
+  taken,
+  USER
+} from "./checkPolicy.ts"
 import { cpuModel, loadAverage, num, positiveInt, revision, runBench, version } from "./harness.ts"
 
-const CHECKS = positiveInt("BENCH_CHECKS", 2_000)
 const ROUNDS = positiveInt("BENCH_ROUNDS", 9)
 const ROUND_MS = 400
 const WARMUP_MS = 1000
-const SEED = 0x5eed
-const USER = "u-alice"
-const SCOPE = { type: "project", id: "42" } as const
-const SCOPE_KEY = `${SCOPE.type}/${SCOPE.id}`
-
-// --- The organization -------------------------------------------------------------------------
-
-const AREAS = ["billing", "crm", "hr", "project", "docs", "support", "analytics", "infra", "sales", "legal"]
-const NOUNS = ["item", "report", "note", "file", "comment", "task", "label", "view", "export", "setting"]
-const ACTIONS = ["read", "list", "create", "update", "delete", "approve", "export", "share", "archive", "admin"]
-const catalog = AREAS.flatMap((area) => NOUNS.flatMap((noun) => ACTIONS.map((action) => `${area}.${noun}:${action}`)))
-
-const allow = (permission: string): Grant => ({ permission, effect: "allow" })
-const deny = (permission: string): Grant => ({ permission, effect: "deny" })
-const each = (nouns: ReadonlyArray<string>, actions: ReadonlyArray<string>, area: string) =>
-  nouns.flatMap((noun) => actions.map((action) => allow(`${area}.${noun}:${action}`)))
-const role = (id: string, parents: ReadonlyArray<string>, grants: ReadonlyArray<Grant>): Role => ({
-  id,
-  name: id,
-  parents,
-  grants
-})
-
-const roles: ReadonlyArray<Role> = [
-  // Per area a chain viewer ← editor ← manager ← admin: 40 roles, four deep.
-  ...AREAS.flatMap((area) => [
-    role(`${area}-viewer`, [], each(NOUNS, ["read", "list"], area)),
-    role(
-      `${area}-editor`,
-      [`${area}-viewer`],
-      [
-        ...each(["item", "note", "file", "task", "label", "view"], ["create", "update"], area),
-        allow(`${area}.comment:*`)
-      ]
-    ),
-    role(
-      `${area}-manager`,
-      [`${area}-editor`],
-      [
-        ...each(["item", "report", "task", "file"], ["delete", "approve", "archive"], area),
-        allow(`${area}.task:*`),
-        allow(`${area}.report:export`),
-        allow(`${area}.report:share`)
-      ]
-    ),
-    role(
-      `${area}-admin`,
-      [`${area}-manager`],
-      [
-        allow(`${area}.setting:*`),
-        allow(`${area}.label:*`),
-        allow(`${area}.view:*`),
-        allow(`${area}.export:*`),
-        allow(`${area}.item:admin`),
-        allow(`${area}.file:share`)
-      ]
-    )
-  ]),
-  // Cross-cutting roles: 10 more, several with parents in two chains.
-  role(
-    "auditor",
-    [],
-    AREAS.flatMap((area) => [...each(["report"], ["read", "list"], area), allow(`${area}.export:read`)])
-  ),
-  role(
-    "contractor",
-    [],
-    [
-      deny("crm.export:*"),
-      deny("crm.item:delete"),
-      deny("sales.report:share"),
-      deny("project.setting:*"),
-      allow("support.item:read")
-    ]
-  ),
-  role("team-lead", ["support-manager", "docs-editor"], [allow("support.report:approve")]),
-  role("release-manager", ["infra-manager", "project-editor"], [allow("infra.file:share")]),
-  role("finance-lead", ["billing-manager", "analytics-viewer"], [allow("analytics.report:export")]),
-  role("people-partner", ["hr-manager", "legal-viewer"], [deny("hr.export:share")]),
-  role("sales-ops", ["sales-manager", "crm-editor", "analytics-editor"], [allow("crm.report:export")]),
-  role("security-officer", ["auditor", "infra-manager"], [deny("infra.setting:delete")]),
-  role("guest", [], [allow("docs.item:read"), deny("docs.setting:*")]),
-  role("superadmin", [], [allow("*")])
-]
-
-const assignments: ReadonlyArray<Assignment> = [
-  { id: "a1", roleId: "crm-admin" },
-  { id: "a2", roleId: "sales-ops" },
-  { id: "a3", roleId: "team-lead" },
-  { id: "a4", roleId: "contractor" },
-  { id: "a5", roleId: "project-admin", scope: SCOPE }
-]
-
-// --- The mix of checks ------------------------------------------------------------------------
-
-/** mulberry32: a small seeded PRNG, so every run checks the same keys in the same order. */
-const prng = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
-
-const now = Date.now()
-const subject = { id: USER }
-const ancestors = closure(roles)
-const depth = (id: string): number => {
-  const parents = roles.find((r) => r.id === id)?.parents ?? []
-  return 1 + Math.max(0, ...parents.map(depth))
-}
-type Kind = "allowed" | "denied by a deny grant" | "default deny"
-const kindOf = (input: CheckInput): Kind => {
-  const decision = decide(input, roles, assignments, ancestors)
-  if (decision.allowed) return "allowed"
-  return decision.paths.some((path) => path.grant.effect === "deny") ? "denied by a deny grant" : "default deny"
-}
-
-const random = prng(SEED)
-const projects: ReadonlyArray<Resource> = Array.from({ length: 60 }, (_, i) => ({ type: "project", id: String(i + 1) }))
-const quota: Record<Kind, number> = {
-  allowed: Math.ceil(CHECKS / 2),
-  "denied by a deny grant": Math.round(CHECKS * 0.05),
-  "default deny": 0
-}
-quota["default deny"] = CHECKS - quota.allowed - quota["denied by a deny grant"]
-const taken: Record<Kind, number> = { allowed: 0, "denied by a deny grant": 0, "default deny": 0 }
-const inputs: Array<CheckInput> = []
-while (inputs.length < CHECKS) {
-  // A quarter of the checks are on project/42, where the scoped assignment applies.
-  const resource = random() < 0.25 ? projects[41]! : projects[Math.floor(random() * projects.length)]!
-  const input = { subject, permission: catalog[Math.floor(random() * catalog.length)]!, resource, now }
-  const kind = kindOf(input)
-  if (taken[kind] >= quota[kind]) continue
-  taken[kind]++
-  inputs.push(input)
-}
-
-// --- Variant (c): the user's effective permissions as Sets ------------------------------------
-
-const builtEffective = process.hrtime.bigint()
-const allowedOn = (resource: Resource | undefined) =>
-  new Set(
-    catalog.filter(
-      (permission) => decide({ subject, permission, resource, now }, roles, assignments, ancestors).allowed
-    )
-  )
-const everywhere = allowedOn(undefined)
-const scopedSets = new Map<string, Map<string, ReadonlySet<string>>>()
-for (const assignment of assignments) {
-  if (assignment.scope === undefined) continue
-  const byId = scopedSets.get(assignment.scope.type) ?? new Map<string, ReadonlySet<string>>()
-  byId.set(assignment.scope.id, allowedOn(assignment.scope))
-  scopedSets.set(assignment.scope.type, byId)
-}
-const effectiveMs = Number(process.hrtime.bigint() - builtEffective) / 1e6
-const effectiveAllows = (permission: string, resource: Resource | undefined) =>
-  (resource === undefined ? everywhere : (scopedSets.get(resource.type)?.get(resource.id) ?? everywhere)).has(
-    permission
-  )
-
-// --- casbin ------------------------------------------------------------------------------------
-
-type Casbin = typeof casbinEsm
-type Enforcer = casbinEsm.Enforcer
-
-// casbin ships two builds: CommonJS (tsc) and ESM (tsup). The ESM build turns the per-policy-row
-// `Object.assign` of the matcher's context into esbuild's `__spreadValues`, which is much slower, so
-// both are measured: an ESM project gets the ESM build by default.
-const casbinCjs = createRequire(import.meta.url)("casbin") as Casbin
-
-const G_FIRST = `g(r.sub, p.sub, r.dom) && (p.dom == "*" || p.dom == r.dom) && keyMatch(r.obj, p.obj) && (r.act == p.act || p.act == "*")`
-const G_LAST = `keyMatch(r.obj, p.obj) && (r.act == p.act || p.act == "*") && (p.dom == "*" || p.dom == r.dom) && g(r.sub, p.sub, r.dom)`
-const CASBINS: ReadonlyArray<{ readonly name: string; readonly lib: Casbin; readonly matcher: string }> = [
-  { name: "casbin CJS, g() first", lib: casbinCjs, matcher: G_FIRST },
-  { name: "casbin CJS, g() last", lib: casbinCjs, matcher: G_LAST },
-  { name: "casbin ESM, g() last", lib: casbinEsm, matcher: G_LAST }
-]
-
-const casbinModel = (lib: Casbin, matcher: string) =>
-  lib.newModelFromString(
-    [
-      "[request_definition]",
-      "r = sub, dom, obj, act",
-      "[policy_definition]",
-      "p = sub, dom, obj, act, eft",
-      "[role_definition]",
-      "g = _, _, _",
-      "[policy_effect]",
-      "e = some(where (p.eft == allow)) && !some(where (p.eft == deny))",
-      "[matchers]",
-      `m = ${matcher}`
-    ].join("\n")
-  )
-
-/** `resource:action` → [obj, act]; `resource:*` → [resource, "*"]; `*` → ["*", "*"]. */
-const split = (permission: string) => {
-  const colon = permission.indexOf(":")
-  return colon === -1 ? [permission, permission] : [permission.slice(0, colon), permission.slice(colon + 1)]
-}
-
-// One domain for the organization and one per assignment scope. Grants hold in every domain
-// (p.dom "*"); role inheritance and org-wide assignments are repeated in each domain, the scoped
-// assignment is only in its own. A check goes to its resource's domain if that is one, else "org".
-const domains = ["org", ...new Set(assignments.flatMap((a) => (a.scope ? [`${a.scope.type}/${a.scope.id}`] : [])))]
-const scopeDomains = new Set(domains.slice(1))
-const policies = roles.flatMap((r) => r.grants.map((grant) => [r.id, "*", ...split(grant.permission), grant.effect]))
-const groupings = [
-  ...domains.flatMap((dom) => roles.flatMap((r) => r.parents.map((parent) => [r.id, parent, dom]))),
-  ...assignments.flatMap((a) =>
-    a.scope === undefined
-      ? domains.map((dom) => [USER, a.roleId, dom])
-      : [[USER, a.roleId, `${a.scope.type}/${a.scope.id}`]]
-  )
-]
-const domainOf = (resource: Resource | undefined) => {
-  if (resource === undefined) return "org"
-  const key = `${resource.type}/${resource.id}`
-  return scopeDomains.has(key) ? key : "org"
-}
-
-const buildCasbin = async (lib: Casbin, matcher: string) => {
-  const began = process.hrtime.bigint()
-  const enforcer = await lib.newEnforcer(casbinModel(lib, matcher))
-  await enforcer.addPolicies(policies)
-  await enforcer.addGroupingPolicies(groupings)
-  return { enforcer, ms: Number(process.hrtime.bigint() - began) / 1e6 }
-}
-
-const casbinAllows = (enforcer: Enforcer, input: CheckInput) => {
-  const colon = input.permission.indexOf(":")
-  return enforcer.enforceSync(
-    USER,
-    domainOf(input.resource),
-    input.permission.slice(0, colon),
-    input.permission.slice(colon + 1)
-  )
-}
 
 // --- Measuring --------------------------------------------------------------------------------
 
@@ -450,7 +239,7 @@ const main = async () => {
       `machine: ${cpuModel()}, ${availableParallelism()} cores, Node ${process.version}; ` +
         `load average ${loadBefore} before, ${loadAverage()} after`,
       `versions: casbin ${version("casbin")}, @casbin/expression-eval ${version("@casbin/expression-eval")}; ` +
-        `ours: src/layers/Decision.ts at ${revision()}, run under tsx`,
+        `ours: src/domain/Decision.ts at ${revision()}, run under tsx`,
       "process: one Node process, one thread, no server and no I/O (parts 1 and 2)",
       `policy: ${num(catalog.length)} permission keys (${AREAS.length * NOUNS.length} resources × ${ACTIONS.length} actions), ` +
         `${roles.length} roles, ${grants.length} grants (${grants.filter((g) => g.permission.endsWith("*")).length} wildcards, ` +
@@ -499,7 +288,7 @@ const main = async () => {
         request: [USER, domainOf(probe.resource), probe.permission.slice(0, colon), probe.permission.slice(colon + 1)]
       }
     },
-    { warmup: 3, duration: positiveInt("BENCH_DURATION", 10) }
+    { warmup: 3, rounds: positiveInt("BENCH_HTTP_ROUNDS", 3), duration: positiveInt("BENCH_DURATION", 5) }
   )
   console.log([...lines, "", `total ${((performance.now() - began) / 1000).toFixed(0)} s`].join("\n"))
 }

@@ -1,88 +1,86 @@
 /**
- * bench:http — what the full Effect HTTP stack costs per request, against a bare node:http server
- * and Fastify 5, on GET /health/live (no I/O behind it).
+ * bench:http — what our HTTP stack costs per request on GET /health/live (no I/O behind it), against
+ * the bare HttpApi floor (one HttpApi endpoint, no middleware: bench/servers/effect-http.ts) on
+ * NodeHttpServer, the same app on UwsHttpServer (src/layers/http/UwsHttpServer.ts), bare node:http,
+ * bare uWebSockets.js and Fastify 5.
  *
- * One server runs at a time, each in its own process; autocannon runs in another process
- * (bench/load.ts). With 2 cores the server gets one and the load generator the other, and the
- * server's own CPU time (utime + stime from /proc/<pid>/stat) is reported per request beside the
- * wall-clock figures.
+ * Every server starts once, in its own process (ours: src/main.ts on the embedded PGlite, idle here),
+ * and is warmed up; then the servers take turns, round after round with the order rotating
+ * (bench/rounds.ts), so a busy moment on this shared machine lands on all of them alike. autocannon
+ * runs in another process (bench/load.ts); one server is under load at a time. The figure that
+ * decides is server CPU (utime + stime from /proc/<pid>/stat) per request. It prints two verdicts:
+ * our stack over the bare HttpApi endpoint (target ≤ 20 µs) and UwsHttpServer against NodeHttpServer
+ * for the same app (adopt at ≥ 1.5× cheaper).
  *
- *   yarn bench:http                       # BENCH_DURATION=10 BENCH_CONNECTIONS=50 by default
+ *   yarn bench:http      # BENCH_ROUNDS=4 BENCH_DURATION=5 BENCH_CONNECTIONS=50: about 3 minutes
+ *   BENCH_VARIANTS="node:http,HttpApi on UwsHttpServer" yarn bench:http    # a subset, by name
  */
 import { mkdtempSync } from "node:fs"
 import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
-import { setTimeout as sleep } from "node:timers/promises"
 import {
   cpuModel,
   freePort,
-  isRunning,
   loadAverage,
   positiveInt,
   probe,
-  type Row,
-  ratio,
   revision,
   runBench,
-  runLoad,
-  startNode,
-  stop,
   table,
   tempDirs,
   version
 } from "./harness.ts"
+import {
+  type Case,
+  cheaper,
+  interleave,
+  overFloor,
+  roundLines,
+  type Server,
+  startServer,
+  stopServers
+} from "./rounds.ts"
 
-const DURATION = positiveInt("BENCH_DURATION", 10)
+const ROUNDS = positiveInt("BENCH_ROUNDS", 4)
+const DURATION = positiveInt("BENCH_DURATION", 5)
 const CONNECTIONS = positiveInt("BENCH_CONNECTIONS", 50)
 const WARMUP = 3
 const LOG_LEVEL = "warning"
-interface Target {
+const OVER_BARE_US = 20
+const UWS_BAR = 1.5
+
+interface Variant {
   readonly name: string
   readonly script: string
-  readonly env: (port: number) => Promise<Record<string, string>>
+  readonly env: () => Promise<Record<string, string>>
 }
 
-const targets: ReadonlyArray<Target> = [
+const OURS = "ours (src/main.ts)"
+const BARE_NODE = "HttpApi on NodeHttpServer"
+const BARE_UWS = "HttpApi on UwsHttpServer"
+
+const all: ReadonlyArray<Variant> = [
   {
-    name: "ours (Effect)",
+    name: OURS,
     script: "src/main.ts",
-    env: async (port) => {
+    env: async () => {
       const dir = mkdtempSync(join(tmpdir(), "bench-http-"))
       tempDirs.push(dir)
-      return { PORT: String(port), WS_PORT: String(await freePort()), HOST: "127.0.0.1", DATA_DIR: dir, LOG_LEVEL }
+      return { WS_PORT: String(await freePort()), DATA_DIR: dir, LOG_LEVEL }
     }
   },
-  { name: "node:http", script: "bench/servers/node-http.ts", env: async (port) => ({ PORT: String(port) }) },
-  { name: "Fastify 5", script: "bench/servers/fastify.ts", env: async (port) => ({ PORT: String(port) }) }
+  { name: BARE_NODE, script: "bench/servers/effect-http.ts", env: async () => ({ SERVER: "node" }) },
+  { name: BARE_UWS, script: "bench/servers/effect-http.ts", env: async () => ({ SERVER: "uws" }) },
+  { name: "node:http", script: "bench/servers/node-http.ts", env: async () => ({}) },
+  { name: "uWS bare", script: "bench/servers/uws-bare.ts", env: async () => ({}) },
+  { name: "Fastify 5", script: "bench/servers/fastify.ts", env: async () => ({}) }
 ]
 
-const bench = async (target: Target): Promise<Row> => {
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}/health/live`
-  const began = performance.now()
-  const server = startNode([target.script], await target.env(port))
-  try {
-    let answer: Awaited<ReturnType<typeof probe>>
-    while (true) {
-      if (!isRunning(server.child)) throw new Error(`${target.name} exited during start:\n${server.output()}`)
-      if (performance.now() - began > 30_000) throw new Error(`${target.name} not live after 30 s:\n${server.output()}`)
-      answer = await probe(url)
-      if (answer?.status === 200) break
-      await sleep(100)
-    }
-    const bootMs = performance.now() - began
-    if (answer.body !== '{"status":"ok"}') throw new Error(`${target.name} answered ${answer.body}`)
-    process.stderr.write(`${target.name}: live after ${(bootMs / 1000).toFixed(1)} s; warm-up ${WARMUP} s, `)
-    await runLoad(url, server.child.pid!, WARMUP, CONNECTIONS)
-    process.stderr.write(`measure ${DURATION} s\n`)
-    const measured = await runLoad(url, server.child.pid!, DURATION, CONNECTIONS)
-    if (!isRunning(server.child)) throw new Error(`${target.name} exited under load:\n${server.output()}`)
-    const printed = server.output().trim()
-    if (printed !== "") process.stderr.write(`${target.name} printed:\n${printed}\n`)
-    return { name: target.name, contentType: answer.contentType, ...measured }
-  } finally {
-    await stop(server)
-  }
+const chosen = process.env.BENCH_VARIANTS?.split(",").map((name) => name.trim())
+const variants = chosen === undefined ? all : all.filter((v) => chosen.includes(v.name))
+if (variants.length === 0) {
+  console.error(`BENCH_VARIANTS names none of: ${all.map((v) => v.name).join(", ")}`)
+  process.exit(2)
 }
 
 const main = async () => {
@@ -90,32 +88,62 @@ const main = async () => {
   const loadBefore = loadAverage()
   const code = revision()
   const date = new Date().toISOString()
-  const rows: Array<Row> = []
-  for (const target of targets) rows.push(await bench(target))
-  const [ours, bare, fastify] = rows as [Row, Row, Row]
-  console.log(
-    [
-      "",
-      `bench:http — GET /health/live, ${date}`,
-      `machine: ${cpuModel()}, ${availableParallelism()} cores, Node ${process.version}; ` +
-        `load average ${loadBefore} before, ${loadAverage()} after`,
-      `versions: effect ${version("effect")}, @effect/platform ${version("@effect/platform")}, ` +
-        `@effect/platform-node ${version("@effect/platform-node")}, fastify ${version("fastify")}, ` +
-        `autocannon ${version("autocannon")}`,
-      `load: autocannon in its own process, ${CONNECTIONS} connections, pipelining 1, ` +
-        `${WARMUP} s warm-up then ${DURATION} s measured; one server at a time`,
-      `ours: node --import tsx src/main.ts at ${code}, embedded PGlite (idle), LOG_LEVEL=${LOG_LEVEL}`,
-      `content-type: ${rows.map((r) => `${r.name} "${r.contentType}"`).join(", ")}`,
-      "server CPU = utime+stime from /proc/<pid>/stat over the measured run; 100% = one core",
-      "",
-      table(rows),
-      "",
-      ratio(ours, bare),
-      ratio(ours, fastify),
-      "",
-      `total ${((performance.now() - began) / 1000).toFixed(0)} s`
-    ].join("\n")
-  )
+  const servers: Array<Server> = []
+  const contentTypes: Array<string> = []
+  try {
+    // One at a time, so a slow boot (ours) does not compete with the others'.
+    for (const variant of variants) {
+      servers.push(await startServer(variant.name, variant.script, await freePort(), await variant.env()))
+      const answer = await probe(`${servers.at(-1)!.base}/health/live`)
+      if (answer?.body !== '{"status":"ok"}') throw new Error(`${variant.name} answered ${answer?.body}`)
+      contentTypes.push(`${variant.name} "${answer.contentType}"`)
+    }
+    const cases: Array<Case> = servers.map((server) => ({
+      name: server.name,
+      server,
+      path: "/health/live",
+      connections: CONNECTIONS
+    }))
+    const done = await interleave(cases, { rounds: ROUNDS, duration: DURATION, warmup: WARMUP })
+    for (const server of servers) {
+      const printed = server.handle.output().trim()
+      if (printed !== "") process.stderr.write(`${server.name} printed:\n${printed}\n`)
+    }
+    const find = (name: string) => done.find((d) => d.case.name === name)
+    const [ours, bareNode, bareUws] = [find(OURS), find(BARE_NODE), find(BARE_UWS)]
+    console.log(
+      [
+        "",
+        `bench:http — GET /health/live, ${date}`,
+        `machine: ${cpuModel()}, ${availableParallelism()} cores, Node ${process.version}; ` +
+          `load average ${loadBefore} before, ${loadAverage()} after`,
+        `versions: effect ${version("effect")}, @effect/platform ${version("@effect/platform")}, ` +
+          `@effect/platform-node ${version("@effect/platform-node")}, uWebSockets.js ${version("uWebSockets.js")}, ` +
+          `fastify ${version("fastify")}, autocannon ${version("autocannon")}`,
+        `code at ${code}; ours: node --import tsx src/main.ts, embedded PGlite (idle), LOG_LEVEL=${LOG_LEVEL}; ` +
+          "bare HttpApi: bench/servers/effect-http.ts (no middleware, no logger, no tracer)",
+        `load: autocannon in its own process, ${CONNECTIONS} connections, pipelining 1; every server warmed ${WARMUP} s, ` +
+          `then ${ROUNDS} rounds of ${DURATION} s each, servers taking turns (order rotating each round)`,
+        `content-type: ${contentTypes.join(", ")}`,
+        "server CPU = utime+stime from /proc/<pid>/stat over the measured runs; req/s = requests / measured wall time",
+        "",
+        table(done.map((d) => d.row)),
+        "",
+        ...roundLines(done),
+        "",
+        ...(ours && bareNode
+          ? [overFloor("our stack over bare HttpApi (NodeHttpServer)", ours, bareNode, OVER_BARE_US)]
+          : []),
+        ...(bareNode && bareUws
+          ? [cheaper("UwsHttpServer vs NodeHttpServer (same HttpApi app)", bareUws, bareNode, UWS_BAR, "adopt at")]
+          : []),
+        "",
+        `total ${((performance.now() - began) / 1000).toFixed(0)} s`
+      ].join("\n")
+    )
+  } finally {
+    await stopServers(servers)
+  }
 }
 
 runBench(main)
