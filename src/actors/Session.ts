@@ -8,6 +8,7 @@
 import type { Clock, Fiber } from "effect"
 import * as EffectiveSet from "../domain/EffectiveSet.ts"
 import {
+  type ClientMessage,
   CloseCode,
   encodeServerMessage,
   LiveLimits,
@@ -29,7 +30,11 @@ export interface LiveSocket {
   readonly close: (code: number, reason: string) => void
 }
 
-export type Inbound = { readonly _tag: "Frame"; readonly text: string } | { readonly _tag: "Binary" }
+export type Inbound =
+  | { readonly _tag: "Frame"; readonly text: string }
+  | { readonly _tag: "Binary" }
+  /** A frame already counted against the rate limit and decoded, that needs the actor's fiber. */
+  | { readonly _tag: "Admitted"; readonly message: Exclude<ClientMessage, { type: "ping" }> }
 
 /** What every actor of a node shares. */
 export interface ActorEnv {

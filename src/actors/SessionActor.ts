@@ -27,7 +27,7 @@ import {
   LiveLimits,
   type RevokedReason
 } from "../rpc/LiveProtocol.ts"
-import { PermissionStore } from "../services/PermissionStore.ts"
+import { type CheckAnswer, PermissionStore } from "../services/PermissionStore.ts"
 import type { TicketClaims } from "../services/Realtime.ts"
 import { Sessions, type SessionsShape } from "../services/Sessions.ts"
 import { spannedGen } from "../services/Span.ts"
@@ -107,18 +107,24 @@ const allowMessage = (session: Session) => {
   return step.allowed
 }
 
-const answerCheck = (session: Session, { id, permission, resource }: Extract<ClientMessage, { type: "check" }>) =>
-  Effect.gen(function* () {
-    const { organizationId, userId } = session
-    const request = { organizationId, userId, permission, resource, minRevision: session.held.revision.toString() }
-    const answer = yield* Effect.either(session.env.store.check(request))
-    if (Either.isLeft(answer)) {
-      return send(session, { type: "error", code: "unavailable", message: "Cannot decide right now; denied", id })
-    }
-    const { allowed, reason, revision, blocked, member } = answer.right
-    if (blocked === true || !member) session.refresh()
-    send(session, { type: "check.result", id, allowed, reason, revision })
-  })
+/** A check's answer on the socket; a user no longer a member (or blocked) makes the set reload. */
+const reply = (session: Session, id: string, answer: CheckAnswer) => {
+  const { allowed, reason, revision, blocked, member } = answer
+  if (blocked === true || !member) session.refresh()
+  send(session, { type: "check.result", id, allowed, reason, revision })
+}
+
+const checkRequest = (session: Session, { permission, resource }: Extract<ClientMessage, { type: "check" }>) => {
+  const { organizationId, userId } = session
+  return { organizationId, userId, permission, resource, minRevision: session.held.revision.toString() }
+}
+
+const answerCheck = (session: Session, message: Extract<ClientMessage, { type: "check" }>) =>
+  Effect.map(Effect.either(session.env.store.check(checkRequest(session, message))), (answer) =>
+    Either.isLeft(answer)
+      ? send(session, { type: "error", code: "unavailable", message: "Cannot decide right now; denied", id: message.id })
+      : reply(session, message.id, answer.right)
+  )
 
 /** An `await` ahead of the held set: recompute at that revision, which the store waits for briefly. */
 const catchUp = spannedGen("SessionActor.await", function* (session: Session, id: string, revision: string) {
@@ -140,33 +146,58 @@ const answerAwait = (session: Session, { id, revision }: Extract<ClientMessage, 
     send(session, { type: "awaited", id, revision: session.held.revision.toString() })
   })
 
-const onFrame = (session: Session, text: string) => {
+/**
+ * Spends the frame against the rate limit and decodes it, answering at once what needs no effect: a
+ * drop, an invalid frame, a ping, a check this node's memory decides at the held revision. What is
+ * left (a check that must wait or read, an `await`) is returned for the actor's fiber.
+ */
+const admit = (session: Session, text: string): Exclude<ClientMessage, { type: "ping" }> | undefined => {
   if (!allowMessage(session)) {
     session.dropped += 1
     if (session.dropped >= LiveLimits.floodClose) close(session, CloseCode.flooding, "too many messages")
     else if (session.socket.isOpen()) session.socket.send(rateLimitedFrame)
-    return Effect.void
+    return undefined
   }
   const decoded = decodeClientMessage(text)
   if (Either.isLeft(decoded)) {
-    const message = "Not a valid message; see docs/live-protocol.md"
-    return Effect.sync(() => send(session, { type: "error", code: "invalid_message", message }))
+    send(session, { type: "error", code: "invalid_message", message: "Not a valid message; see docs/live-protocol.md" })
+    return undefined
   }
   const message = decoded.right
-  switch (message.type) {
-    case "ping":
-      return Effect.sync(() => send(session, { type: "pong" }))
-    case "check":
-      return answerCheck(session, message)
-    case "await":
-      return answerAwait(session, message)
+  if (message.type === "ping") {
+    send(session, { type: "pong" })
+    return undefined
   }
+  if (message.type === "check") {
+    const answer = session.env.store.checkNow(checkRequest(session, message))
+    if (answer !== undefined) {
+      reply(session, message.id, answer)
+      return undefined
+    }
+  }
+  return message
 }
 
-const dispatch = (session: Session, inbound: Inbound) =>
-  inbound._tag === "Frame"
-    ? onFrame(session, inbound.text)
-    : Effect.sync(() => send(session, { type: "error", code: "invalid_message", message: "Send JSON text frames" }))
+const act = (session: Session, message: Exclude<ClientMessage, { type: "ping" }>) =>
+  message.type === "check" ? answerCheck(session, message) : answerAwait(session, message)
+
+const onFrame = (session: Session, text: string) => {
+  const message = admit(session, text)
+  return message === undefined ? Effect.void : act(session, message)
+}
+
+const dispatch = (session: Session, inbound: Inbound) => {
+  switch (inbound._tag) {
+    case "Frame":
+      return onFrame(session, inbound.text)
+    case "Admitted":
+      return act(session, inbound.message)
+    case "Binary":
+      return Effect.sync(() =>
+        send(session, { type: "error", code: "invalid_message", message: "Send JSON text frames" })
+      )
+  }
+}
 
 /** Whether the sign-in session ended (logout, password reset, disable…), and why, from Postgres. */
 const sessionEnded = (sessions: SessionsShape, sessionId: string) =>
@@ -304,9 +335,20 @@ export const startSession = (
   return session
 }
 
-/** A client frame: false when the client has too many frames queued (the caller answers `rate_limited`). */
+/**
+ * A client frame: false when the client has too many frames queued (the caller answers
+ * `rate_limited`). An idle actor with nothing queued answers what it can at once, on the caller's
+ * stack (a ping, a check from memory); its fiber starts only for what must wait.
+ */
 export const receive = (session: Session, inbound: Inbound) => {
   if (session.ended) return true
+  if (inbound._tag === "Frame" && session.opened && !session.busy && (session.inbox?.length ?? 0) === 0) {
+    const message = admit(session, inbound.text)
+    if (message === undefined) return true
+    session.inbox = [{ _tag: "Admitted", message }]
+    schedule(session)
+    return true
+  }
   session.inbox ??= []
   const { inbox } = session
   if (inbox.length >= LiveLimits.mailbox) return false

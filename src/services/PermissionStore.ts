@@ -83,6 +83,11 @@ export interface SessionSnapshot extends EffectivePermissions {
 
 export interface PermissionStoreShape {
   readonly check: (request: CheckRequest) => Effect.Effect<CheckAnswer, ServiceUnavailable | Conflict>
+  /**
+   * The check's answer when it needs no wait and no read (a `minRevision` this node's memory has
+   * reached, the user loaded): the same answer `check` would give; undefined otherwise.
+   */
+  readonly checkNow: (request: CheckRequest & { readonly minRevision: string }) => CheckAnswer | undefined
   /** Several checks in one organization, all answered at one revision, in order. */
   readonly checkMany: (
     organizationId: string,

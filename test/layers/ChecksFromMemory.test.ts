@@ -222,6 +222,7 @@ describe("checks from memory on two nodes", () => {
   it("answers every check on either node as Postgres decides at the revision the answer names", async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(change, { minLength: 4, maxLength: 12 }), async (changes) => {
+        let synchronous = 0
         const mismatches = await runtime.runPromise(
           Effect.gen(function* () {
             const org = yield* setUp
@@ -242,6 +243,12 @@ describe("checks from memory on two nodes", () => {
                     userId,
                     permission,
                     resource: scope === "-" ? undefined : { type: "project", id: scope }
+                  }
+                  // The live socket's synchronous path: when memory decides, it must decide the same.
+                  const fromMemory = store.checkNow({ ...request, minRevision: revision })
+                  if (fromMemory !== undefined) synchronous += 1
+                  if (fromMemory !== undefined && truths.get(fromMemory.revision)?.get(key) !== fromMemory.allowed) {
+                    found.push(`node ${n} checkNow ${c.op}: ${key} at ${fromMemory.revision}: ${fromMemory.allowed}`)
                   }
                   for (const mode of ["latest", "minRevision", "cached"] as const) {
                     const answer = yield* store.check({
@@ -267,6 +274,8 @@ describe("checks from memory on two nodes", () => {
           })
         )
         expect(mismatches).toEqual([])
+        // The synchronous path was taken, not only refused.
+        expect(synchronous).toBeGreaterThan(0)
       }),
       { numRuns: 6 }
     )

@@ -80,6 +80,8 @@ export const fakeSocket = () => {
 export const fakeStore = (initial: SessionSnapshot) => {
   const current = {
     value: initial,
+    /** Whether checks are answered at once (`checkNow`), as when the node's memory holds the revision. */
+    fromMemory: false,
     /** Answers for particular users, instead of `value`. */
     byUser: new Map<string, SessionSnapshot>(),
     loads: 0,
@@ -121,6 +123,15 @@ export const fakeStore = (initial: SessionSnapshot) => {
           if (current.gate !== undefined) yield* Deferred.await(current.gate)
           return userIds.map((userId) => current.byUser.get(userId) ?? current.value)
         }),
+      checkNow: ({ permission }) =>
+        current.fromMemory
+          ? {
+              member: true,
+              allowed: current.value.permissions.includes(permission),
+              reason: "test, from memory",
+              revision: current.value.revision
+            }
+          : undefined,
       check: ({ permission }) =>
         Effect.succeed({
           member: true,

@@ -87,7 +87,19 @@ export const make = Effect.gen(function* () {
     failClosed
   )
 
+  const clock = yield* Effect.clock
+
   return PermissionStore.of({
+    checkNow: ({ organizationId, userId, minRevision, ...request }) => {
+      try {
+        const v = cache.peek(organizationId, [userId], BigInt(minRevision))
+        return v === undefined ? undefined : decideIn(v, userId, request, clock.unsafeCurrentTimeMillis()).answer
+      } catch {
+        // Anything unexpected: the effectful path decides (and logs, and denies if it must).
+        return undefined
+      }
+    },
+
     check: spannedGen(
       "PermissionStore.check",
       function* ({ organizationId, userId, minRevision, consistency, ...request }) {

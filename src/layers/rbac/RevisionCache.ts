@@ -66,6 +66,11 @@ export interface RevisionCacheShape {
     userIds: ReadonlyArray<string>,
     request?: ViewRequest
   ) => Effect.Effect<Option.Option<View>, Conflict>
+  /**
+   * The view at `minRevision` or later when this node's memory already holds it (what `view` would
+   * answer without waiting or reading); undefined otherwise. Synchronous: for a live socket's checks.
+   */
+  readonly peek: (organizationId: string, userIds: ReadonlyArray<string>, minRevision: bigint) => View | undefined
   /** From the feed: every event of one revision of an organization (or `undefined`: not all were seen). */
   readonly applyRevision: (
     organizationId: string,
@@ -104,6 +109,7 @@ export const make = Effect.gen(function* () {
   const reader = yield* PermissionReader
   const outbox = yield* Outbox
   const kv = yield* KeyValueStore
+  const clock = yield* Effect.clock
   /** Policies being loaded, by organization and revision: one load serves every reader at that revision. */
   const policies = new Map<string, Deferred.Deferred<Policy>>()
   const entries = new OrgEntries(Duration.toMillis(ENTRY_TTL))
@@ -324,6 +330,11 @@ export const make = Effect.gen(function* () {
       }
       return entry === undefined ? Option.none() : Option.some(toView(organizationId, entry, userIds))
     }),
+
+    peek: (organizationId, userIds, minRevision) => {
+      const entry = entries.answerable(organizationId, userIds, minRevision, clock.unsafeCurrentTimeMillis())
+      return entry === undefined ? undefined : toView(organizationId, entry, userIds)
+    },
 
     applyRevision: (organizationId, revision, events) => entries.apply(organizationId, revision, events),
     forgetUser: (userId) => entries.forgetUser(userId),

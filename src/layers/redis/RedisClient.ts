@@ -33,10 +33,12 @@ const options = {
   retryStrategy: (times: number) => Math.min(times * 100, 2_000)
 }
 
-const open = (url: string, name: string) =>
+const open = (url: string, name: string, pipelined = false) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const client = new Redis(url, { ...options, connectionName: name })
+      // The shared connection sends the commands issued in one tick in one write (a burst of requests
+      // or session opens is a burst of GET/SET/MGET); blocking reads keep connections of their own.
+      const client = new Redis(url, { ...options, connectionName: name, enableAutoPipelining: pipelined })
       // ioredis reports connection errors as events; readiness and callers see them as failures.
       client.on("error", () => {})
       return client
@@ -46,7 +48,7 @@ const open = (url: string, name: string) =>
 
 export const make = (url: Redacted.Redacted<string>, prefix: string) =>
   Effect.gen(function* () {
-    const client = yield* open(Redacted.value(url), "lps")
+    const client = yield* open(Redacted.value(url), "lps", true)
     yield* Effect.tryPromise(() => client.connect()).pipe(
       Effect.timeout(Duration.seconds(5)),
       Effect.tap(() => Effect.logInfo("redis connected")),
