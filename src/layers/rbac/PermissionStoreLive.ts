@@ -10,6 +10,7 @@ import { Conflict, ServiceUnavailable } from "../../rpc/Errors.ts"
 import {
   type CheckAnswer,
   type CheckRequest,
+  type Consistency,
   type EffectivePermissions,
   type Explanation,
   PermissionStore,
@@ -89,38 +90,76 @@ export const make = Effect.gen(function* () {
 
   const clock = yield* Effect.clock
 
+  /**
+   * A view this node's memory holds for the request (`minRevision` reached, or `cached` at the
+   * watermark), without an effect; undefined when the effectful path must wait or read.
+   */
+  const memoryView = (
+    organizationId: string,
+    userIds: ReadonlyArray<string>,
+    minRevision: string | undefined,
+    consistency: Consistency | undefined
+  ) => {
+    if (minRevision === undefined && consistency !== "cached") return undefined
+    // Anything unexpected here or in deciding: the effectful path decides (and logs, and denies if it must).
+    try {
+      return cache.peek(organizationId, userIds, minRevision === undefined ? 0n : BigInt(minRevision))
+    } catch {
+      return undefined
+    }
+  }
+
+  const checkSlow = spannedGen(
+    "PermissionStore.check",
+    function* ({ organizationId, userId, minRevision, consistency, ...request }: CheckRequest) {
+      const v = yield* cache.view(organizationId, [userId], { minRevision, consistency })
+      if (Option.isNone(v)) return noOrganization
+      return decideIn(v.value, userId, request, yield* Clock.currentTimeMillis).answer
+    },
+    failClosed
+  )
+
+  const checkNow = ({ organizationId, userId, minRevision, consistency, ...request }: CheckRequest) => {
+    const v = memoryView(organizationId, [userId], minRevision, consistency)
+    try {
+      return v === undefined ? undefined : decideIn(v, userId, request, clock.unsafeCurrentTimeMillis()).answer
+    } catch {
+      return undefined
+    }
+  }
+
+  const checkManySlow = spannedGen(
+    "PermissionStore.checkMany",
+    function* (
+      organizationId: string,
+      checks: ReadonlyArray<Pick<CheckRequest, "userId" | "permission" | "resource">>,
+      users: ReadonlyArray<string>,
+      minRevision: string | undefined,
+      consistency: Consistency | undefined
+    ) {
+      const v = yield* cache.view(organizationId, users, { minRevision, consistency })
+      if (Option.isNone(v)) return checks.map(() => noOrganization)
+      const now = yield* Clock.currentTimeMillis
+      return checks.map((check) => decideIn(v.value, check.userId, check, now).answer)
+    },
+    failClosed
+  )
+
   return PermissionStore.of({
-    checkNow: ({ organizationId, userId, minRevision, ...request }) => {
-      try {
-        const v = cache.peek(organizationId, [userId], BigInt(minRevision))
-        return v === undefined ? undefined : decideIn(v, userId, request, clock.unsafeCurrentTimeMillis()).answer
-      } catch {
-        // Anything unexpected: the effectful path decides (and logs, and denies if it must).
-        return undefined
-      }
+    checkNow,
+
+    check: (request) => {
+      const answer = checkNow(request)
+      return answer === undefined ? checkSlow(request) : Effect.succeed(answer)
     },
 
-    check: spannedGen(
-      "PermissionStore.check",
-      function* ({ organizationId, userId, minRevision, consistency, ...request }) {
-        const v = yield* cache.view(organizationId, [userId], { minRevision, consistency })
-        if (Option.isNone(v)) return noOrganization
-        return decideIn(v.value, userId, request, yield* Clock.currentTimeMillis).answer
-      },
-      failClosed
-    ),
-
-    checkMany: spannedGen(
-      "PermissionStore.checkMany",
-      function* (organizationId, checks, minRevision, consistency) {
-        const users = [...new Set(checks.map((check) => check.userId))]
-        const v = yield* cache.view(organizationId, users, { minRevision, consistency })
-        if (Option.isNone(v)) return checks.map(() => noOrganization)
-        const now = yield* Clock.currentTimeMillis
-        return checks.map((check) => decideIn(v.value, check.userId, check, now).answer)
-      },
-      failClosed
-    ),
+    checkMany: (organizationId, checks, minRevision, consistency) => {
+      const users = [...new Set(checks.map((check) => check.userId))]
+      const v = memoryView(organizationId, users, minRevision, consistency)
+      if (v === undefined) return checkManySlow(organizationId, checks, users, minRevision, consistency)
+      const now = clock.unsafeCurrentTimeMillis()
+      return Effect.succeed(checks.map((check) => decideIn(v, check.userId, check, now).answer))
+    },
 
     explain: spannedGen(
       "PermissionStore.explain",
