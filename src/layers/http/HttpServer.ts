@@ -9,7 +9,8 @@ import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { RpcServer } from "@effect/rpc"
-import { Duration, Effect, Layer, Scope } from "effect"
+import * as HttpServer from "@effect/platform/HttpServer"
+import { Context, Duration, Effect, Layer, Scope } from "effect"
 import { servedApi } from "../../rpc/Api.ts"
 import { Rpcs } from "../../rpc/Rpcs.ts"
 import { exportsSpans } from "../../services/Span.ts"
@@ -97,6 +98,27 @@ export const Routes = Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute).pipe(
   Layer.provideMerge(BodyLimitLive)
 )
 
+/** Services of this application and its database: the handlers captured what they use when built. */
+const capturedByHandlers = (key: string) => key.startsWith("app/") || key.startsWith("@effect/sql")
+
+/**
+ * `HttpLayerRouter.serve`, with requests run in a context of the platform's services only. Each
+ * handler group and middleware captured the services it uses when it was built; Effect copies the
+ * request's context at every per-request `provideService` and merge (half a dozen times per request),
+ * so carrying every service of the node along cost tens of µs a request (bench:http).
+ */
+const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>) =>
+  Layer.scopedDiscard(
+    Effect.gen(function* () {
+      const handler = (yield* HttpLayerRouter.HttpRouter).asHttpEffect()
+      yield* HttpServer.serveEffect(handler).pipe(
+        Effect.mapInputContext((context: Context.Context<never>) =>
+          Context.unsafeMake(new Map([...context.unsafeMap].filter(([key]) => !capturedByHandlers(key))))
+        )
+      )
+    })
+  ).pipe(Layer.provideMerge(routes), Layer.provide(HttpLayerRouter.layer))
+
 const closeGracefully = (server: Server, timeout: Duration.Duration) =>
   Effect.gen(function* () {
     if (!server.listening) return
@@ -123,7 +145,7 @@ export const HttpServerLive = Layer.unwrapEffect(
     const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 })
     // The platform's per-request span (URL parse, header redaction, a span) only when spans are exported.
     const tracing = yield* exportsSpans
-    const serve = HttpLayerRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
+    const serve = serveRoutes(Routes).pipe(
       HttpMiddleware.withTracerDisabledWhen(() => !tracing),
       Layer.provide(NodeHttpServer.layer(() => server, { port, host }))
     )

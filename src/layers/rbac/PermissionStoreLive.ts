@@ -5,7 +5,15 @@
  */
 import { Clock, Effect, Layer, Option } from "effect"
 import { spannedGen } from "../../services/Span.ts"
-import { accessOf, type Judgement, judge, rolesHeld } from "../../domain/Policy.ts"
+import {
+  accessOf,
+  dependsOnTime,
+  type Judgement,
+  judge,
+  type Policy,
+  rolesHeld,
+  type Standing
+} from "../../domain/Policy.ts"
 import { Conflict, ServiceUnavailable } from "../../rpc/Errors.ts"
 import {
   type CheckAnswer,
@@ -35,6 +43,33 @@ const failClosed = <A, E>(effect: Effect.Effect<A, E>) =>
     Effect.catchAllDefect(deny)
   )
 
+/** At most this many organization-wide judgements are kept per user standing. */
+const MAX_JUDGEMENTS = 4_096
+
+/**
+ * Organization-wide judgements of one user's standing under one policy. A standing and a policy are
+ * immutable values that the revision cache replaces when they change, so a judgement found here is
+ * the one `judge` would make again; standings with an expiring assignment depend on the time and
+ * are never kept.
+ */
+const judgements = new WeakMap<Standing, { readonly policy: Policy; readonly byKey: Map<string, Judgement> }>()
+
+const judgeOrgWide = (v: View, standing: Standing, userId: string, permission: string, now: number) => {
+  const fresh = () => judge(v.policy, v.frozen, standing, { subject: { id: userId }, permission, now })
+  if (v.frozen || dependsOnTime(standing.assignments)) return fresh()
+  let memo = judgements.get(standing)
+  if (memo === undefined || memo.policy !== v.policy) {
+    memo = { policy: v.policy, byKey: new Map() }
+    judgements.set(standing, memo)
+  }
+  let judgement = memo.byKey.get(permission)
+  if (judgement === undefined) {
+    judgement = fresh()
+    if (memo.byKey.size < MAX_JUDGEMENTS) memo.byKey.set(permission, judgement)
+  }
+  return judgement
+}
+
 /** The check in the view, with the standing that decided it. */
 const decideIn = (
   v: View,
@@ -43,12 +78,15 @@ const decideIn = (
   now: number
 ): { readonly answer: CheckAnswer; readonly judgement: Judgement } => {
   const standing = v.user(userId)
-  const judgement = judge(v.policy, v.frozen, standing, {
-    subject: { id: userId },
-    permission: request.permission,
-    resource: request.resource,
-    now
-  })
+  const judgement =
+    request.resource === undefined
+      ? judgeOrgWide(v, standing, userId, request.permission, now)
+      : judge(v.policy, v.frozen, standing, {
+          subject: { id: userId },
+          permission: request.permission,
+          resource: request.resource,
+          now
+        })
   const answer = {
     member: standing.member,
     allowed: judgement.allowed,
