@@ -143,32 +143,31 @@ export const make = Effect.gen(function* () {
       ORDER BY last_used_at DESC`
   })
 
-  const liveExpiry = SqlSchema.findOne({
-    Request: Schema.String,
-    Result: Schema.Struct({ absoluteExpiresAt: Schema.DateFromSelf }),
-    execute: (sessionId) => sql`SELECT absolute_expires_at FROM sessions WHERE id = ${sessionId} AND revoked_at IS NULL`
-  })
-
-
   const standingOf = SqlSchema.findAll({
     Request: Ids,
-    Result: Schema.Struct({ id: Schema.String, revoked: Schema.Boolean }),
-    execute: (ids) => sql`SELECT id, revoked_at IS NOT NULL AS revoked FROM sessions WHERE id = ANY(${ids}::uuid[])`
+    Result: Schema.Struct({
+      id: Schema.String,
+      revoked: Schema.Boolean,
+      absoluteExpiresAt: Schema.DateFromSelf
+    }),
+    execute: (ids) => sql`
+      SELECT id, revoked_at IS NOT NULL AS revoked, absolute_expires_at
+      FROM sessions WHERE id = ANY(${ids}::uuid[])`
   })
 
   /**
-   * Whether each session ended (revoked, or never existed), for everyone asking at once in one
-   * statement: a reconnect storm of thousands of live sessions, or a burst of requests the
+   * Each session's row (none when it never existed), for everyone asking at once in one statement:
+   * a reconnect storm of thousands of tickets and live sessions, or a burst of requests the
    * revocation guard sends to Postgres, reads once per batch. A caller never joins a read already
    * under way (Coalesce.ts), so the answer is never older than the question.
    */
-  const endedAmong = batched((ids: ReadonlyArray<string>) => {
+  const standing = batched((ids: ReadonlyArray<string>) => {
     const wellFormed = ids.filter((id) => UUID.test(id))
     return Effect.map(
-      wellFormed.length === 0 ? Effect.succeed([]) : readFailure("hasEnded")(standingOf(wellFormed)),
+      wellFormed.length === 0 ? Effect.succeed([]) : readFailure("sessions")(standingOf(wellFormed)),
       (rows) => {
-        const live = new Set(rows.filter((row) => !row.revoked).map((row) => row.id))
-        return ids.map((id) => !live.has(id))
+        const byId = new Map(rows.map((row) => [row.id, row]))
+        return ids.map((id) => byId.get(id))
       }
     )
   })
@@ -250,12 +249,15 @@ export const make = Effect.gen(function* () {
       }).pipe(orDie, (effect) => transaction(effect, (ids) => ids.length > 0))
     }),
 
-    absoluteExpiry: Effect.fn("Sessions.absoluteExpiry")(function* (sessionId) {
-      const row = yield* readFailure("absoluteExpiry")(liveExpiry(sessionId))
-      return Option.map(row, (r) => r.absoluteExpiresAt)
-    }),
+    absoluteExpiry: spanned("Sessions.absoluteExpiry", (sessionId: string) =>
+      Effect.map(standing(sessionId), (row) =>
+        row === undefined || row.revoked ? Option.none() : Option.some(row.absoluteExpiresAt)
+      )
+    ),
 
-    hasEnded: spanned("Sessions.hasEnded", endedAmong),
+    hasEnded: spanned("Sessions.hasEnded", (sessionId: string) =>
+      Effect.map(standing(sessionId), (row) => row === undefined || row.revoked)
+    ),
 
     revokedAmong: spannedGen("Sessions.revokedAmong", function* (sessionIds) {
       if (sessionIds.length === 0) return []

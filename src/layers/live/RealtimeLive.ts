@@ -1,10 +1,12 @@
 import { Effect, Layer, Option, Redacted, Schema } from "effect"
 import { NotFound, ServiceUnavailable } from "../../rpc/Errors.ts"
+import type { SignedIn } from "../../rpc/Security.ts"
 import { KeyValueStore } from "../../services/KeyValueStore.ts"
 import { PermissionStore } from "../../services/PermissionStore.ts"
 import { Realtime, TICKET_TTL_SECONDS, type TicketClaims } from "../../services/Realtime.ts"
 import { Revocations } from "../../services/Revocations.ts"
 import { Sessions } from "../../services/Sessions.ts"
+import { spannedGen } from "../../services/Span.ts"
 import * as Secrets from "../Secrets.ts"
 import { Settings } from "../Settings.ts"
 
@@ -42,7 +44,7 @@ export const make = Effect.gen(function* () {
   const noSuchOrganization = new NotFound({ message: "No such organization" })
 
   return Realtime.of({
-    issueTicket: Effect.fn("Realtime.issueTicket")(function* (user, organizationId) {
+    issueTicket: spannedGen("Realtime.issueTicket", function* (user: SignedIn, organizationId: string) {
       const answer = yield* store
         .check({ organizationId, userId: user.userId, permission: "org:read" })
         .pipe(Effect.catchTag("Conflict", Effect.die))
@@ -67,7 +69,7 @@ export const make = Effect.gen(function* () {
         expiresIn: TICKET_TTL_SECONDS
       }
     }),
-    redeem: Effect.fn("Realtime.redeem")(function* (ticket) {
+    redeem: spannedGen("Realtime.redeem", function* (ticket: string) {
       if (!TICKET.test(ticket)) return Option.none()
       const claims = yield* kv
         .consume(ticketKey(ticket))
