@@ -12,7 +12,7 @@ import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import { RouteNotFound } from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Cause, Clock, Effect, Layer, LogLevel, Option, Schema } from "effect"
+import { Cause, Effect, Layer, LogLevel, Option, Schema } from "effect"
 import { Api } from "../../rpc/Api.ts"
 import {
   BadRequest,

@@ -22,7 +22,7 @@
  */
 import { Clock, Context, Deferred, Duration, Effect, FiberId, Layer, Option, Schema } from "effect"
 import { accessOf, dependsOnTime, effectiveOf, nothingHeld, type Policy, type Standing } from "../../domain/Policy.ts"
-import { type Change, changesBetween, type RecordedEvent, unchangedSince } from "../../domain/PolicyHistory.ts"
+import { changesBetween, type RecordedEvent, unchangedSince } from "../../domain/PolicyHistory.ts"
 import { Conflict } from "../../rpc/Errors.ts"
 import { type KeyValueError, KeyValueStore } from "../../services/KeyValueStore.ts"
 import { Outbox } from "../../services/Outbox.ts"
