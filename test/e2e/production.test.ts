@@ -151,13 +151,17 @@ describe("outside production", () => {
   it("answers 401 invalid_token, not 500, to a token whose account was deleted in the database, on both doors", async () => {
     const user = await signUp("deleted")
     await query(database.url, "DELETE FROM users WHERE id = $1", [user.userId])
-    // The deletion ends the account's sessions through the outbox (migration 0006); until the relay
-    // has delivered it, GET /v1/me itself finds no account: 401 either way, never a 500.
+    // The deletion ends the account's sessions through the outbox (migration 0006): every node refuses
+    // the token once the relay has delivered that, within the event stream's latency (GET /v1/me answers
+    // from the node's profile cache, which the same event clears). Never a 500 meanwhile.
     const first = await api.me(user.token)
-    expect(first.status).toBe(401)
-    // Then every operation refuses the token, not only those that read the account.
+    expect([200, 401]).toContain(first.status)
     await eventually(
       () => api.call("GET", "/v1/auth/sessions", { token: user.token }),
+      (reply) => reply.status !== 200
+    )
+    await eventually(
+      () => api.me(user.token),
       (reply) => reply.status !== 200
     )
     const me = await api.me(user.token)

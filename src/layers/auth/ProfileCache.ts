@@ -1,8 +1,9 @@
 /**
  * The signed-in user's profile (`GET /v1/me`) from memory. A profile changes rarely (email verified,
  * MFA turned on or off) and each change records `user.profile_changed` in the outbox with the write;
- * every node follows the event stream and forgets that user's entry, and the node that wrote forgets
- * it at once. So a node answers its own writes immediately and another node's within the stream's
+ * every node follows the event stream and forgets that user's entry (on `sessions.revoked` too: an
+ * account deleted in the database ends its sessions that way), and the node that wrote forgets it at
+ * once. So a node answers its own writes immediately and another node's within the stream's
  * latency. While the stream cannot be followed (unreachable, a gap, not yet caught up at start) the
  * cache is bypassed and Postgres answers, as the revocation feed does (R1). A read that raced an
  * invalidation is not kept. Bounded: at most MAX_PROFILES users, the least recently used dropped.
@@ -32,7 +33,9 @@ export class ProfileCache extends Context.Tag("app/layers/ProfileCache")<Profile
 const changedUser = (payload: string) =>
   Option.flatMap(decodeEntry(payload), (event) => {
     const userId = (event.payload as { userId?: unknown } | undefined)?.userId
-    return event.type === "user.profile_changed" && typeof userId === "string" ? Option.some(userId) : Option.none()
+    // Sessions ended (logout, a disabled or deleted account…): the account may be gone; read it again.
+    const forgets = event.type === "user.profile_changed" || event.type === "sessions.revoked"
+    return forgets && typeof userId === "string" ? Option.some(userId) : Option.none()
   })
 
 export const make = Effect.gen(function* () {
