@@ -47,16 +47,27 @@ const failClosed = <A, E>(effect: Effect.Effect<A, E>) =>
 const MAX_JUDGEMENTS = 4_096
 
 /**
- * Organization-wide judgements of one user's standing under one policy. A standing and a policy are
- * immutable values that the revision cache replaces when they change, so a judgement found here is
- * the one `judge` would make again; standings with an expiring assignment depend on the time and
- * are never kept.
+ * Organization-wide judgements of one user's standing under one policy, for the policy's catalog
+ * keys. A standing and a policy are immutable values that the revision cache replaces when they
+ * change, so a judgement found here is the one `judge` would make again; standings with an expiring
+ * assignment depend on the time and are never kept.
  */
 const judgements = new WeakMap<Standing, { readonly policy: Policy; readonly byKey: Map<string, Judgement> }>()
 
+/** Each policy's catalog as a set: only catalog keys are kept, so a client cannot fill the memo with made-up keys. */
+const catalogs = new WeakMap<Policy, ReadonlySet<string>>()
+const inCatalog = (policy: Policy, permission: string) => {
+  let keys = catalogs.get(policy)
+  if (keys === undefined) {
+    keys = new Set(policy.catalog)
+    catalogs.set(policy, keys)
+  }
+  return keys.has(permission)
+}
+
 const judgeOrgWide = (v: View, standing: Standing, userId: string, permission: string, now: number) => {
   const fresh = () => judge(v.policy, v.frozen, standing, { subject: { id: userId }, permission, now })
-  if (v.frozen || dependsOnTime(standing.assignments)) return fresh()
+  if (v.frozen || dependsOnTime(standing.assignments) || !inCatalog(v.policy, permission)) return fresh()
   let memo = judgements.get(standing)
   if (memo === undefined || memo.policy !== v.policy) {
     memo = { policy: v.policy, byKey: new Map() }
