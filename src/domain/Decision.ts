@@ -234,12 +234,13 @@ export const decide = (
   input: CheckInput,
   roles: ReadonlyArray<Role>,
   assignments: ReadonlyArray<Assignment>,
-  ancestors: ReadonlyMap<string, ReadonlyArray<string>> = closure(roles)
+  ancestors: ReadonlyMap<string, ReadonlyArray<string>> = closure(roles),
+  /** The roles by id, when the caller keeps them (a policy does): built here otherwise. */
+  byId: ReadonlyMap<string, Role> = new Map(roles.map((role) => [role.id, role]))
 ): Decision => {
   if (!PERMISSION_KEY.test(input.permission)) {
     return { allowed: false, reason: `"${input.permission}" is not a permission key`, paths: [] }
   }
-  const byId = new Map(roles.map((role) => [role.id, role]))
   const paths: Array<Path> = []
   for (const assignment of assignments) {
     if (assignment.expiresAt !== undefined && assignment.expiresAt <= input.now) continue

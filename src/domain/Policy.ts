@@ -60,7 +60,7 @@ export const judge = (policy: Policy, frozen: boolean, standing: Standing, input
     case "not_member":
       return refused("not a member of the organization", false)
     case "ok": {
-      const decision = decide(input, policy.roles, standing.assignments, policy.ancestors)
+      const decision = decide(input, policy.roles, standing.assignments, policy.ancestors, policy.byId)
       return { allowed: decision.allowed, reason: decision.reason, blocked: false, decision }
     }
   }
@@ -88,8 +88,13 @@ export const effectiveOf = (
   const allowedOn = (resource?: { type: string; id: string }) =>
     policy.catalog.filter(
       (permission) =>
-        decide({ subject: { id: userId }, permission, resource, now }, policy.roles, assignments, policy.ancestors)
-          .allowed
+        decide(
+          { subject: { id: userId }, permission, resource, now },
+          policy.roles,
+          assignments,
+          policy.ancestors,
+          policy.byId
+        ).allowed
     )
   const everywhere = allowedOn()
   const everywhereSet = new Set(everywhere)
