@@ -211,6 +211,43 @@ export const evaluate = (condition: Condition, input: CheckInput): Truth => {
   return undefined
 }
 
+/** A role's grants by the key they name; those naming a pattern (`*`, `docs:*`) apart. Positions kept. */
+interface GrantIndex {
+  readonly exact: ReadonlyMap<string, ReadonlyArray<number>>
+  readonly patterns: ReadonlyArray<number>
+}
+
+/** Roles are immutable values: each is indexed once, on its first decision. */
+const indexes = new WeakMap<Role, GrantIndex>()
+
+const indexOf = (role: Role): GrantIndex => {
+  let index = indexes.get(role)
+  if (index !== undefined) return index
+  const exact = new Map<string, Array<number>>()
+  const patterns: Array<number> = []
+  role.grants.forEach((grant, position) => {
+    if (grant.permission === "*" || grant.permission.endsWith(":*")) patterns.push(position)
+    else {
+      const same = exact.get(grant.permission)
+      if (same === undefined) exact.set(grant.permission, [position])
+      else same.push(position)
+    }
+  })
+  index = { exact, patterns }
+  indexes.set(role, index)
+  return index
+}
+
+/** The role's grants that may cover `permission`, in the role's own order (which decides the reason given). */
+const candidates = (role: Role, permission: string): ReadonlyArray<Grant> => {
+  const { exact, patterns } = indexOf(role)
+  const named = exact.get(permission) ?? []
+  if (patterns.length === 0) return named.map((position) => role.grants[position]!)
+  return [...named, ...patterns.filter((position) => covers(role.grants[position]!.permission, permission))]
+    .sort((a, b) => a - b)
+    .map((position) => role.grants[position]!)
+}
+
 const scopeMatches = (scope: Scope | undefined, resource: Resource | undefined) =>
   scope === undefined || (resource !== undefined && resource.type === scope.type && resource.id === scope.id)
 
@@ -246,7 +283,8 @@ export const decide = (
     if (assignment.expiresAt !== undefined && assignment.expiresAt <= input.now) continue
     if (!scopeMatches(assignment.scope, input.resource)) continue
     for (const viaRoleId of ancestors.get(assignment.roleId) ?? []) {
-      for (const grant of byId.get(viaRoleId)?.grants ?? []) {
+      const role = byId.get(viaRoleId)
+      for (const grant of role === undefined ? [] : candidates(role, input.permission)) {
         if (applies(grant, input)) {
           paths.push({
             assignmentId: assignment.id,
