@@ -117,8 +117,8 @@ export class FanOut {
       const { registry } = this
       const now = this.clock.unsafeCurrentTimeMillis()
       this.forgetOld(now)
-      const users = userIds.filter((userId) => registry.byUserIn(userId, organizationId).length > 0)
-      const first = users.length > 0 ? registry.byUserIn(users[0]!, organizationId)[0] : undefined
+      const users = userIds.filter((userId) => registry.byUserIn(userId, organizationId).size > 0)
+      const first = users.length > 0 ? registry.byUserIn(users[0]!, organizationId).values().next().value : undefined
       if (!(first instanceof Session)) return Effect.void
       for (const userId of users) {
         const key = `${organizationId}${SEPARATOR}${userId}`

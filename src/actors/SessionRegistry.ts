@@ -55,8 +55,8 @@ export class Registry {
   private readonly stuck: Deadlines<Session>
 
   constructor(
-    readonly runFork: RunFork = Effect.runFork,
-    readonly clock: Clock.Clock = Effect.runSync(Effect.clock)
+    readonly runFork: RunFork,
+    readonly clock: Clock.Clock
   ) {
     this.fanOut = new FanOut(this, clock, runFork)
     this.expiries = new Deadlines(100, clock, runFork, (session) => session.revoke("session_expired"))
@@ -214,9 +214,8 @@ export class Registry {
   }
 
   /** The user's sessions in one organization. */
-  byUserIn(userId: string, organizationId: string): ReadonlyArray<SessionHandle> {
-    const found = this.members.get(memberKey(userId, organizationId))
-    return found === undefined ? [] : [...found]
+  byUserIn(userId: string, organizationId: string): ReadonlySet<SessionHandle> {
+    return this.members.get(memberKey(userId, organizationId)) ?? none
   }
 
   organizationIds(): ReadonlyArray<string> {

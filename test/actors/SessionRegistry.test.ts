@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber } from "effect"
 import { Registry } from "../../src/actors/SessionRegistry.ts"
 
 /** A load the test releases by hand, counting how often it started. */
@@ -31,7 +31,7 @@ const settle = Effect.forEach(Array.from({ length: 20 }), () => Effect.yieldNow(
 describe("Registry.shared", () => {
   it.effect("gives callers asking for one key while it waits for a permit one load", () =>
     Effect.gen(function* () {
-      const registry = new Registry()
+      const registry = new Registry(Effect.runFork, Clock.make())
       const { gate, counter, load } = yield* gatedLoad()
       const release = yield* holdPermits(registry)
       const callers = yield* Effect.forEach(Array.from({ length: 50 }), () =>
@@ -50,7 +50,7 @@ describe("Registry.shared", () => {
 
   it.effect("never hands a caller a load that started reading before it asked", () =>
     Effect.gen(function* () {
-      const registry = new Registry()
+      const registry = new Registry(Effect.runFork, Clock.make())
       const { gate, counter, load } = yield* gatedLoad()
       const early = yield* Effect.fork(registry.shared("o/u/", load))
       yield* settle
@@ -65,7 +65,7 @@ describe("Registry.shared", () => {
 
   it.effect("keeps different keys apart and shares failures with the callers of the same load", () =>
     Effect.gen(function* () {
-      const registry = new Registry()
+      const registry = new Registry(Effect.runFork, Clock.make())
       const release = yield* holdPermits(registry)
       const a = yield* Effect.fork(registry.shared("o/a/", Effect.fail("down" as const)))
       const a2 = yield* Effect.fork(registry.shared("o/a/", Effect.succeed("never run")))
@@ -81,7 +81,7 @@ describe("Registry.shared", () => {
 
   it.effect("finishes the load for the others when the caller that started it goes away", () =>
     Effect.gen(function* () {
-      const registry = new Registry()
+      const registry = new Registry(Effect.runFork, Clock.make())
       const { gate, load } = yield* gatedLoad()
       const release = yield* holdPermits(registry)
       const first = yield* Effect.fork(registry.shared("o/u/", load))

@@ -4,8 +4,9 @@
  * The upgrade refuses, before any socket opens: an Origin not exactly on ALLOWED_ORIGINS (403), a
  * missing, expired or used ticket (401), a user at the socket cap of this node (429). Each opened
  * socket gets one session actor (src/actors/SessionActor.ts), whose fiber runs only while it has
- * something to do: closing the socket unregisters it and interrupts that fiber. Frames larger than 16 KiB close the
- * connection (1009; beyond 64 KiB it is cut); idle connections are pinged and closed. The limits
+ * something to do: closing the socket unregisters it and interrupts that fiber. Frames larger than
+ * 16 KiB close the connection (1009; beyond 64 KiB it is cut); idle connections are pinged and
+ * closed. The limits
  * and refusals are the protocol's (`LiveLimits`, `UpgradeRefusal` in src/rpc/LiveProtocol.ts). On
  * shutdown, and only then, every socket is closed with 1001. `GET /metrics` on the same port
  * reports the live-session counters (Prometheus text) to a bearer of `METRICS_TOKEN`, or, when no

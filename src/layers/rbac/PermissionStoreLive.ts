@@ -4,7 +4,6 @@
  * over the Postgres reader (PermissionReader.ts). Any failure while deciding is a denial, logged.
  */
 import { Clock, Effect, Layer, Option } from "effect"
-import { spannedGen } from "../../services/Span.ts"
 import {
   accessOf,
   dependsOnTime,
@@ -24,6 +23,7 @@ import {
   PermissionStore,
   type SessionSnapshot
 } from "../../services/PermissionStore.ts"
+import { spannedGen } from "../../services/Span.ts"
 import { PermissionReaderLive } from "./PermissionReader.ts"
 import { RevisionCache, RevisionCacheLive, type View } from "./RevisionCache.ts"
 import { RevisionFeedLive } from "./RevisionFeed.ts"
@@ -139,75 +139,70 @@ export const make = Effect.gen(function* () {
 
   const clock = yield* Effect.clock
 
+  type Checks = ReadonlyArray<Pick<CheckRequest, "userId" | "permission" | "resource">>
+
   /**
-   * A view this node's memory holds for the request (`minRevision` reached, or `cached` at the
-   * watermark), without an effect; undefined when the effectful path must wait or read.
+   * The answers from this node's memory when it holds the view asked for (`minRevision` reached, or
+   * `cached` at the watermark), without an effect; undefined when the effectful path must wait or
+   * read, or on anything unexpected (that path then decides, logs, and denies if it must).
    */
-  const memoryView = (
+  const answersNow = (
     organizationId: string,
-    userIds: ReadonlyArray<string>,
+    checks: Checks,
     minRevision: string | undefined,
     consistency: Consistency | undefined
   ) => {
     if (minRevision === undefined && consistency !== "cached") return undefined
-    // Anything unexpected here or in deciding: the effectful path decides (and logs, and denies if it must).
     try {
-      return cache.peek(organizationId, userIds, minRevision === undefined ? 0n : BigInt(minRevision))
+      const users = [...new Set(checks.map((check) => check.userId))]
+      const v = cache.peek(organizationId, users, minRevision === undefined ? 0n : BigInt(minRevision))
+      if (v === undefined) return undefined
+      const now = clock.unsafeCurrentTimeMillis()
+      return checks.map((check) => decideIn(v, check.userId, check, now).answer)
     } catch {
       return undefined
     }
   }
 
-  const checkSlow = spannedGen(
-    "PermissionStore.check",
-    function* ({ organizationId, userId, minRevision, consistency, ...request }: CheckRequest) {
-      const v = yield* cache.view(organizationId, [userId], { minRevision, consistency })
-      if (Option.isNone(v)) return noOrganization
-      return decideIn(v.value, userId, request, yield* Clock.currentTimeMillis).answer
-    },
-    failClosed
-  )
+  /** The same answers through the revision cache's view: waiting for a revision, or reading it. */
+  const answersIn = (name: string) =>
+    spannedGen(
+      name,
+      function* (
+        organizationId: string,
+        checks: Checks,
+        minRevision: string | undefined,
+        consistency: Consistency | undefined
+      ) {
+        const users = [...new Set(checks.map((check) => check.userId))]
+        const v = yield* cache.view(organizationId, users, { minRevision, consistency })
+        if (Option.isNone(v)) return checks.map(() => noOrganization)
+        const now = yield* Clock.currentTimeMillis
+        return checks.map((check) => decideIn(v.value, check.userId, check, now).answer)
+      },
+      failClosed
+    )
+  const checkSlow = answersIn("PermissionStore.check")
+  const checkManySlow = answersIn("PermissionStore.checkMany")
 
-  const checkNow = ({ organizationId, userId, minRevision, consistency, ...request }: CheckRequest) => {
-    const v = memoryView(organizationId, [userId], minRevision, consistency)
-    try {
-      return v === undefined ? undefined : decideIn(v, userId, request, clock.unsafeCurrentTimeMillis()).answer
-    } catch {
-      return undefined
-    }
-  }
-
-  const checkManySlow = spannedGen(
-    "PermissionStore.checkMany",
-    function* (
-      organizationId: string,
-      checks: ReadonlyArray<Pick<CheckRequest, "userId" | "permission" | "resource">>,
-      users: ReadonlyArray<string>,
-      minRevision: string | undefined,
-      consistency: Consistency | undefined
-    ) {
-      const v = yield* cache.view(organizationId, users, { minRevision, consistency })
-      if (Option.isNone(v)) return checks.map(() => noOrganization)
-      const now = yield* Clock.currentTimeMillis
-      return checks.map((check) => decideIn(v.value, check.userId, check, now).answer)
-    },
-    failClosed
-  )
+  const checkNow = (request: CheckRequest) =>
+    answersNow(request.organizationId, [request], request.minRevision, request.consistency)?.[0]
 
   return PermissionStore.of({
     checkNow,
 
     check: (request) => {
       const answer = checkNow(request)
-      return answer === undefined ? checkSlow(request) : Effect.succeed(answer)
+      if (answer !== undefined) return Effect.succeed(answer)
+      const { organizationId, minRevision, consistency } = request
+      return Effect.map(checkSlow(organizationId, [request], minRevision, consistency), (answers) => answers[0]!)
     },
 
     checkMany: (organizationId, checks, minRevision, consistency) => {
-      const users = [...new Set(checks.map((check) => check.userId))]
-      const v = memoryView(organizationId, users, minRevision, consistency)
-      if (v === undefined) return checkManySlow(organizationId, checks, users, minRevision, consistency)
-      const now = clock.unsafeCurrentTimeMillis()
-      return Effect.succeed(checks.map((check) => decideIn(v, check.userId, check, now).answer))
+      const answers = answersNow(organizationId, checks, minRevision, consistency)
+      return answers === undefined
+        ? checkManySlow(organizationId, checks, minRevision, consistency)
+        : Effect.succeed(answers)
     },
 
     explain: spannedGen(
