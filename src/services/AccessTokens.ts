@@ -28,6 +28,8 @@ export interface AccessTokensShape {
     readonly sessionId: string
   }) => Effect.Effect<{ readonly token: string; readonly expiresIn: number }>
   readonly verify: (token: string) => Effect.Effect<AccessClaims, InvalidAccessToken>
+  /** `verify`'s claims for a token verified before and not expired; undefined otherwise (ask `verify`). */
+  readonly verifiedNow: (token: string) => AccessClaims | undefined
   readonly jwks: { readonly keys: ReadonlyArray<PublicJwk> }
   /** Seconds an access token lives; revocation markers must outlive it. */
   readonly ttlSeconds: number

@@ -1,8 +1,9 @@
 /**
  * EventStream: an append-only, size-capped log that every node reads from its own cursor.
  *
- * Owns: appending entries, reading after a cursor (optionally blocking), and telling a reader
- * that its cursor fell out of the retained range (trimmed, or the backing store lost its data).
+ * Owns: appending entries, reading after a cursor (optionally blocking), telling a reader that its
+ * cursor fell out of the retained range (trimmed, or the backing store lost its data), and which
+ * readers have said, recently enough, how far they have applied a stream.
  * Does not own: what the entries mean, delivery guarantees (the outbox in Postgres is the truth),
  * or consumer groups.
  */
@@ -68,6 +69,22 @@ export interface EventStreamShape {
   readonly last: (stream: string) => Effect.Effect<StreamCursor, EventStreamError>
   /** Succeeds when the backing store answers. */
   readonly ping: Effect.Effect<void, EventStreamError>
+  /**
+   * A reader's word that it has applied `stream` up to `cursor`, good for `ttl` from when the
+   * store takes it (the store's clock): `readers` lists every reader whose word still holds.
+   */
+  readonly acknowledge: (
+    stream: string,
+    reader: string,
+    cursor: StreamCursor,
+    ttl: Duration.Duration
+  ) => Effect.Effect<void, EventStreamError>
+  readonly readers: (stream: string) => Effect.Effect<ReadonlyArray<ReaderPosition>, EventStreamError>
+}
+
+export interface ReaderPosition {
+  readonly reader: string
+  readonly cursor: StreamCursor
 }
 
 export class EventStream extends Context.Tag("app/EventStream")<EventStream, EventStreamShape>() {}

@@ -190,4 +190,29 @@ export const eventStreamContract = (name: string, implementation: Layer.Layer<Ev
       }))
 
     test("ping succeeds", () => Effect.flatMap(EventStream, (events) => events.ping))
+
+    test("readers lists each reader's latest position while its word holds, and forgets it after", () =>
+      Effect.gen(function* () {
+        const events = yield* EventStream
+        const stream = fresh("readers")
+        expect(yield* events.readers(stream)).toEqual([])
+        yield* events.acknowledge(stream, "a", "5-0", Duration.seconds(30))
+        yield* events.acknowledge(stream, "b", "3-1", Duration.millis(300))
+        yield* events.acknowledge(stream, "a", "7-2", Duration.seconds(30))
+        const sorted = (positions: ReadonlyArray<{ reader: string; cursor: string }>) =>
+          [...positions].sort((x, y) => x.reader.localeCompare(y.reader))
+        expect(sorted(yield* events.readers(stream))).toEqual([
+          { reader: "a", cursor: "7-2" },
+          { reader: "b", cursor: "3-1" }
+        ])
+        yield* Effect.sleep(Duration.millis(500))
+        expect(yield* events.readers(stream)).toEqual([{ reader: "a", cursor: "7-2" }])
+        // A reader whose word ran out and who speaks again is listed again.
+        yield* events.acknowledge(stream, "b", "8-0", Duration.seconds(30))
+        expect(sorted(yield* events.readers(stream))).toEqual([
+          { reader: "a", cursor: "7-2" },
+          { reader: "b", cursor: "8-0" }
+        ])
+        expect(yield* events.readers(fresh("other"))).toEqual([])
+      }))
   })

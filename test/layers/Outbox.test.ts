@@ -445,7 +445,9 @@ describe("OutboxRelay", () => {
           append: () => Effect.fail(new EventStreamError({ operation: "append", cause: "down" })),
           read: () => Effect.fail(new EventStreamError({ operation: "read", cause: "down" })),
           last: () => Effect.fail(new EventStreamError({ operation: "last", cause: "down" })),
-          ping: Effect.fail(new EventStreamError({ operation: "ping", cause: "down" }))
+          ping: Effect.fail(new EventStreamError({ operation: "ping", cause: "down" })),
+          acknowledge: () => Effect.fail(new EventStreamError({ operation: "acknowledge", cause: "down" })),
+          readers: () => Effect.fail(new EventStreamError({ operation: "readers", cause: "down" }))
         })
       )
       const org = yield* Effect.scoped(

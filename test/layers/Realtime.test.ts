@@ -17,7 +17,8 @@ const AccessTokensTest = Layer.succeed(
     ttlSeconds: 900,
     jwks: { keys: [] },
     issue: () => Effect.die("unused"),
-    verify: () => Effect.die("unused")
+    verify: () => Effect.die("unused"),
+    verifiedNow: () => undefined
   })
 )
 

@@ -15,7 +15,10 @@ import { Revocations } from "../../src/services/Revocations.ts"
 import { SessionStoreError, Sessions } from "../../src/services/Sessions.ts"
 import { ClockAtStart, createUser, DatabaseTest } from "./RbacLayers.ts"
 
-const TOKEN_TTL_SECONDS = 900
+/** Short, so that the TestClock can step through a token's lifetime (every feed read of the way). */
+const TOKEN_TTL_SECONDS = 30
+/** Longer than a node's lease on its feed (1 s): a node whose feed stopped no longer answers from memory. */
+const PAST_LEASE = Duration.millis(1_200)
 
 const AccessTokensTest = Layer.succeed(
   AccessTokens,
@@ -23,7 +26,8 @@ const AccessTokensTest = Layer.succeed(
     ttlSeconds: TOKEN_TTL_SECONDS,
     jwks: { keys: [] },
     issue: () => Effect.die("unused"),
-    verify: () => Effect.die("unused")
+    verify: () => Effect.die("unused"),
+    verifiedNow: () => undefined
   })
 )
 
@@ -33,6 +37,16 @@ const ClusterTest = SessionsLive.pipe(
   Layer.provideMerge(DatabaseTest),
   Layer.provideMerge(ClockAtStart)
 )
+
+/** The cluster with its outbox relay, which publishes every committed event (woken by NOTIFY). */
+const RelayedClusterTest = relayLayer({
+  maxLength: 10_000,
+  retention: Duration.days(1),
+  pollInterval: Duration.seconds(1)
+}).pipe(Layer.provideMerge(ClusterTest))
+
+/** The nodes of earlier tests are gone: their word on the stream runs out before this test's begin. */
+const earlierNodesGone = TestClock.adjust(PAST_LEASE)
 
 /** A key-value store whose every call does `answer` (the operations Revocations uses). */
 const storeThat = (answer: () => Effect.Effect<never, KeyValueError>) =>
@@ -95,6 +109,23 @@ const StreamWithGaps = Layer.effect(
   )
 )
 
+/** The stream as one node sees it: once `stall.armed`, its reads never return (a node that hangs). */
+const stall = { armed: false }
+const StreamStalling = Layer.effect(
+  EventStream,
+  Effect.map(EventStream, (inner) =>
+    EventStream.of({
+      ...inner,
+      read: (name, cursor, options) =>
+        stall.armed
+          ? Effect.never
+          : inner
+              .read(name, cursor, options)
+              .pipe(Effect.flatMap((result) => (stall.armed ? Effect.never : Effect.succeed(result))))
+    })
+  )
+)
+
 /** Redis as one node sees it: while `redis.down`, its store and its stream fail (a read in flight too). */
 const redis = { down: false }
 const redisDown = <A>(operation: string) =>
@@ -123,7 +154,10 @@ const RedisSwitch = Layer.merge(
             : inner
                 .read(name, cursor, options)
                 .pipe(Effect.flatMap((result) => (redis.down ? streamDown : Effect.succeed(result)))),
-        last: (name) => (redis.down ? streamDown : inner.last(name))
+        last: (name) => (redis.down ? streamDown : inner.last(name)),
+        acknowledge: (name, reader, cursor, ttl) =>
+          redis.down ? streamDown : inner.acknowledge(name, reader, cursor, ttl),
+        readers: (name) => (redis.down ? streamDown : inner.readers(name))
       })
     )
   )
@@ -181,10 +215,11 @@ const eventually = <E, R>(check: Effect.Effect<boolean, E, R>) =>
     return false
   })
 
-describe("Revocations (layers on Postgres)", () => {
-  it.layer(ClusterTest, { timeout: "120 seconds" })((it) => {
+describe("Revocations with the outbox relay (layers on Postgres)", () => {
+  it.layer(RelayedClusterTest, { timeout: "120 seconds" })((it) => {
     it.scoped("a revoked session is refused by the very next check, on this node and on another", () =>
       Effect.gen(function* () {
+        yield* earlierNodesGone
         const a = yield* clusterNode
         const b = yield* clusterNode
         const { userId, sessionId } = yield* startSession
@@ -196,6 +231,119 @@ describe("Revocations (layers on Postgres)", () => {
       })
     )
 
+    it.scoped(
+      "in its lease a node answers from memory, neither store nor Postgres asked; a logout reaches it before it returns",
+      () =>
+        Effect.gen(function* () {
+          yield* earlierNodesGone
+          const stream = yield* EventStream
+          const from = yield* stream.last(PERMISSION_EVENTS_STREAM)
+          const a = yield* clusterNode
+          // Neither the store nor Postgres can answer here: only memory and the event can.
+          const b = yield* node(Layer.merge(StoreDown, PostgresDown))
+          const { userId, sessionId } = yield* startSession
+          expect(yield* on(b)(sessionId)).toBe(false)
+          expect(
+            Option.isSome(
+              yield* Effect.flatMap(Revocations, (r) => Effect.succeed(r.revokedNow(sessionId))).pipe(
+                Effect.map(Option.fromNullable),
+                Effect.provide(b)
+              )
+            )
+          ).toBe(true)
+          yield* endOn(a, userId, sessionId)
+          expect(yield* on(b)(sessionId)).toBe(true)
+
+          const published = yield* stream.read(PERMISSION_EVENTS_STREAM, from, { count: 10_000 })
+          const revoked = published.entries
+            .map((entry) => Schema.decodeUnknownSync(OutboxEventJson)(entry.payload))
+            .filter((event) => event.type === "sessions.revoked" && event.payload.userId === userId)
+          expect(revoked).toHaveLength(1)
+          expect(revoked[0]).toMatchObject({
+            organizationId: null,
+            revision: null,
+            payload: { userId, sessionIds: [sessionId], reason: "logout" }
+          })
+          // Out of its lease (its feed stopped), the same node has to ask, and cannot: deny.
+          yield* Effect.sync(() => (stall.armed = true))
+          const c = yield* node(Layer.mergeAll(StoreDown, PostgresDown, StreamStalling))
+          yield* TestClock.adjust(PAST_LEASE)
+          expect(yield* Effect.flip(on(c)(randomUUID()))).toMatchObject({ _tag: "ServiceUnavailable" })
+        }).pipe(Effect.ensuring(Effect.sync(() => (stall.armed = false))))
+    )
+
+    it.scoped(
+      "a logout waits for a node whose feed stalls until that node's lease has run out; the node then asks the store",
+      () =>
+        Effect.gen(function* () {
+          yield* earlierNodesGone
+          const a = yield* clusterNode
+          const b = yield* node(StreamStalling)
+          const { userId, sessionId } = yield* startSession
+          expect(yield* on(b)(sessionId)).toBe(false)
+          stall.armed = true
+          expect(yield* Effect.flatMap(Sessions, (s) => s.revoke(userId, sessionId, "logout"))).toBe(true)
+          const logout = yield* Effect.fork(
+            Effect.flatMap(Revocations, (r) => r.revoke([sessionId], "logout")).pipe(Effect.provide(a))
+          )
+          // Published and applied by `a`, never by `b`, which still trusts its feed: the logout waits.
+          yield* realSleep(300)
+          expect(Option.isNone(yield* Fiber.poll(logout))).toBe(true)
+          expect(yield* on(b)(sessionId)).toBe(false)
+          yield* TestClock.adjust(PAST_LEASE)
+          yield* Fiber.join(logout)
+          // Out of its lease, `b` asks the store, which holds the marker.
+          expect(yield* on(b)(sessionId)).toBe(true)
+        }).pipe(Effect.ensuring(Effect.sync(() => (stall.armed = false))))
+    )
+
+    it.scoped("refuses a revoked session as long as its access tokens live, plus a minute, then forgets it", () =>
+      Effect.gen(function* () {
+        yield* earlierNodesGone
+        const a = yield* clusterNode
+        const kv = yield* KeyValueStore
+        const { userId, sessionId } = yield* startSession
+        yield* endOn(a, userId, sessionId)
+        yield* TestClock.adjust(Duration.seconds(TOKEN_TTL_SECONDS + 59))
+        expect(yield* on(a)(sessionId)).toBe(true)
+        expect(Option.isSome(yield* kv.get(`revoked-session:${sessionId}`))).toBe(true)
+        yield* TestClock.adjust(Duration.seconds(2))
+        // Every access token of the session has expired by now: nothing is left to refuse.
+        expect(Option.isNone(yield* kv.get(`revoked-session:${sessionId}`))).toBe(true)
+        expect(yield* on(a)(sessionId)).toBe(false)
+      })
+    )
+
+    it.scoped("revoke answers at once when the store is down, and within a second when it hangs", () =>
+      Effect.gen(function* () {
+        yield* earlierNodesGone
+        const down = yield* node(StoreDown)
+        const first = yield* startSession
+        yield* endOn(down, first.userId, first.sessionId)
+        expect(yield* on(down)(first.sessionId)).toBe(true)
+
+        const hanging = yield* node(StoreHanging)
+        const second = yield* startSession
+        yield* endInPostgresOnly(second.userId, second.sessionId)
+        hang.armed = true
+        const logout = yield* Effect.fork(
+          Effect.flatMap(Revocations, (r) => r.revoke([second.sessionId], "logout")).pipe(Effect.provide(hanging))
+        )
+        yield* realSleep(300)
+        yield* TestClock.adjust(Duration.millis(999))
+        expect(Option.isNone(yield* Fiber.poll(logout))).toBe(true)
+        yield* TestClock.adjust(Duration.millis(1))
+        yield* Fiber.join(logout)
+        // Refused here from the node's own memory, whatever the store does.
+        expect(yield* on(hanging)(second.sessionId)).toBe(true)
+        hang.armed = false
+      }).pipe(Effect.ensuring(Effect.sync(() => (hang.armed = false))))
+    )
+  })
+})
+
+describe("Revocations when the event is not published (layers on Postgres)", () => {
+  it.layer(ClusterTest, { timeout: "120 seconds" })((it) => {
     it.scoped("Sessions.hasEnded asked by many at once (read together): each gets its own session's answer", () =>
       Effect.gen(function* () {
         const sessions = yield* Sessions
@@ -216,61 +364,21 @@ describe("Revocations (layers on Postgres)", () => {
       })
     )
 
-    it.scoped("refuses a revoked session as long as its access tokens live, plus a minute, then forgets it", () =>
+    it.scoped("out of its lease, when the store cannot answer, Postgres decides; when neither can, deny", () =>
       Effect.gen(function* () {
-        const a = yield* clusterNode
-        const kv = yield* KeyValueStore
-        const { userId, sessionId } = yield* startSession
-        yield* endOn(a, userId, sessionId)
-        yield* TestClock.adjust(Duration.seconds(TOKEN_TTL_SECONDS + 59))
-        expect(yield* on(a)(sessionId)).toBe(true)
-        expect(Option.isSome(yield* kv.get(`revoked-session:${sessionId}`))).toBe(true)
-        yield* TestClock.adjust(Duration.seconds(2))
-        // Every access token of the session has expired by now: nothing is left to refuse.
-        expect(Option.isNone(yield* kv.get(`revoked-session:${sessionId}`))).toBe(true)
-        expect(yield* on(a)(sessionId)).toBe(false)
-      })
-    )
-
-    it.scoped("when the store cannot answer, Postgres decides; when neither can, the check fails (deny)", () =>
-      Effect.gen(function* () {
-        const a = yield* node(StoreDown)
+        stall.armed = true
+        const a = yield* node(Layer.merge(StoreDown, StreamStalling))
+        const blind = yield* node(Layer.mergeAll(StoreDown, PostgresDown, StreamStalling))
+        yield* TestClock.adjust(PAST_LEASE)
         const alive = yield* startSession
         const ended = yield* startSession
         yield* endInPostgresOnly(ended.userId, ended.sessionId)
         expect(yield* on(a)(alive.sessionId)).toBe(false)
         expect(yield* on(a)(ended.sessionId)).toBe(true)
         expect(yield* on(a)(randomUUID())).toBe(true)
-
-        const blind = yield* node(Layer.merge(StoreDown, PostgresDown))
         const error = yield* Effect.flip(on(blind)(alive.sessionId))
         expect(error).toMatchObject({ _tag: "ServiceUnavailable" })
-      })
-    )
-
-    it.scoped("revoke answers at once when the store is down, and within a second when it hangs", () =>
-      Effect.gen(function* () {
-        const down = yield* node(StoreDown)
-        const first = yield* startSession
-        yield* endOn(down, first.userId, first.sessionId)
-        expect(yield* on(down)(first.sessionId)).toBe(true)
-
-        const hanging = yield* node(StoreHanging)
-        const second = yield* startSession
-        yield* endInPostgresOnly(second.userId, second.sessionId)
-        hang.armed = true
-        const logout = yield* Effect.fork(
-          Effect.flatMap(Revocations, (r) => r.revoke([second.sessionId], "logout")).pipe(Effect.provide(hanging))
-        )
-        yield* realSleep(50)
-        yield* TestClock.adjust(Duration.millis(999))
-        expect(Option.isNone(yield* Fiber.poll(logout))).toBe(true)
-        yield* TestClock.adjust(Duration.millis(1))
-        yield* Fiber.join(logout)
-        // Refused here from the node's own memory, whatever the store does.
-        expect(yield* on(hanging)(second.sessionId)).toBe(true)
-        hang.armed = false
-      })
+      }).pipe(Effect.ensuring(Effect.sync(() => (stall.armed = false))))
     )
 
     it.scoped("a node starting restores the sessions ended meanwhile from Postgres, markers included", () =>
@@ -302,33 +410,6 @@ describe("Revocations (layers on Postgres)", () => {
       })
     )
 
-    it.scoped("fills every node's cache from the one sessions.revoked event the outbox relay publishes", () =>
-      Effect.gen(function* () {
-        const stream = yield* EventStream
-        const from = yield* stream.last(PERMISSION_EVENTS_STREAM)
-        yield* Layer.build(
-          relayLayer({ maxLength: 10_000, retention: Duration.days(1), pollInterval: Duration.seconds(1) })
-        )
-        const a = yield* clusterNode
-        // Neither the store nor Postgres can answer here: only the event can tell it.
-        const b = yield* node(Layer.merge(StoreDown, PostgresDown))
-        const { userId, sessionId } = yield* startSession
-        yield* endOn(a, userId, sessionId)
-        expect(yield* eventually(on(b)(sessionId))).toBe(true)
-
-        const published = yield* stream.read(PERMISSION_EVENTS_STREAM, from, { count: 10_000 })
-        const revoked = published.entries
-          .map((entry) => Schema.decodeUnknownSync(OutboxEventJson)(entry.payload))
-          .filter((event) => event.type === "sessions.revoked" && event.payload.userId === userId)
-        expect(revoked).toHaveLength(1)
-        expect(revoked[0]).toMatchObject({
-          organizationId: null,
-          revision: null,
-          payload: { userId, sessionIds: [sessionId], reason: "logout" }
-        })
-      })
-    )
-
     it.scoped(
       "after a stream outage a node asks Postgres until it has caught up: a logout whose marker and entry it missed is refused (issue 12 item 9, R1)",
       () =>
@@ -340,12 +421,15 @@ describe("Revocations (layers on Postgres)", () => {
           expect(yield* on(b)(sessionId)).toBe(false)
 
           redis.down = true
+          // The reads in flight end (after their block) in failures: both nodes stop trusting their feed.
+          yield* TestClock.adjust(PAST_LEASE)
+          yield* realSleep(100)
           // Logout on another node while Redis is down: Postgres and its outbox row; no marker.
           yield* endInPostgresOnly(userId, sessionId)
           // During the outage the store fails, so Postgres decides.
           expect(yield* on(c)(sessionId)).toBe(true)
-          // Redis comes back empty and the relay publishes the event before b reads again: the
-          // entry wakes b's read in flight, which fails (the outage), so b never reads it.
+          // Redis comes back empty and the relay publishes the event before b reads again: b's
+          // reads failed meanwhile, so b never reads it.
           yield* stream.append(PERMISSION_EVENTS_STREAM, revokedEntry(userId, sessionId))
           yield* realSleep(100)
           redis.down = false
@@ -360,20 +444,31 @@ describe("Revocations (layers on Postgres)", () => {
         }).pipe(Effect.ensuring(Effect.sync(() => (redis.down = false))))
     )
 
-    it.scoped("a check whose store hangs is decided by Postgres after a second (issue 12 item 9)", () =>
-      Effect.gen(function* () {
-        const hanging = yield* node(StoreHanging)
-        const ended = yield* startSession
-        const alive = yield* startSession
-        yield* endInPostgresOnly(ended.userId, ended.sessionId)
-        hang.armed = true
-        const checks = yield* Effect.fork(
-          Effect.all([on(hanging)(ended.sessionId), on(hanging)(alive.sessionId)], { concurrency: 2 })
+    it.scoped(
+      "out of its lease, a check whose store hangs is decided by Postgres after a second (issue 12 item 9)",
+      () =>
+        Effect.gen(function* () {
+          stall.armed = true
+          const hanging = yield* node(Layer.merge(StoreHanging, StreamStalling))
+          yield* TestClock.adjust(PAST_LEASE)
+          const ended = yield* startSession
+          const alive = yield* startSession
+          yield* endInPostgresOnly(ended.userId, ended.sessionId)
+          hang.armed = true
+          const checks = yield* Effect.fork(
+            Effect.all([on(hanging)(ended.sessionId), on(hanging)(alive.sessionId)], { concurrency: 2 })
+          )
+          yield* realSleep(50)
+          yield* TestClock.adjust(Duration.seconds(1))
+          expect(yield* Fiber.join(checks)).toEqual([true, false])
+        }).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              hang.armed = false
+              stall.armed = false
+            })
+          )
         )
-        yield* realSleep(50)
-        yield* TestClock.adjust(Duration.seconds(1))
-        expect(yield* Fiber.join(checks)).toEqual([true, false])
-      }).pipe(Effect.ensuring(Effect.sync(() => (hang.armed = false))))
     )
   })
 })

@@ -50,6 +50,15 @@ export const make = Effect.gen(function* () {
     if (verified.size > MAX_VERIFIED) verified.delete(verified.keys().next().value!)
   }
   const byKid = new Map(imported.map((key) => [key.kid, key.publicKey]))
+  const keyOf = (token: string) => createHash("sha256").update(token).digest("base64")
+  const verifiedNow = (token: string) => {
+    const key = keyOf(token)
+    const known = verified.get(key)
+    if (known === undefined) return undefined
+    if (Date.now() < known.expiresAt * 1000) return known
+    verified.delete(key)
+    return undefined
+  }
 
   return AccessTokens.of({
     ttlSeconds,
@@ -69,13 +78,11 @@ export const make = Effect.gen(function* () {
       })
       return { token, expiresIn: ttlSeconds }
     }),
+    verifiedNow,
     verify: spannedGen("AccessTokens.verify", function* (token) {
-      const key = createHash("sha256").update(token).digest("base64")
-      const known = verified.get(key)
-      if (known !== undefined) {
-        if (Date.now() < known.expiresAt * 1000) return known
-        verified.delete(key)
-      }
+      const known = verifiedNow(token)
+      if (known !== undefined) return known
+      const key = keyOf(token)
       const { payload } = yield* Effect.tryPromise({
         try: () =>
           jwtVerify(

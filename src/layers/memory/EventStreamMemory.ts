@@ -1,5 +1,11 @@
-import { Deferred, Duration, Effect, Layer } from "effect"
-import { EventStream, type ReadResult, StreamCursor, type StreamEntry } from "../../services/EventStream.ts"
+import { Clock, Deferred, Duration, Effect, Layer } from "effect"
+import {
+  EventStream,
+  type ReaderPosition,
+  type ReadResult,
+  StreamCursor,
+  type StreamEntry
+} from "../../services/EventStream.ts"
 import { spanned } from "../../services/Span.ts"
 import { appendTo, emptyLog, type MemoryLog } from "./MemoryLog.ts"
 
@@ -10,6 +16,8 @@ interface MemoryStream extends MemoryLog {
 /** In-process event stream for the embedded single-node mode and as a test fake. */
 export const make = Effect.sync(() => {
   const streams = new Map<string, MemoryStream>()
+  /** stream → reader → its position and until when its word holds (ms). */
+  const acknowledged = new Map<string, Map<string, { readonly cursor: StreamCursor; readonly until: number }>>()
 
   const streamFor = (name: string) => {
     let stream = streams.get(name)
@@ -65,7 +73,23 @@ export const make = Effect.sync(() => {
     last: spanned("EventStream.last", (name) =>
       Effect.sync(() => streams.get(name)?.entries.at(-1)?.id ?? StreamCursor.start)
     ),
-    ping: Effect.withSpan(Effect.void, "EventStream.ping")
+    ping: Effect.withSpan(Effect.void, "EventStream.ping"),
+    acknowledge: (name, reader, cursor, ttl) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const readers = acknowledged.get(name) ?? new Map()
+        acknowledged.set(name, readers)
+        readers.set(reader, { cursor, until: now + Duration.toMillis(ttl) })
+      }),
+    readers: (name) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const readers = acknowledged.get(name)
+        const positions: Array<ReaderPosition> = []
+        for (const [reader, { cursor, until }] of readers ?? []) {
+          if (until <= now) readers!.delete(reader)
+          else positions.push({ reader, cursor })
+        }
+        return positions
+      })
   })
 })
 

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis"
 import {
   EventStream,
   EventStreamError,
+  type ReaderPosition,
   type ReadResult,
   StreamCursor,
   type StreamEntry
@@ -16,6 +17,31 @@ const toEntry = ([id, fields]: RawEntry): StreamEntry => {
   const at = fields.indexOf("p")
   return { id, payload: at >= 0 ? (fields[at + 1] ?? "") : "" }
 }
+
+/** The store's clock in ms, inside a script (TIME is allowed: scripts replicate their effects). */
+const NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
+
+/** KEYS: expiries (sorted set), positions (hash); ARGV: reader, cursor, ttl ms. */
+const ACKNOWLEDGE = `${NOW}
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])`
+
+/** KEYS as above. Forgets the readers whose word has run out, then lists the others with positions. */
+const READERS = `${NOW}
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+if #gone > 0 then
+  redis.call('HDEL', KEYS[2], unpack(gone))
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+end
+local live = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #live == 0 then return {} end
+local cursors = redis.call('HMGET', KEYS[2], unpack(live))
+local out = {}
+for i = 1, #live do
+  out[2 * i - 1] = live[i]
+  out[2 * i] = cursors[i] or '0-0'
+end
+return out`
 
 const mapError = (error: RedisError) => new EventStreamError({ operation: error.operation, cause: error.cause })
 
@@ -100,6 +126,34 @@ export const make = Effect.gen(function* () {
           Effect.mapError(mapError)
         )
     ),
+    acknowledge: (stream, reader, cursor, ttl) =>
+      redis
+        .use("acknowledge", (client) =>
+          client.eval(
+            ACKNOWLEDGE,
+            2,
+            redis.key(`${stream}:reader-expiries`),
+            redis.key(`${stream}:reader-positions`),
+            reader,
+            cursor,
+            Math.max(1, Math.round(Duration.toMillis(ttl)))
+          )
+        )
+        .pipe(Effect.asVoid, Effect.mapError(mapError)),
+    readers: (stream) =>
+      redis
+        .use("readers", (client) =>
+          client.eval(READERS, 2, redis.key(`${stream}:reader-expiries`), redis.key(`${stream}:reader-positions`))
+        )
+        .pipe(
+          Effect.map((reply) => {
+            const flat = reply as Array<string>
+            const positions: Array<ReaderPosition> = []
+            for (let i = 0; i + 1 < flat.length; i += 2) positions.push({ reader: flat[i]!, cursor: flat[i + 1]! })
+            return positions
+          }),
+          Effect.mapError(mapError)
+        ),
     ping: redis
       .use("ping", (client) => client.ping())
       .pipe(Effect.asVoid, Effect.mapError(mapError), Effect.withSpan("EventStream.ping"))
