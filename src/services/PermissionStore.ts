@@ -87,7 +87,14 @@ export interface PermissionStoreShape {
    * The check's answer when it needs no wait and no read (a `minRevision` this node's memory has
    * reached, the user loaded): the same answer `check` would give; undefined otherwise.
    */
-  readonly checkNow: (request: CheckRequest & { readonly minRevision: string }) => CheckAnswer | undefined
+  readonly checkNow: (request: CheckRequest) => CheckAnswer | undefined
+  /** `checkMany`'s answers when they need no wait and no read, as `checkNow`; undefined otherwise. */
+  readonly checkManyNow: (
+    organizationId: string,
+    checks: ReadonlyArray<Omit<CheckRequest, "organizationId" | "minRevision" | "consistency">>,
+    minRevision: string | undefined,
+    consistency: Consistency | undefined
+  ) => ReadonlyArray<CheckAnswer> | undefined
   /** Several checks in one organization, all answered at one revision, in order. */
   readonly checkMany: (
     organizationId: string,

@@ -132,6 +132,7 @@ export const fakeStore = (initial: SessionSnapshot) => {
               revision: current.value.revision
             }
           : undefined,
+      checkManyNow: () => undefined,
       check: ({ permission }) =>
         Effect.succeed({
           member: true,

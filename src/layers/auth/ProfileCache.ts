@@ -21,6 +21,8 @@ const decodeEntry = Schema.decodeUnknownOption(OutboxEventJson)
 export interface ProfileCacheShape {
   /** The user's profile; none when the account is gone. */
   readonly profile: (userId: string) => Effect.Effect<Option.Option<Me>>
+  /** The profile when this node holds it and is following the changes; undefined otherwise (ask `profile`). */
+  readonly profileNow: (userId: string) => Me | undefined
   /**
    * Runs `write`, a change to the user's profile, in a transaction with its `user.profile_changed`
    * event, then forgets this node's copy: the writer reads its own change at once.
@@ -80,16 +82,21 @@ export const make = Effect.gen(function* () {
   )
   yield* Effect.forkScoped(follow)
 
+  const profileNow = (userId: string) => {
+    const found = entries.get(userId)
+    if (found === undefined || !following) return undefined
+    // Most recently used last: the first key is the one to drop.
+    entries.delete(userId)
+    entries.set(userId, found)
+    return found
+  }
+
   return ProfileCache.of({
+    profileNow,
     profile: (userId) =>
       Effect.suspend(() => {
-        const found = entries.get(userId)
-        if (found !== undefined && following) {
-          // Most recently used last: the first key is the one to drop.
-          entries.delete(userId)
-          entries.set(userId, found)
-          return Effect.succeed(Option.some(found))
-        }
+        const found = profileNow(userId)
+        if (found !== undefined) return Effect.succeed(Option.some(found))
         const asked = epoch
         return Effect.tap(users.profile(userId), (read) =>
           Effect.sync(() => {

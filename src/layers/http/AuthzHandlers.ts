@@ -29,7 +29,7 @@ const asked = (store: PermissionStoreShape, member: Member, request: typeof Chec
   })
 
 /** The later of the caller's `minRevision` and the guard's revision: the handler reads nothing again. */
-const atLeast = (asked: string | undefined, guard: string | undefined) =>
+export const atLeast = (asked: string | undefined, guard: string | undefined) =>
   asked === undefined ? guard : guard === undefined || BigInt(asked) > BigInt(guard) ? asked : guard
 
 /** A non-member's answer is 404, like the guard's for strangers. */

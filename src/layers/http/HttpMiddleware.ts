@@ -61,10 +61,41 @@ const routeTable = (docsEnabled: boolean) => {
   return (path: string) => [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))]
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** A client's `x-request-id` is kept when it looks like one; otherwise the server makes one. */
+export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"])
 
-const pathOf = (url: string) => {
+/**
+ * The headers of every answer but CORS, the request id and `cache-control`: one definition for the
+ * router's middleware and the hot paths (HotPaths.ts). `/docs` is a page and gets its own CSP.
+ */
+export const answerHeaders = (publicUrl: string) => {
+  const security: Record<string, string> = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    ...(publicUrl.startsWith("https:") ? { "strict-transport-security": "max-age=63072000; includeSubDomains" } : {})
+  }
+  return {
+    api: { ...security, "content-security-policy": "default-src 'none'; frame-ancestors 'none'" },
+    docs: security
+  }
+}
+
+/** CORS for the origins on ALLOWED_ORIGINS only, matched exactly; nothing is sent to others. */
+export const corsHeaders =
+  (allowedOrigins: ReadonlySet<string>) =>
+  (origin: string | undefined): Record<string, string> | undefined =>
+    origin !== undefined && allowedOrigins.has(origin)
+      ? {
+          "access-control-allow-origin": origin,
+          "access-control-allow-credentials": "true",
+          "access-control-expose-headers": "x-request-id, x-permission-revision, retry-after",
+          vary: "Origin"
+        }
+      : undefined
+
+export const pathOf = (url: string) => {
   const at = url.indexOf("?")
   return at === -1 ? url : url.slice(0, at)
 }
@@ -155,12 +186,6 @@ export const GlobalMiddleware = Layer.unwrapEffect(
     const trustProxy = yield* Settings.trustProxy
     const publicUrl = yield* Settings.publicUrl
     const allowedMethods = routeTable(yield* Settings.docsEnabled)
-    const security: Record<string, string> = {
-      "x-content-type-options": "nosniff",
-      "x-frame-options": "DENY",
-      "referrer-policy": "no-referrer",
-      ...(publicUrl.startsWith("https:") ? { "strict-transport-security": "max-age=63072000; includeSubDomains" } : {})
-    }
 
     const guardBody = (request: HttpServerRequest.HttpServerRequest): Option.Option<WireError> => {
       const length = request.headers["content-length"]
@@ -228,25 +253,13 @@ export const GlobalMiddleware = Layer.unwrapEffect(
           }) as Effect.Effect<HttpServerResponse.HttpServerResponse, E>
       })
 
-    const allowedOrigins = new Set(yield* Settings.allowedOrigins)
+    const cors = corsHeaders(new Set(yield* Settings.allowedOrigins))
     const logLevel = yield* Settings.logLevel
     const logs = {
       health: LogLevel.greaterThanEqual(LogLevel.Debug, logLevel),
       requests: LogLevel.greaterThanEqual(LogLevel.Info, logLevel)
     }
-    const baseHeaders = { ...security, "content-security-policy": "default-src 'none'; frame-ancestors 'none'" }
-    const docsHeaders = security
-
-    /** CORS for the origins on ALLOWED_ORIGINS only, matched exactly; nothing is sent to others. */
-    const corsHeaders = (origin: string | undefined): Record<string, string> | undefined =>
-      origin !== undefined && allowedOrigins.has(origin)
-        ? {
-            "access-control-allow-origin": origin,
-            "access-control-allow-credentials": "true",
-            "access-control-expose-headers": "x-request-id, x-permission-revision, retry-after",
-            vary: "Origin"
-          }
-        : undefined
+    const { api: baseHeaders, docs: docsHeaders } = answerHeaders(publicUrl)
 
     const preflight = (cors: Record<string, string> | undefined) =>
       HttpServerResponse.empty({
@@ -299,8 +312,8 @@ export const GlobalMiddleware = Layer.unwrapEffect(
           const path = pathOf(request.url)
           const ip = clientIp(Option.getOrUndefined(request.remoteAddress), headers["x-forwarded-for"], trustProxy)
           const origin = headers.origin
-          const cors = corsHeaders(origin)
-          const done = (response: HttpServerResponse.HttpServerResponse) => answer(response, path, cors, requestId)
+          const allowed = cors(origin)
+          const done = (response: HttpServerResponse.HttpServerResponse) => answer(response, path, allowed, requestId)
           const log = logged(request, path, requestId, ip, started)
           if (origin?.includes(",")) {
             // Node joins repeated headers with ", " (no origin holds a comma): which one counts must not be
@@ -311,7 +324,7 @@ export const GlobalMiddleware = Layer.unwrapEffect(
             return Effect.map(log(refused), done)
           }
           if (request.method === "OPTIONS" && headers["access-control-request-method"] !== undefined) {
-            return Effect.map(log(preflight(cors)), done)
+            return Effect.map(log(preflight(allowed)), done)
           }
           // The resolved client address and the request id go into the request's own headers (a fresh
           // object per request, which this overwrites whatever the client sent in them), where the

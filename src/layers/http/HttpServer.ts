@@ -4,7 +4,7 @@
  * cuts what is left.
  */
 
-import { createServer, type Server } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -19,6 +19,7 @@ import { AdminHandlers, AuditHandlers } from "./AdminHandlers.ts"
 import { AuthenticationLive, AuthHandlers, RpcAuthenticationLive } from "./AuthHandlers.ts"
 import { AuthzHandlers } from "./AuthzHandlers.ts"
 import { HealthHandlers } from "./HealthHandlers.ts"
+import { type HotPaths, makeHotPaths } from "./HotPaths.ts"
 import { BodyLimitLive, GlobalMiddleware } from "./HttpMiddleware.ts"
 import { AssignmentsHandlers, InvitationsHandlers, MembersHandlers } from "./MemberHandlers.ts"
 import { OrgAuthorizationLive, RpcOrgAuthorizationLive } from "./OrgAuthorization.ts"
@@ -119,6 +120,22 @@ const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>) =>
     })
   ).pipe(Layer.provideMerge(routes), Layer.provide(HttpLayerRouter.layer))
 
+/** Node's `request` event goes to the hot paths first; what they leave goes to the platform's handler. */
+const withHotPaths = (server: Server, hot: HotPaths) => {
+  const emit = server.emit.bind(server)
+  server.emit = ((event: string, ...args: Array<unknown>) => {
+    if (event !== "request") return emit(event, ...args)
+    const [request, response] = args as [IncomingMessage, ServerResponse]
+    let taken = false
+    try {
+      taken = hot(request, response, (replayed) => emit("request", replayed, response))
+    } catch {
+      taken = false
+    }
+    return taken || emit(event, ...args)
+  }) as typeof server.emit
+}
+
 const closeGracefully = (server: Server, timeout: Duration.Duration) =>
   Effect.gen(function* () {
     if (!server.listening) return
@@ -145,6 +162,7 @@ export const HttpServerLive = Layer.unwrapEffect(
     const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 })
     // The platform's per-request span (URL parse, header redaction, a span) only when spans are exported.
     const tracing = yield* exportsSpans
+    if (!tracing) withHotPaths(server, yield* makeHotPaths)
     const serve = serveRoutes(Routes).pipe(
       HttpMiddleware.withTracerDisabledWhen(() => !tracing),
       Layer.provide(NodeHttpServer.layer(() => server, { port, host }))

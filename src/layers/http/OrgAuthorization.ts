@@ -27,7 +27,7 @@ import { bearerToken } from "./RequestMeta.ts"
 const canonicalId = Schema.decodeUnknownOption(Id)
 const noSuchOrganization = new NotFound({ message: "No such organization" })
 
-interface Declared {
+export interface Declared {
   readonly permission: string
   readonly selfService: boolean
   /** The operation takes `consistency`: a caller asking for `cached` gets the guard at the watermark too. */
@@ -56,7 +56,7 @@ const consistencyOf = (payload: unknown): Consistency | undefined =>
   (payload as { consistency?: unknown } | null | undefined)?.consistency === "cached" ? "cached" : undefined
 
 /** method + path pattern → what each HttpApi endpoint declares. */
-const declaredPermissions = () => {
+export const declaredPermissions = () => {
   const table = new Map<string, Declared>()
   HttpApi.reflect(Api, {
     onGroup: () => {},

@@ -190,6 +190,7 @@ export const make = Effect.gen(function* () {
 
   return PermissionStore.of({
     checkNow,
+    checkManyNow: answersNow,
 
     check: (request) => {
       const answer = checkNow(request)

@@ -1,0 +1,271 @@
+/**
+ * The hot paths: the requests a busy deployment makes most, answered on Node's request callback
+ * from this node's memory when everything they need is there, without the HttpApi pipeline:
+ *
+ *  - `GET /v1/me`: a token verified before (AccessTokens), not revoked under this node's revocation
+ *    lease (Revocations), the profile held and followed (ProfileCache);
+ *  - `POST /v1/orgs/{org}/check` and `…/check/batch` with `consistency: "cached"`: the same token,
+ *    then the guard, the "about others" rule and the checks from memory at the watermark (or a
+ *    `minRevision` it has reached), exactly as OrgAuthorization.ts and AuthzHandlers.ts decide them.
+ *
+ * Every other case — a token not seen before, a check that must wait or read, a body the schema
+ * refuses, a 404, any error — goes to the route unchanged (a body already read goes with it), so
+ * what a client sees is the route's answer in every case: the same schemas encode the same values,
+ * with the same headers (HttpMiddleware.ts) and the same log line. Off when spans are exported, so
+ * that traced deployments see every request.
+ */
+import { randomUUID } from "node:crypto"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import { PassThrough } from "node:stream"
+import { Effect, Either, LogLevel, Option, Runtime, Schema } from "effect"
+import { Me } from "../../rpc/Auth.ts"
+import { BatchCheckRequest, BatchCheckResult, CheckRequest, CheckResult } from "../../rpc/Authz.ts"
+import { Id } from "../../rpc/Ids.ts"
+import type { Member, SignedIn } from "../../rpc/Security.ts"
+import { AccessTokens } from "../../services/AccessTokens.ts"
+import { PermissionStore } from "../../services/PermissionStore.ts"
+import { Revocations } from "../../services/Revocations.ts"
+import { ProfileCache } from "../auth/ProfileCache.ts"
+import { Settings } from "../Settings.ts"
+import { atLeast } from "./AuthzHandlers.ts"
+import { clientIp } from "./ClientIp.ts"
+import { answerHeaders, corsHeaders, REQUEST_ID } from "./HttpMiddleware.ts"
+import { type Declared, declaredPermissions } from "./OrgAuthorization.ts"
+import { bearerToken } from "./RequestMeta.ts"
+
+/** Hands a request (its body replayed, if it was read) to the HttpApi routes. */
+export type HandOver = (request: IncomingMessage) => void
+
+/** Takes the request (and answers it or hands it over) or leaves it to the routes (false). */
+export type HotPaths = (request: IncomingMessage, response: ServerResponse, handOver: HandOver) => boolean
+
+const ORGS = "/v1/orgs/"
+const JSON_TYPE = /^application\/json\s*(;\s*charset=utf-8\s*)?$/i
+
+type Route = { readonly kind: "me" } | { readonly kind: "check" | "batch"; readonly org: string }
+
+const routeOf = (method: string | undefined, url: string | undefined): Route | undefined => {
+  if (url === undefined) return undefined
+  if (method === "GET") return url === "/v1/me" ? { kind: "me" } : undefined
+  if (method !== "POST" || !url.startsWith(ORGS)) return undefined
+  const rest = url.slice(ORGS.length)
+  const slash = rest.indexOf("/")
+  if (slash <= 0) return undefined
+  const tail = rest.slice(slash)
+  const org = rest.slice(0, slash)
+  return tail === "/check" ? { kind: "check", org } : tail === "/check/batch" ? { kind: "batch", org } : undefined
+}
+
+/** The request as the routes would read it: its own headers and socket, the body from memory. */
+const replayed = (request: IncomingMessage, body: Buffer): IncomingMessage => {
+  const copy = new PassThrough()
+  copy.end(body)
+  return Object.assign(copy, {
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    rawHeaders: request.rawHeaders,
+    httpVersion: request.httpVersion,
+    socket: request.socket
+  }) as unknown as IncomingMessage
+}
+
+const decodeCheck = Schema.decodeUnknownEither(CheckRequest)
+const decodeBatch = Schema.decodeUnknownEither(BatchCheckRequest)
+const encodeCheck = Schema.encodeSync(CheckResult)
+const encodeBatch = Schema.encodeSync(BatchCheckResult)
+const encodeMe = Schema.encodeSync(Me)
+const canonicalId = Schema.decodeUnknownOption(Id)
+
+/** What a hot path answers (200, JSON), with the revision it was decided at; undefined to hand over. */
+interface Answer {
+  readonly body: unknown
+  readonly revision?: string
+}
+
+export const makeHotPaths = Effect.gen(function* () {
+  const tokens = yield* AccessTokens
+  const revocations = yield* Revocations
+  const profiles = yield* ProfileCache
+  const store = yield* PermissionStore
+  const maxBodySize = yield* Settings.maxBodySize
+  const trustProxy = yield* Settings.trustProxy
+  const headers = answerHeaders(yield* Settings.publicUrl).api
+  const cors = corsHeaders(new Set(yield* Settings.allowedOrigins))
+  const logRequests = LogLevel.greaterThanEqual(LogLevel.Info, yield* Settings.logLevel)
+  const runSync = Runtime.runSync(yield* Effect.runtime<never>())
+  const declared = declaredPermissions()
+  const checkGuard = declared.get("POST /v1/orgs/:organizationId/check")
+  const batchGuard = declared.get("POST /v1/orgs/:organizationId/check/batch")
+
+  /** SignIn.authenticate, from memory. */
+  const signedIn = (request: IncomingMessage): SignedIn | undefined => {
+    const token = bearerToken(request.headers as Record<string, string | undefined>)
+    if (Option.isNone(token) || token.value === "") return undefined
+    const claims = tokens.verifiedNow(token.value)
+    if (claims === undefined || revocations.revokedNow(claims.sessionId) !== false) return undefined
+    return { userId: claims.userId, sessionId: claims.sessionId }
+  }
+
+  /** OrgAuthorization's guard, from memory; undefined for a refusal too (the route says which). */
+  const guard = (user: SignedIn, org: string, declaration: Declared | undefined, cached: boolean) => {
+    const organizationId = canonicalId(org)
+    if (declaration === undefined || Option.isNone(organizationId)) return undefined
+    const { permission, selfService } = declaration
+    const answer = store.checkNow({
+      organizationId: organizationId.value,
+      userId: user.userId,
+      permission,
+      consistency: cached ? "cached" : undefined
+    })
+    if (answer === undefined || !answer.member) return undefined
+    const base = { ...user, organizationId: organizationId.value, revision: answer.revision }
+    if (selfService)
+      return answer.blocked === true ? undefined : ({ ...base, aboutOthers: permission } satisfies Member)
+    return answer.allowed ? (base satisfies Member) : undefined
+  }
+
+  /** The guard's second half (`actingFor`): asking about someone else needs the declared permission. */
+  const mayAskAbout = (member: Member, userIds: ReadonlyArray<string | undefined>) => {
+    if (userIds.every((id) => id === undefined || id === member.userId)) return true
+    if (member.aboutOthers === undefined) return false
+    const { organizationId, userId, aboutOthers: permission, revision: minRevision } = member
+    return store.checkNow({ organizationId, userId, permission, minRevision })?.allowed === true
+  }
+
+  const check = (user: SignedIn, org: string, body: unknown): Answer | undefined => {
+    const decoded = decodeCheck(body)
+    if (Either.isLeft(decoded)) return undefined
+    const request = decoded.right
+    const member = guard(user, org, checkGuard, request.consistency === "cached")
+    if (member === undefined || !mayAskAbout(member, [request.userId])) return undefined
+    const answer = store.checkNow({
+      organizationId: member.organizationId,
+      userId: request.userId ?? member.userId,
+      permission: request.permission,
+      resource: request.resource,
+      minRevision: atLeast(request.minRevision, member.revision),
+      consistency: request.consistency
+    })
+    if (answer === undefined || !answer.member) return undefined
+    const { allowed, reason, revision } = answer
+    return { body: encodeCheck(new CheckResult({ allowed, reason, revision })), revision }
+  }
+
+  const batch = (user: SignedIn, org: string, body: unknown): Answer | undefined => {
+    const decoded = decodeBatch(body)
+    if (Either.isLeft(decoded)) return undefined
+    const request = decoded.right
+    const member = guard(user, org, batchGuard, request.consistency === "cached")
+    if (
+      member === undefined ||
+      !mayAskAbout(
+        member,
+        request.checks.map((c) => c.userId)
+      )
+    )
+      return undefined
+    const answers = store.checkManyNow(
+      member.organizationId,
+      request.checks.map((c) => ({
+        userId: c.userId ?? member.userId,
+        permission: c.permission,
+        resource: c.resource
+      })),
+      atLeast(request.minRevision, member.revision),
+      request.consistency
+    )
+    if (answers === undefined || answers.some((answer) => !answer.member)) return undefined
+    const revision = answers[0]?.revision ?? "0"
+    const results = answers.map(({ allowed, reason }) => ({ allowed, reason }))
+    return { body: encodeBatch(new BatchCheckResult({ revision, results })), revision }
+  }
+
+  const me = (user: SignedIn): Answer | undefined => {
+    const profile = profiles.profileNow(user.userId)
+    return profile === undefined ? undefined : { body: encodeMe(profile) }
+  }
+
+  const answer = (request: IncomingMessage, response: ServerResponse, started: number, found: Answer) => {
+    const given = (request.headers as Record<string, string | undefined>)["x-request-id"]
+    const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
+    const body = JSON.stringify(found.body)
+    response.writeHead(200, {
+      ...headers,
+      ...cors(request.headers.origin),
+      "cache-control": "no-store",
+      "x-request-id": requestId,
+      ...(found.revision === undefined ? {} : { "x-permission-revision": found.revision }),
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body)
+    })
+    response.end(body)
+    if (!logRequests) return
+    const forwardedFor = (request.headers as Record<string, string | undefined>)["x-forwarded-for"]
+    const ip = clientIp(request.socket.remoteAddress, forwardedFor, trustProxy)
+    const path = request.url
+    const durationMs = Date.now() - started
+    runSync(
+      Effect.logInfo("http request").pipe(
+        Effect.annotateLogs({ requestId, method: request.method, path, status: 200, durationMs, ip })
+      )
+    )
+  }
+
+  /** The body (Node holds it to Content-Length, itself at most MAX_BODY_SIZE), then `done`. */
+  const readBody = (request: IncomingMessage, length: number, done: (body: Buffer) => void) => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    request.on("data", (chunk: Buffer) => {
+      size += chunk.length
+      chunks.push(chunk)
+    })
+    request.once("end", () => done(chunks.length === 1 && size === length ? chunks[0]! : Buffer.concat(chunks, size)))
+  }
+
+  const parse = (body: Buffer): unknown => {
+    try {
+      return JSON.parse(body.toString("utf8"))
+    } catch {
+      return undefined
+    }
+  }
+
+  return ((request, response, handOver) => {
+    const route = routeOf(request.method, request.url)
+    if (route === undefined || request.headers.origin?.includes(",")) return false
+    const started = Date.now()
+    const user = signedIn(request)
+    if (user === undefined) return false
+    if (route.kind === "me") {
+      const found = me(user)
+      if (found === undefined) return false
+      answer(request, response, started, found)
+      return true
+    }
+    const length = Number(request.headers["content-length"])
+    if (
+      !(length > 0 && length <= maxBodySize) ||
+      request.headers["transfer-encoding"] !== undefined ||
+      !JSON_TYPE.test(request.headers["content-type"] ?? "")
+    ) {
+      return false
+    }
+    readBody(request, length, (body) => {
+      let found: Answer | undefined
+      try {
+        const json = parse(body)
+        found = route.kind === "check" ? check(user, route.org, json) : batch(user, route.org, json)
+      } catch {
+        found = undefined
+      }
+      try {
+        if (found === undefined) handOver(replayed(request, body))
+        else answer(request, response, started, found)
+      } catch {
+        response.destroy()
+      }
+    })
+    return true
+  }) satisfies HotPaths
+})
