@@ -216,7 +216,7 @@ export const ratio = (ours: Row, other: Row) => {
   const perRequest = (row: Row) => row.serverCpuUs / row.result.requests.total
   return (
     `ours vs ${other.name}: req/s ${rps.toFixed(2)}×, p99 ${p99}, ` +
-    `server CPU ${(perRequest(ours) / perRequest(other)).toFixed(1)}× (+${num(perRequest(ours) - perRequest(other), 1)} µs/req)`
+    `server CPU ${(perRequest(ours) / perRequest(other)).toFixed(1)}× (${perRequest(ours) >= perRequest(other) ? "+" : "−"}${num(Math.abs(perRequest(ours) - perRequest(other)), 1)} µs/req)`
   )
 }
 

@@ -154,10 +154,11 @@ const verdict = (met: boolean) => (met ? "met" : "NOT met")
 export const overFloor = (label: string, ours: Done, floor: Done, target: number) => {
   const plus = cpuPerRequest(ours.row) - cpuPerRequest(floor.row)
   const perRound = ours.rounds.map((m, i) => cpuPerRequest(m) - cpuPerRequest(floor.rounds[i]!))
+  const signed = (us: number) => `${us < 0 ? "−" : "+"}${num(Math.abs(us), 1)}`
   return (
-    `${label}: +${num(plus, 1)} µs/request (target ≤ ${target}): ${verdict(plus <= target)}` +
+    `${label}: ${signed(plus)} µs/request (target ≤ +${target}): ${verdict(plus <= target)}` +
     ` — ${num(cpuPerRequest(ours.row), 1)} vs ${num(cpuPerRequest(floor.row), 1)} µs; ` +
-    `per round +${num(Math.min(...perRound), 1)} … +${num(Math.max(...perRound), 1)}`
+    `per round ${signed(Math.min(...perRound))} … ${signed(Math.max(...perRound))}`
   )
 }
 

@@ -1,10 +1,11 @@
 import { createServer, type IncomingMessage, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Effect, Layer } from "effect"
+import { DateTime, Effect, Layer, Schema } from "effect"
 import { ProfileCache } from "../../src/layers/auth/ProfileCache.ts"
 import { makeHotPaths } from "../../src/layers/http/HotPaths.ts"
 import { Me } from "../../src/rpc/Auth.ts"
+import { BatchCheckResult, CheckResult } from "../../src/rpc/Authz.ts"
 import { AccessTokens } from "../../src/services/AccessTokens.ts"
 import { type CheckAnswer, type CheckRequest, PermissionStore } from "../../src/services/PermissionStore.ts"
 import { Revocations } from "../../src/services/Revocations.ts"
@@ -132,6 +133,13 @@ const reset = () => {
 }
 
 describe("HotPaths", () => {
+  it("writes check results in the form their schemas encode (the hot paths skip the encoding)", () => {
+    const result = { allowed: true, reason: "role editor grants documents:read", revision: "42" }
+    expect(Schema.encodeSync(CheckResult)(new CheckResult(result))).toStrictEqual(result)
+    const batch = { revision: "42", results: [{ allowed: false, reason: "no grant allows it (default deny)" }] }
+    expect(Schema.encodeSync(BatchCheckResult)(new BatchCheckResult(batch))).toStrictEqual(batch)
+  })
+
   it.layer(Fakes)((it) => {
     it.scoped(
       "answers from memory what memory holds, with the route's headers, and hands the rest over, body intact",

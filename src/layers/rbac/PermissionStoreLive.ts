@@ -43,14 +43,15 @@ const failClosed = <A, E>(effect: Effect.Effect<A, E>) =>
     Effect.catchAllDefect(deny)
   )
 
-/** At most this many organization-wide judgements are kept per user standing. */
+/** At most this many judgements are kept per user standing; a full memo starts over. */
 const MAX_JUDGEMENTS = 4_096
 
 /**
- * Organization-wide judgements of one user's standing under one policy, for the policy's catalog
- * keys. A standing and a policy are immutable values that the revision cache replaces when they
- * change, so a judgement found here is the one `judge` would make again; standings with an expiring
- * assignment depend on the time and are never kept.
+ * Judgements of one user's standing under one policy, for the policy's catalog keys, organization-
+ * wide and on resources given without attributes (what a condition may read then is fixed by the
+ * key: the resource's type and id, the user's id). A standing and a policy are immutable values that
+ * the revision cache replaces when they change, so a judgement found here is the one `judge` would
+ * make again; standings with an expiring assignment depend on the time and are never kept.
  */
 const judgements = new WeakMap<Standing, { readonly policy: Policy; readonly byKey: Map<string, Judgement> }>()
 
@@ -65,18 +66,34 @@ const inCatalog = (policy: Policy, permission: string) => {
   return keys.has(permission)
 }
 
-const judgeOrgWide = (v: View, standing: Standing, userId: string, permission: string, now: number) => {
-  const fresh = () => judge(v.policy, v.frozen, standing, { subject: { id: userId }, permission, now })
-  if (v.frozen || dependsOnTime(standing.assignments) || !inCatalog(v.policy, permission)) return fresh()
+const judgeKept = (
+  v: View,
+  standing: Standing,
+  userId: string,
+  request: Pick<CheckRequest, "permission" | "resource">,
+  now: number
+) => {
+  const { permission, resource } = request
+  const input = { subject: { id: userId }, permission, resource, now }
+  if (
+    v.frozen ||
+    resource?.attributes !== undefined ||
+    dependsOnTime(standing.assignments) ||
+    !inCatalog(v.policy, permission)
+  ) {
+    return judge(v.policy, v.frozen, standing, input)
+  }
   let memo = judgements.get(standing)
   if (memo === undefined || memo.policy !== v.policy) {
     memo = { policy: v.policy, byKey: new Map() }
     judgements.set(standing, memo)
   }
-  let judgement = memo.byKey.get(permission)
+  const key = resource === undefined ? permission : `${permission}\u0000${resource.type}\u0000${resource.id}`
+  let judgement = memo.byKey.get(key)
   if (judgement === undefined) {
-    judgement = fresh()
-    if (memo.byKey.size < MAX_JUDGEMENTS) memo.byKey.set(permission, judgement)
+    judgement = judge(v.policy, v.frozen, standing, input)
+    if (memo.byKey.size >= MAX_JUDGEMENTS) memo.byKey.clear()
+    memo.byKey.set(key, judgement)
   }
   return judgement
 }
@@ -89,15 +106,7 @@ const decideIn = (
   now: number
 ): { readonly answer: CheckAnswer; readonly judgement: Judgement } => {
   const standing = v.user(userId)
-  const judgement =
-    request.resource === undefined
-      ? judgeOrgWide(v, standing, userId, request.permission, now)
-      : judge(v.policy, v.frozen, standing, {
-          subject: { id: userId },
-          permission: request.permission,
-          resource: request.resource,
-          now
-        })
+  const judgement = judgeKept(v, standing, userId, request, now)
   const answer = {
     member: standing.member,
     allowed: judgement.allowed,
