@@ -32,6 +32,15 @@ export interface RealtimeShape {
     user: SignedIn,
     organizationId: string
   ) => Effect.Effect<IssuedTicket, NotFound | ServiceUnavailable>
+  /**
+   * `issueTicket` for a session that had a ticket before on this node, its membership decided from
+   * memory at the watermark (the socket's open checks it again in Postgres, S47): the store's write
+   * left to do; undefined when memory cannot tell, or says no (`issueTicket` then answers).
+   */
+  readonly issueTicketNow: (
+    user: SignedIn,
+    organizationId: string
+  ) => Effect.Effect<IssuedTicket, ServiceUnavailable> | undefined
   /** The ticket's claims, once; `None` for an unknown, expired or used ticket. */
   readonly redeem: (ticket: string) => Effect.Effect<Option.Option<TicketClaims>, ServiceUnavailable>
 }

@@ -98,6 +98,24 @@ describe("hot paths answer exactly what the routes answer", () => {
     expect(others.hot).toEqual(others.routed)
   })
 
+  it("live tickets: a session's next ticket (a reconnect) answers as the route does, but for the ticket itself", async () => {
+    const body = { organizationId: org }
+    expect((await api.call("POST", "/v1/realtime/tickets", { token: member.token, body })).status).toBe(201)
+    const { hot, routed } = await both(api, "POST", "/v1/realtime/tickets", member.token, body)
+    const fresh = (answer: typeof hot) => {
+      const ticket = answer.body as { ticket: string; url: string; expiresIn: number }
+      expect(ticket.url.endsWith(`ticket=${ticket.ticket}`)).toBe(true)
+      return { ...answer, body: { ...ticket, ticket: "…", url: ticket.url.replace(ticket.ticket, "…") } }
+    }
+    expect(hot.status).toBe(201)
+    expect(fresh(hot)).toEqual(fresh(routed))
+    const stranger = await both(api, "POST", "/v1/realtime/tickets", member.token, {
+      organizationId: crypto.randomUUID()
+    })
+    expect(stranger.hot.status).toBe(404)
+    expect(stranger.hot).toEqual(stranger.routed)
+  })
+
   it("a token logged out is refused on the hot path at once", async () => {
     const user = await signUp("hot-leaving")
     await orgAsOwner.join(user, ["member"])

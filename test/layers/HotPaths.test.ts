@@ -6,8 +6,10 @@ import { ProfileCache } from "../../src/layers/auth/ProfileCache.ts"
 import { makeHotPaths } from "../../src/layers/http/HotPaths.ts"
 import { Me } from "../../src/rpc/Auth.ts"
 import { BatchCheckResult, CheckResult } from "../../src/rpc/Authz.ts"
+import { Ticket } from "../../src/rpc/Realtime.ts"
 import { AccessTokens } from "../../src/services/AccessTokens.ts"
 import { type CheckAnswer, type CheckRequest, PermissionStore } from "../../src/services/PermissionStore.ts"
+import { Realtime } from "../../src/services/Realtime.ts"
 import { Revocations } from "../../src/services/Revocations.ts"
 
 const ORG = "0b6f3c1e-2a4d-4c8e-9f10-1a2b3c4d5e6f"
@@ -37,6 +39,17 @@ const memory = {
 const asked: Array<CheckRequest> = []
 
 const Fakes = Layer.mergeAll(
+  Layer.succeed(
+    Realtime,
+    Realtime.of({
+      issueTicket: () => Effect.die("unused"),
+      redeem: () => Effect.die("unused"),
+      issueTicketNow: (_user, organizationId) =>
+        organizationId === ORG
+          ? Effect.succeed({ ticket: "t".repeat(43), url: `ws://localhost/ws?ticket=${"t".repeat(43)}`, expiresIn: 30 })
+          : undefined
+    })
+  ),
   Layer.succeed(
     AccessTokens,
     AccessTokens.of({
@@ -133,11 +146,13 @@ const reset = () => {
 }
 
 describe("HotPaths", () => {
-  it("writes check results in the form their schemas encode (the hot paths skip the encoding)", () => {
+  it("writes check results and tickets in the form their schemas encode (the hot paths skip the encoding)", () => {
     const result = { allowed: true, reason: "role editor grants documents:read", revision: "42" }
     expect(Schema.encodeSync(CheckResult)(new CheckResult(result))).toStrictEqual(result)
     const batch = { revision: "42", results: [{ allowed: false, reason: "no grant allows it (default deny)" }] }
     expect(Schema.encodeSync(BatchCheckResult)(new BatchCheckResult(batch))).toStrictEqual(batch)
+    const ticket = { ticket: "t".repeat(43), url: "ws://localhost/ws?ticket=t", expiresIn: 30 }
+    expect(Schema.encodeSync(Ticket)(new Ticket(ticket))).toStrictEqual(ticket)
   })
 
   it.layer(Fakes)((it) => {
@@ -200,6 +215,16 @@ describe("HotPaths", () => {
           expect(handedOver.map(([answer]) => answer.status)).toEqual(handedOver.map(([, status]) => status))
           expect(JSON.parse(handedOver[0]![0].text)).toEqual({ permission: "documents:read" })
           expect(handedOver[3]![0].text).toBe("{not json")
+
+          const ticket = yield* call("POST", "/v1/realtime/tickets", { organizationId: ORG.toUpperCase() })
+          expect(ticket.status).toBe(201)
+          expect(JSON.parse(ticket.text)).toEqual({
+            ticket: "t".repeat(43),
+            url: `ws://localhost/ws?ticket=${"t".repeat(43)}`,
+            expiresIn: 30
+          })
+          const other = yield* call("POST", "/v1/realtime/tickets", { organizationId: OTHER })
+          expect([other.status, JSON.parse(other.text)]).toEqual([298, { organizationId: OTHER }])
 
           memory.revoked = undefined // out of the revocation lease: the routes ask
           expect((yield* call("GET", "/v1/me")).status).toBe(299)

@@ -3,6 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Option, TestClock } from "effect"
 import { RevocationsLive } from "../../src/layers/auth/RevocationsLive.ts"
 import { SessionsLive } from "../../src/layers/auth/SessionsLive.ts"
+import { layer as relayLayer } from "../../src/layers/events/OutboxRelay.ts"
 import { RealtimeLive } from "../../src/layers/live/RealtimeLive.ts"
 import { EventStreamMemory } from "../../src/layers/memory/EventStreamMemory.ts"
 import { AccessTokens } from "../../src/services/AccessTokens.ts"
@@ -22,8 +23,9 @@ const AccessTokensTest = Layer.succeed(
   })
 )
 
-/** Realtime as Main.ts composes it, over the RBAC layers on a throwaway database. */
+/** Realtime as Main.ts composes it, over the RBAC layers on a throwaway database, with the outbox relay. */
 const RealtimeTest = RealtimeLive.pipe(
+  Layer.provideMerge(relayLayer({ maxLength: 10_000, retention: Duration.days(1), pollInterval: Duration.seconds(1) })),
   Layer.provideMerge(RevocationsLive),
   Layer.provideMerge(SessionsLive),
   Layer.provideMerge(Layer.merge(EventStreamMemory, AccessTokensTest)),
@@ -105,6 +107,36 @@ describe("Realtime tickets (layers on Postgres)", () => {
           expect(ended).toEqual(outside)
           // A ticket issued before the session ended ends with it.
           expect(yield* realtime.redeem(issued.ticket)).toEqual(Option.none())
+        })
+    )
+
+    it.effect(
+      "a session that had a ticket here gets the next from memory (a reconnect); memory answers nothing it cannot tell",
+      () =>
+        Effect.gen(function* () {
+          const realtime = yield* Realtime
+          const user = yield* owner
+          const stranger = yield* signedIn(yield* createUser("stranger"))
+          // Never issued on this node: the session's expiry is not known here yet.
+          expect(realtime.issueTicketNow(user, user.organizationId)).toBeUndefined()
+          const first = yield* realtime.issueTicket(user, user.organizationId)
+          const again = realtime.issueTicketNow(user, user.organizationId)
+          expect(again).toBeDefined()
+          const issued = yield* again!
+          expect(issued.ticket).not.toBe(first.ticket)
+          const expiry = yield* Effect.flatMap(Sessions, (s) => s.absoluteExpiry(user.sessionId))
+          expect(yield* realtime.redeem(issued.ticket)).toEqual(
+            Option.some({
+              userId: user.userId,
+              sessionId: user.sessionId,
+              organizationId: user.organizationId,
+              sessionExpiresAt: Option.getOrThrow(expiry).getTime()
+            })
+          )
+          // Not a member: memory says no, and `issueTicket` answers (404).
+          yield* Effect.flip(realtime.issueTicket(stranger, user.organizationId))
+          expect(realtime.issueTicketNow(stranger, user.organizationId)).toBeUndefined()
+          expect(realtime.issueTicketNow(user, randomUUID())).toBeUndefined()
         })
     )
 

@@ -6,7 +6,9 @@
  *    lease (Revocations), the profile held and followed (ProfileCache);
  *  - `POST /v1/orgs/{org}/check` and `…/check/batch` with `consistency: "cached"`: the same token,
  *    then the guard, the "about others" rule and the checks from memory at the watermark (or a
- *    `minRevision` it has reached), exactly as OrgAuthorization.ts and AuthzHandlers.ts decide them.
+ *    `minRevision` it has reached), exactly as OrgAuthorization.ts and AuthzHandlers.ts decide them;
+ *  - `POST /v1/realtime/tickets`, for a session that had one before on this node (a reconnect): the
+ *    membership at the watermark (Realtime.issueTicketNow), then the ticket's write to the store.
  *
  * Every other case — a token not seen before, a check that must wait or read, a body the schema
  * refuses, a 404, any error — goes to the route unchanged (a body already read goes with it), so
@@ -17,13 +19,15 @@
 import { randomUUID } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { PassThrough } from "node:stream"
-import { Effect, Either, LogLevel, Option, Runtime, Schema } from "effect"
+import { Effect, Either, Exit, LogLevel, Option, Runtime, Schema } from "effect"
 import { Me } from "../../rpc/Auth.ts"
 import { BatchCheckRequest, type BatchCheckResult, CheckRequest, type CheckResult } from "../../rpc/Authz.ts"
 import { Id } from "../../rpc/Ids.ts"
+import { type Ticket, TicketRequest } from "../../rpc/Realtime.ts"
 import type { Member, SignedIn } from "../../rpc/Security.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
 import { PermissionStore } from "../../services/PermissionStore.ts"
+import { Realtime } from "../../services/Realtime.ts"
 import { Revocations } from "../../services/Revocations.ts"
 import { ProfileCache } from "../auth/ProfileCache.ts"
 import { Settings } from "../Settings.ts"
@@ -42,11 +46,16 @@ export type HotPaths = (request: IncomingMessage, response: ServerResponse, hand
 const ORGS = "/v1/orgs/"
 const JSON_TYPE = /^application\/json\s*(;\s*charset=utf-8\s*)?$/i
 
-type Route = { readonly kind: "me" } | { readonly kind: "check" | "batch"; readonly org: string }
+type Route =
+  | { readonly kind: "me" }
+  | { readonly kind: "ticket" }
+  | { readonly kind: "check"; readonly org: string }
+  | { readonly kind: "batch"; readonly org: string }
 
 const routeOf = (method: string | undefined, url: string | undefined): Route | undefined => {
   if (url === undefined) return undefined
   if (method === "GET") return url === "/v1/me" ? { kind: "me" } : undefined
+  if (method === "POST" && url === "/v1/realtime/tickets") return { kind: "ticket" }
   if (method !== "POST" || !url.startsWith(ORGS)) return undefined
   const rest = url.slice(ORGS.length)
   const slash = rest.indexOf("/")
@@ -72,6 +81,7 @@ const replayed = (request: IncomingMessage, body: Buffer): IncomingMessage => {
 
 const decodeCheck = Schema.decodeUnknownEither(CheckRequest)
 const decodeBatch = Schema.decodeUnknownEither(BatchCheckRequest)
+const decodeTicket = Schema.decodeUnknownEither(TicketRequest)
 const encodeMe = Schema.encodeSync(Me)
 const canonicalId = Schema.decodeUnknownOption(Id)
 
@@ -81,6 +91,7 @@ const canonicalId = Schema.decodeUnknownOption(Id)
  * transforms nothing; HotPaths.test.ts holds the two forms equal), the profile through its schema.
  */
 interface Answer {
+  readonly status?: number
   readonly body: unknown
   readonly revision?: string
 }
@@ -90,12 +101,15 @@ export const makeHotPaths = Effect.gen(function* () {
   const revocations = yield* Revocations
   const profiles = yield* ProfileCache
   const store = yield* PermissionStore
+  const realtime = yield* Realtime
   const maxBodySize = yield* Settings.maxBodySize
   const trustProxy = yield* Settings.trustProxy
   const headers = answerHeaders(yield* Settings.publicUrl).api
   const cors = corsHeaders(new Set(yield* Settings.allowedOrigins))
   const logRequests = LogLevel.greaterThanEqual(LogLevel.Info, yield* Settings.logLevel)
-  const runSync = Runtime.runSync(yield* Effect.runtime<never>())
+  const runtime = yield* Effect.runtime<never>()
+  const runSync = Runtime.runSync(runtime)
+  const runCallback = Runtime.runCallback(runtime)
   const declared = declaredPermissions()
   const checkGuard = declared.get("POST /v1/orgs/:organizationId/check")
   const batchGuard = declared.get("POST /v1/orgs/:organizationId/check/batch")
@@ -183,6 +197,17 @@ export const makeHotPaths = Effect.gen(function* () {
     return { body: { revision, results } satisfies typeof BatchCheckResult.Encoded, revision }
   }
 
+  /** A live ticket: from memory but for the store's write, which this waits for. */
+  const ticket = (user: SignedIn, body: unknown, reply: (found: Answer | undefined) => void) => {
+    const decoded = decodeTicket(body)
+    const issuing = Either.isLeft(decoded) ? undefined : realtime.issueTicketNow(user, decoded.right.organizationId)
+    if (issuing === undefined) return reply(undefined)
+    runCallback(issuing, {
+      onExit: (exit) =>
+        reply(Exit.isSuccess(exit) ? { status: 201, body: exit.value satisfies typeof Ticket.Encoded } : undefined)
+    })
+  }
+
   const me = (user: SignedIn): Answer | undefined => {
     const profile = profiles.profileNow(user.userId)
     return profile === undefined ? undefined : { body: encodeMe(profile) }
@@ -192,7 +217,8 @@ export const makeHotPaths = Effect.gen(function* () {
     const given = (request.headers as Record<string, string | undefined>)["x-request-id"]
     const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
     const body = JSON.stringify(found.body)
-    response.writeHead(200, {
+    const status = found.status ?? 200
+    response.writeHead(status, {
       ...headers,
       ...cors(request.headers.origin),
       "cache-control": "no-store",
@@ -209,7 +235,7 @@ export const makeHotPaths = Effect.gen(function* () {
     const durationMs = Date.now() - started
     runSync(
       Effect.logInfo("http request").pipe(
-        Effect.annotateLogs({ requestId, method: request.method, path, status: 200, durationMs, ip })
+        Effect.annotateLogs({ requestId, method: request.method, path, status, durationMs, ip })
       )
     )
   }
@@ -254,18 +280,20 @@ export const makeHotPaths = Effect.gen(function* () {
       return false
     }
     readBody(request, length, (body) => {
-      let found: Answer | undefined
-      try {
-        const json = parse(body)
-        found = route.kind === "check" ? check(user, route.org, json) : batch(user, route.org, json)
-      } catch {
-        found = undefined
+      const reply = (found: Answer | undefined) => {
+        try {
+          if (found === undefined) handOver(replayed(request, body))
+          else answer(request, response, started, found)
+        } catch {
+          response.destroy()
+        }
       }
       try {
-        if (found === undefined) handOver(replayed(request, body))
-        else answer(request, response, started, found)
+        const json = parse(body)
+        if (route.kind === "ticket") return ticket(user, json, reply)
+        reply(route.kind === "check" ? check(user, route.org, json) : batch(user, route.org, json))
       } catch {
-        response.destroy()
+        reply(undefined)
       }
     })
     return true

@@ -23,6 +23,8 @@ const decodeClaims = Schema.decodeUnknownOption(Claims)
 
 const ticketKey = (ticket: string) => `ticket:${Secrets.sha256(ticket).toString("hex")}`
 const TICKET = /^[A-Za-z0-9_-]{43}$/
+/** Sessions whose absolute expiry is kept for issuing tickets from memory. */
+const MAX_EXPIRIES = 100_000
 
 const unavailable = (what: string) => (cause: unknown) =>
   Effect.logError(`realtime: cannot ${what}`, cause).pipe(
@@ -43,6 +45,27 @@ export const make = Effect.gen(function* () {
   })
   const noSuchOrganization = new NotFound({ message: "No such organization" })
 
+  /** Sessions' absolute expiries (fixed when a session starts), as read for tickets issued before. */
+  const expiries = new Map<string, number>()
+  const rememberExpiry = (sessionId: string, at: number) => {
+    expiries.set(sessionId, at)
+    if (expiries.size > MAX_EXPIRIES) expiries.delete(expiries.keys().next().value!)
+  }
+
+  /** A fresh ticket for these claims, kept in the store for its lifetime. */
+  const mint = (claims: TicketClaims) =>
+    Effect.suspend(() => {
+      const ticket = Secrets.newToken()
+      return kv.set(ticketKey(ticket), encodeClaims(claims), `${TICKET_TTL_SECONDS} seconds`).pipe(
+        Effect.catchAll(unavailable("store a ticket")),
+        Effect.as({
+          ticket,
+          url: `${socketUrl}${socketUrl.includes("?") ? "&" : "?"}ticket=${ticket}`,
+          expiresIn: TICKET_TTL_SECONDS
+        })
+      )
+    })
+
   return Realtime.of({
     issueTicket: spannedGen("Realtime.issueTicket", function* (user: SignedIn, organizationId: string) {
       const answer = yield* store
@@ -53,22 +76,28 @@ export const make = Effect.gen(function* () {
         .absoluteExpiry(user.sessionId)
         .pipe(Effect.catchAll(unavailable("read the session")))
       if (Option.isNone(expiresAt)) return yield* noSuchOrganization
-      const ticket = Secrets.newToken()
-      const claims: TicketClaims = {
+      rememberExpiry(user.sessionId, expiresAt.value.getTime())
+      return yield* mint({
         userId: user.userId,
         sessionId: user.sessionId,
         organizationId,
         sessionExpiresAt: expiresAt.value.getTime()
-      }
-      yield* kv
-        .set(ticketKey(ticket), encodeClaims(claims), `${TICKET_TTL_SECONDS} seconds`)
-        .pipe(Effect.catchAll(unavailable("store a ticket")))
-      return {
-        ticket,
-        url: `${socketUrl}${socketUrl.includes("?") ? "&" : "?"}ticket=${ticket}`,
-        expiresIn: TICKET_TTL_SECONDS
-      }
+      })
     }),
+
+    issueTicketNow: (user, organizationId) => {
+      const sessionExpiresAt = expiries.get(user.sessionId)
+      if (sessionExpiresAt === undefined) return undefined
+      const answer = store.checkNow({
+        organizationId,
+        userId: user.userId,
+        permission: "org:read",
+        consistency: "cached"
+      })
+      if (answer === undefined || !answer.member || answer.blocked === true) return undefined
+      return mint({ userId: user.userId, sessionId: user.sessionId, organizationId, sessionExpiresAt })
+    },
+
     redeem: spannedGen("Realtime.redeem", function* (ticket: string) {
       if (!TICKET.test(ticket)) return Option.none()
       const claims = yield* kv
