@@ -13,7 +13,8 @@
  *    server without authentication or storage (bench/servers/node-casbin.ts): target ≥ 10× cheaper;
  *  - ours: a batch of 100 checks of the mix per request (cached): target ≥ 200,000 checks/s;
  *  - ours: the member's own `check` messages over open live sessions (bench/checkLive.ts), target
- *    ≤ 15 µs of server CPU per check.
+ *    ≤ 15 µs of server CPU per check; beside it, uWebSockets.js alone answering every message of the
+ *    same client with a constant `check.result` (bench/servers/uws-live-floor.ts), the socket's floor.
  */
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -139,6 +140,7 @@ export const httpPart = async (policy: HttpPolicy, plan: Rounds) => {
   const redis = process.env.BENCH_REDIS_URL ? undefined : await startRedis()
   const servers: Array<Server> = []
   let live: Awaited<ReturnType<typeof openLive>> | undefined
+  let floorLive: Awaited<ReturnType<typeof openLive>> | undefined
   try {
     const dataDir = mkdtempSync(join(tmpdir(), "bench-check-"))
     tempDirs.push(dataDir)
@@ -193,6 +195,17 @@ export const httpPart = async (policy: HttpPolicy, plan: Rounds) => {
       rate: RATE,
       checks: policy.batch
     })
+    const floor = await startServer("uWS floor", "bench/servers/uws-live-floor.ts", await freePort(), {})
+    servers.push(floor)
+    floorLive = await openLive("uWS alone: constant check.result", {
+      server: floor,
+      wsUrl: floor.base.replace("http:", "ws:") + "/ws",
+      token: "floor",
+      organizationId: org,
+      sockets: SOCKETS,
+      rate: RATE,
+      checks: policy.batch
+    })
     const auth = { authorization: `Bearer ${owner.token}`, ...json }
     const post = (body: unknown) => ({ method: "POST", headers: auth, body: JSON.stringify(body) })
     const cases: ReadonlyArray<Case> = [
@@ -206,11 +219,12 @@ export const httpPart = async (policy: HttpPolicy, plan: Rounds) => {
         connections: 20,
         request: post(batch)
       },
-      live.liveCase
+      live.liveCase,
+      floorLive.liveCase
     ]
     const done = await interleave(cases, plan)
     const at = (i: number) => done[i]!
-    const [check, floor, casbinDone, batchDone, liveDone] = [at(0), at(1), at(2), at(3), at(4)]
+    const [check, bareDone, casbinDone, batchDone, liveDone, floorDone] = [at(0), at(1), at(2), at(3), at(4), at(5)]
     const checksPerSecond = batchDone.row.result.requests.average * policy.batch.length
     const batchUs = cpuPerRequest(batchDone.row) / policy.batch.length
     const liveUs = cpuPerRequest(liveDone.row)
@@ -233,7 +247,7 @@ export const httpPart = async (policy: HttpPolicy, plan: Rounds) => {
       "",
       ...roundLines(done),
       "",
-      overFloor("POST …/check (cached) over bare HttpApi", check, floor, OVER_BARE_US),
+      overFloor("POST …/check (cached) over bare HttpApi", check, bareDone, OVER_BARE_US),
       cheaper("POST …/check (cached) vs node:http + casbin", check, casbinDone, CASBIN_BAR),
       `batch of 100 (cached): ${num(checksPerSecond)} checks/s (target ≥ ${num(BATCH_TARGET)}): ` +
         `${verdict(checksPerSecond >= BATCH_TARGET)} — ${num(batchDone.row.result.requests.average)} requests/s, ` +
@@ -241,10 +255,15 @@ export const httpPart = async (policy: HttpPolicy, plan: Rounds) => {
         `${num(1e6 / batchUs)} checks/s per core at that cost`,
       `live socket check: ${num(liveUs, 1)} µs of server CPU per check (target ≤ ${LIVE_TARGET_US}): ` +
         `${verdict(liveUs <= LIVE_TARGET_US)} — ${num(liveDone.row.result.requests.average)} checks/s answered; ` +
-        `per round ${liveDone.rounds.map((m) => num(cpuPerRequest(m), 1)).join(", ")}`
+        `per round ${liveDone.rounds.map((m) => num(cpuPerRequest(m), 1)).join(", ")}`,
+      `  beside uWebSockets.js alone answering a constant check.result to the same client: ` +
+        `${num(cpuPerRequest(floorDone.row), 1)} µs per message (per round ` +
+        `${floorDone.rounds.map((m) => num(cpuPerRequest(m), 1)).join(", ")}); ours over it: ` +
+        `+${num(liveUs - cpuPerRequest(floorDone.row), 1)} µs`
     ]
   } finally {
     await live?.stop()
+    await floorLive?.stop()
     await stopServers(servers)
     await redis?.stop()
     await postgres?.stop()

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { DateTime, Effect, Layer, Schema } from "effect"
 import { ProfileCache } from "../../src/layers/auth/ProfileCache.ts"
+import { makeFrontDoor } from "../../src/layers/http/FrontDoor.ts"
 import { makeHotPaths } from "../../src/layers/http/HotPaths.ts"
 import { Me } from "../../src/rpc/Auth.ts"
 import { BatchCheckResult, CheckResult } from "../../src/rpc/Authz.ts"
@@ -111,10 +112,15 @@ const bodyOf = (request: IncomingMessage) =>
     request.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
   })
 
-/** A server whose routes answer 299 (untouched request) or 298 (handed over), echoing the body they read. */
+/**
+ * A server as HttpServer.ts makes it, the front door then the hot paths, whose routes answer 299
+ * (untouched request) or 298 (handed over), echoing the body they read.
+ */
 const serve = Effect.gen(function* () {
   const hot = yield* makeHotPaths
+  const front = yield* makeFrontDoor
   const server: Server = createServer((request, response) => {
+    front(request, response)
     const route = (status: number) => (replayed: IncomingMessage) =>
       void bodyOf(replayed).then((body) => response.writeHead(status).end(body))
     if (!hot(request, response, route(298))) route(299)(request)

@@ -4,7 +4,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, HashMap, Layer, Logger, ManagedRuntime, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Routes } from "../../src/layers/http/HttpServer.ts"
+import { makeNodeServer, Routes } from "../../src/layers/http/HttpServer.ts"
 import { withRequestId } from "../../src/layers/Logging.ts"
 import { AccessTokens } from "../../src/services/AccessTokens.ts"
 import { Accounts } from "../../src/services/Accounts.ts"
@@ -86,7 +86,14 @@ const ServerLive = HttpLayerRouter.serve(Layer.mergeAll(Routes, TestRoutes), { d
       check: Effect.succeed({ ready: true, checks: { database: "up" as const, events: "up" as const } })
     })
   ),
-  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+  // The server as HttpServerLive makes it: every request through the front door (hot paths off).
+  Layer.provideMerge(
+    Layer.unwrapEffect(
+      Effect.map(makeNodeServer(undefined), (server) =>
+        NodeHttpServer.layer(() => server, { port: 0, host: "127.0.0.1" })
+      )
+    )
+  ),
   Layer.provide(CaptureLogs),
   Layer.provide(Layer.setConfigProvider(config))
 )

@@ -13,13 +13,12 @@
  * Every other case — a token not seen before, a check that must wait or read, a body the schema
  * refuses, a 404, any error — goes to the route unchanged (a body already read goes with it), so
  * what a client sees is the route's answer in every case: the same schemas encode the same values,
- * with the same headers (HttpMiddleware.ts) and the same log line. Off when spans are exported, so
- * that traced deployments see every request.
+ * and the front door (FrontDoor.ts) gives both the same headers and log line. Off when spans are
+ * exported, so that traced deployments see every request.
  */
-import { randomUUID } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { PassThrough } from "node:stream"
-import { Effect, Either, Exit, LogLevel, Option, Runtime, Schema } from "effect"
+import { Effect, Either, Exit, Option, Runtime, Schema } from "effect"
 import { Me } from "../../rpc/Auth.ts"
 import { BatchCheckRequest, type BatchCheckResult, CheckRequest, type CheckResult } from "../../rpc/Authz.ts"
 import { Id } from "../../rpc/Ids.ts"
@@ -32,8 +31,6 @@ import { Revocations } from "../../services/Revocations.ts"
 import { ProfileCache } from "../auth/ProfileCache.ts"
 import { Settings } from "../Settings.ts"
 import { atLeast } from "./AuthzHandlers.ts"
-import { clientIp } from "./ClientIp.ts"
-import { answerHeaders, corsHeaders, REQUEST_ID } from "./HttpMiddleware.ts"
 import { type Declared, declaredPermissions } from "./OrgAuthorization.ts"
 import { bearerToken } from "./RequestMeta.ts"
 
@@ -103,12 +100,7 @@ export const makeHotPaths = Effect.gen(function* () {
   const store = yield* PermissionStore
   const realtime = yield* Realtime
   const maxBodySize = yield* Settings.maxBodySize
-  const trustProxy = yield* Settings.trustProxy
-  const headers = answerHeaders(yield* Settings.publicUrl).api
-  const cors = corsHeaders(new Set(yield* Settings.allowedOrigins))
-  const logRequests = LogLevel.greaterThanEqual(LogLevel.Info, yield* Settings.logLevel)
   const runtime = yield* Effect.runtime<never>()
-  const runSync = Runtime.runSync(runtime)
   const runCallback = Runtime.runCallback(runtime)
   const declared = declaredPermissions()
   const checkGuard = declared.get("POST /v1/orgs/:organizationId/check")
@@ -213,31 +205,15 @@ export const makeHotPaths = Effect.gen(function* () {
     return profile === undefined ? undefined : { body: encodeMe(profile) }
   }
 
-  const answer = (request: IncomingMessage, response: ServerResponse, started: number, found: Answer) => {
-    const given = (request.headers as Record<string, string | undefined>)["x-request-id"]
-    const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
+  /** The front door (FrontDoor.ts) has set the common headers and the log line; this adds the answer's. */
+  const answer = (response: ServerResponse, found: Answer) => {
     const body = JSON.stringify(found.body)
-    const status = found.status ?? 200
-    response.writeHead(status, {
-      ...headers,
-      ...cors(request.headers.origin),
-      "cache-control": "no-store",
-      "x-request-id": requestId,
+    response.writeHead(found.status ?? 200, {
       ...(found.revision === undefined ? {} : { "x-permission-revision": found.revision }),
       "content-type": "application/json",
       "content-length": Buffer.byteLength(body)
     })
     response.end(body)
-    if (!logRequests) return
-    const forwardedFor = (request.headers as Record<string, string | undefined>)["x-forwarded-for"]
-    const ip = clientIp(request.socket.remoteAddress, forwardedFor, trustProxy)
-    const path = request.url
-    const durationMs = Date.now() - started
-    runSync(
-      Effect.logInfo("http request").pipe(
-        Effect.annotateLogs({ requestId, method: request.method, path, status, durationMs, ip })
-      )
-    )
   }
 
   /** The body (Node holds it to Content-Length, itself at most MAX_BODY_SIZE), then `done`. */
@@ -262,13 +238,12 @@ export const makeHotPaths = Effect.gen(function* () {
   return ((request, response, handOver) => {
     const route = routeOf(request.method, request.url)
     if (route === undefined || request.headers.origin?.includes(",")) return false
-    const started = Date.now()
     const user = signedIn(request)
     if (user === undefined) return false
     if (route.kind === "me") {
       const found = me(user)
       if (found === undefined) return false
-      answer(request, response, started, found)
+      answer(response, found)
       return true
     }
     const length = Number(request.headers["content-length"])
@@ -283,7 +258,7 @@ export const makeHotPaths = Effect.gen(function* () {
       const reply = (found: Answer | undefined) => {
         try {
           if (found === undefined) handOver(replayed(request, body))
-          else answer(request, response, started, found)
+          else answer(response, found)
         } catch {
           response.destroy()
         }

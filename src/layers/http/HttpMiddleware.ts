@@ -1,7 +1,8 @@
 /**
- * The cross-cutting HTTP behaviour every route gets: a request id in every log line and in the
- * response, one structured log line per request, security headers, a body size limit, and JSON
- * errors with a stable `code` for unknown routes, wrong methods, bad bodies and defects.
+ * What every route's answer gets in the router: a body size limit, CORS preflights, and JSON errors
+ * with a stable `code` for unknown routes, wrong methods, bad bodies and defects. The request id,
+ * the client address, the common headers and the log line are set before, on Node's callback
+ * (FrontDoor.ts).
  */
 
 import { randomUUID } from "node:crypto"
@@ -23,8 +24,7 @@ import {
   PayloadTooLarge
 } from "../../rpc/Errors.ts"
 import { Settings } from "../Settings.ts"
-import { clientIp } from "./ClientIp.ts"
-import { CLIENT_IP_HEADER } from "./RequestMeta.ts"
+import { corsHeaders, pathOf } from "./FrontDoor.ts"
 
 type WireError = BadRequest | NotFound | MethodNotAllowed | LengthRequired | PayloadTooLarge | InternalError
 const WireError = Schema.Union(BadRequest, NotFound, MethodNotAllowed, LengthRequired, PayloadTooLarge, InternalError)
@@ -61,44 +61,7 @@ const routeTable = (docsEnabled: boolean) => {
   return (path: string) => [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))]
 }
 
-/** A client's `x-request-id` is kept when it looks like one; otherwise the server makes one. */
-export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"])
-
-/**
- * The headers of every answer but CORS, the request id and `cache-control`: one definition for the
- * router's middleware and the hot paths (HotPaths.ts). `/docs` is a page and gets its own CSP.
- */
-export const answerHeaders = (publicUrl: string) => {
-  const security: Record<string, string> = {
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-    ...(publicUrl.startsWith("https:") ? { "strict-transport-security": "max-age=63072000; includeSubDomains" } : {})
-  }
-  return {
-    api: { ...security, "content-security-policy": "default-src 'none'; frame-ancestors 'none'" },
-    docs: security
-  }
-}
-
-/** CORS for the origins on ALLOWED_ORIGINS only, matched exactly; nothing is sent to others. */
-export const corsHeaders =
-  (allowedOrigins: ReadonlySet<string>) =>
-  (origin: string | undefined): Record<string, string> | undefined =>
-    origin !== undefined && allowedOrigins.has(origin)
-      ? {
-          "access-control-allow-origin": origin,
-          "access-control-allow-credentials": "true",
-          "access-control-expose-headers": "x-request-id, x-permission-revision, retry-after",
-          vary: "Origin"
-        }
-      : undefined
-
-export const pathOf = (url: string) => {
-  const at = url.indexOf("?")
-  return at === -1 ? url : url.slice(0, at)
-}
 
 interface Issue {
   readonly path: ReadonlyArray<unknown>
@@ -183,8 +146,6 @@ export const BodyLimitLive = Layer.effect(
 export const GlobalMiddleware = Layer.unwrapEffect(
   Effect.gen(function* () {
     const maxBodySize = yield* Settings.maxBodySize
-    const trustProxy = yield* Settings.trustProxy
-    const publicUrl = yield* Settings.publicUrl
     const allowedMethods = routeTable(yield* Settings.docsEnabled)
 
     const guardBody = (request: HttpServerRequest.HttpServerRequest): Option.Option<WireError> => {
@@ -254,85 +215,39 @@ export const GlobalMiddleware = Layer.unwrapEffect(
       })
 
     const cors = corsHeaders(new Set(yield* Settings.allowedOrigins))
-    const logLevel = yield* Settings.logLevel
-    const logs = {
-      health: LogLevel.greaterThanEqual(LogLevel.Debug, logLevel),
-      requests: LogLevel.greaterThanEqual(LogLevel.Info, logLevel)
-    }
-    const { api: baseHeaders, docs: docsHeaders } = answerHeaders(publicUrl)
 
-    const preflight = (cors: Record<string, string> | undefined) =>
+    const preflight = (allowed: Record<string, string> | undefined) =>
       HttpServerResponse.empty({
         status: 204,
         headers:
-          cors === undefined
+          allowed === undefined
             ? {}
             : {
-                ...cors,
+                ...allowed,
                 "access-control-allow-methods": "GET, HEAD, POST, PUT, PATCH, DELETE",
                 "access-control-allow-headers": "authorization, content-type, x-request-id",
                 "access-control-max-age": "600"
               }
       })
 
-    /** The headers every answer gets; CORS and the request id are added per request. */
-    const answer = (
-      response: HttpServerResponse.HttpServerResponse,
-      path: string,
-      cors: Record<string, string> | undefined,
-      requestId: string
-    ) =>
-      HttpServerResponse.setHeaders(response, {
-        ...(path === "/docs" ? docsHeaders : baseHeaders),
-        ...cors,
-        ...(response.headers["cache-control"] === undefined ? { "cache-control": "no-store" } : {}),
-        "x-request-id": requestId
-      })
+    const twoOrigins = errorResponse(
+      new BadRequest({ code: "invalid_payload", message: "Send at most one Origin header" })
+    )
 
-    /** One log line per request, built only when its level is on. */
-    const logged =
-      (request: HttpServerRequest.HttpServerRequest, path: string, requestId: string, ip: string, started: number) =>
-      (response: HttpServerResponse.HttpServerResponse) => {
-        const health = path.startsWith("/health/")
-        if (!(health ? logs.health : logs.requests)) return Effect.succeed(response)
-        const durationMs = Date.now() - started
-        return (health ? Effect.logDebug : Effect.logInfo)("http request").pipe(
-          Effect.annotateLogs({ requestId, method: request.method, path, status: response.status, durationMs, ip }),
-          Effect.as(response)
-        )
-      }
-
+    // The request id, the client address, the answer's common headers and the log line are the
+    // front door's (FrontDoor.ts), on Node's callback: this keeps what decides the answer.
     return HttpLayerRouter.middleware<{ handles: RouteNotFound }>()(
       (httpApp) =>
         Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-          const started = Date.now()
           const headers = request.headers
-          const given = headers["x-request-id"]
-          const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID()
-          const path = pathOf(request.url)
-          const ip = clientIp(Option.getOrUndefined(request.remoteAddress), headers["x-forwarded-for"], trustProxy)
           const origin = headers.origin
-          const allowed = cors(origin)
-          const done = (response: HttpServerResponse.HttpServerResponse) => answer(response, path, allowed, requestId)
-          const log = logged(request, path, requestId, ip, started)
-          if (origin?.includes(",")) {
-            // Node joins repeated headers with ", " (no origin holds a comma): which one counts must not be
-            // left to whoever reads the first, so a request naming two origins is refused outright.
-            const refused = errorResponse(
-              new BadRequest({ code: "invalid_payload", message: "Send at most one Origin header" })
-            )
-            return Effect.map(log(refused), done)
-          }
+          // Node joins repeated headers with ", " (no origin holds a comma): which one counts must not be
+          // left to whoever reads the first, so a request naming two origins is refused outright.
+          if (origin?.includes(",")) return Effect.succeed(twoOrigins)
           if (request.method === "OPTIONS" && headers["access-control-request-method"] !== undefined) {
-            return Effect.map(log(preflight(allowed)), done)
+            return Effect.succeed(preflight(cors(origin)))
           }
-          // The resolved client address and the request id go into the request's own headers (a fresh
-          // object per request, which this overwrites whatever the client sent in them), where the
-          // handlers of both doors read them (RequestMeta.ts): no copy of the request or its context.
-          const writable = headers as Record<string, string>
-          writable[CLIENT_IP_HEADER] = ip
-          writable["x-request-id"] = requestId
-          return handle(httpApp, request, requestId).pipe(Effect.flatMap(log), Effect.map(done))
+          return handle(httpApp, request, headers["x-request-id"] ?? "unknown")
         }),
       { global: true }
     )

@@ -7,10 +7,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { RpcServer } from "@effect/rpc"
-import * as HttpServer from "@effect/platform/HttpServer"
-import { Context, Duration, Effect, Layer, Scope } from "effect"
+import { type Context, Duration, Effect, Layer, Scope } from "effect"
 import { servedApi } from "../../rpc/Api.ts"
 import { Rpcs } from "../../rpc/Rpcs.ts"
 import { exportsSpans } from "../../services/Span.ts"
@@ -18,9 +18,11 @@ import { Settings } from "../Settings.ts"
 import { AdminHandlers, AuditHandlers } from "./AdminHandlers.ts"
 import { AuthenticationLive, AuthHandlers, RpcAuthenticationLive } from "./AuthHandlers.ts"
 import { AuthzHandlers } from "./AuthzHandlers.ts"
+import { makeFrontDoor } from "./FrontDoor.ts"
 import { HealthHandlers } from "./HealthHandlers.ts"
 import { type HotPaths, makeHotPaths } from "./HotPaths.ts"
 import { BodyLimitLive, GlobalMiddleware } from "./HttpMiddleware.ts"
+import { builtLean, withoutApplicationServices } from "./Implement.ts"
 import { AssignmentsHandlers, InvitationsHandlers, MembersHandlers } from "./MemberHandlers.ts"
 import { OrgAuthorizationLive, RpcOrgAuthorizationLive } from "./OrgAuthorization.ts"
 import { OrgsHandlers } from "./OrgHandlers.ts"
@@ -63,7 +65,7 @@ const RpcHandlers = Layer.mergeAll(
 /** REST and /openapi.json; the document names this server (PUBLIC_URL). */
 const ApiRoutes = Layer.unwrapEffect(
   Effect.map(Settings.publicUrl, (publicUrl) =>
-    HttpLayerRouter.addHttpApi(servedApi(publicUrl), { openapiPath: "/openapi.json" }).pipe(
+    builtLean(HttpLayerRouter.addHttpApi(servedApi(publicUrl), { openapiPath: "/openapi.json" })).pipe(
       Layer.provide(HttpHandlers),
       Layer.provide([AuthenticationLive, OrgAuthorizationLive, PlatformAdminLive])
     )
@@ -99,9 +101,6 @@ export const Routes = Layer.mergeAll(ApiRoutes, DocsRoute, RpcRoute).pipe(
   Layer.provideMerge(BodyLimitLive)
 )
 
-/** Services of this application and its database: the handlers captured what they use when built. */
-const capturedByHandlers = (key: string) => key.startsWith("app/") || key.startsWith("@effect/sql")
-
 /**
  * `HttpLayerRouter.serve`, with requests run in a context of the platform's services only. Each
  * handler group and middleware captured the services it uses when it was built; Effect copies the
@@ -114,27 +113,34 @@ const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>) =>
       const handler = (yield* HttpLayerRouter.HttpRouter).asHttpEffect()
       yield* HttpServer.serveEffect(handler).pipe(
         Effect.mapInputContext((context: Context.Context<never>) =>
-          Context.unsafeMake(new Map([...context.unsafeMap].filter(([key]) => !capturedByHandlers(key))))
+          withoutApplicationServices<never, Scope.Scope | HttpServer.HttpServer>(context)
         )
       )
     })
   ).pipe(Layer.provideMerge(routes), Layer.provide(HttpLayerRouter.layer))
 
-/** Node's `request` event goes to the hot paths first; what they leave goes to the platform's handler. */
-const withHotPaths = (server: Server, hot: HotPaths) => {
-  const emit = server.emit.bind(server)
-  server.emit = ((event: string, ...args: Array<unknown>) => {
-    if (event !== "request") return emit(event, ...args)
-    const [request, response] = args as [IncomingMessage, ServerResponse]
-    let taken = false
-    try {
-      taken = hot(request, response, (replayed) => emit("request", replayed, response))
-    } catch {
-      taken = false
-    }
-    return taken || emit(event, ...args)
-  }) as typeof server.emit
-}
+/**
+ * A Node HTTP server whose every request passes the front door (FrontDoor.ts), then the hot paths
+ * when given (HotPaths.ts); what they leave goes to the handler the platform registers.
+ */
+export const makeNodeServer = (hot: HotPaths | undefined) =>
+  Effect.map(makeFrontDoor, (front) => {
+    const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 })
+    const emit = server.emit.bind(server)
+    server.emit = ((event: string, ...args: Array<unknown>) => {
+      if (event !== "request") return emit(event, ...args)
+      const [request, response] = args as [IncomingMessage, ServerResponse]
+      let taken = false
+      try {
+        front(request, response)
+        taken = hot?.(request, response, (replayed) => emit("request", replayed, response)) ?? false
+      } catch {
+        taken = false
+      }
+      return taken || emit(event, ...args)
+    }) as typeof server.emit
+    return server
+  })
 
 const closeGracefully = (server: Server, timeout: Duration.Duration) =>
   Effect.gen(function* () {
@@ -159,10 +165,10 @@ export const HttpServerLive = Layer.unwrapEffect(
     const port = yield* Settings.port
     const timeout = yield* Settings.shutdownTimeout
     const served = (yield* Settings.docsEnabled) ? "REST, /rpc, /docs, /openapi.json" : "REST, /rpc, /openapi.json"
-    const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 })
-    // The platform's per-request span (URL parse, header redaction, a span) only when spans are exported.
+    // The platform's per-request span (URL parse, header redaction, a span) only when spans are
+    // exported; the hot paths only when they are not, so that traces see every request.
     const tracing = yield* exportsSpans
-    if (!tracing) withHotPaths(server, yield* makeHotPaths)
+    const server = yield* makeNodeServer(tracing ? undefined : yield* makeHotPaths)
     const serve = serveRoutes(Routes).pipe(
       HttpMiddleware.withTracerDisabledWhen(() => !tracing),
       Layer.provide(NodeHttpServer.layer(() => server, { port, host }))

@@ -14,7 +14,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type { Rpc, RpcGroup } from "@effect/rpc"
 import { SqlError } from "@effect/sql/SqlError"
-import { Cause, Effect, type Layer, Option } from "effect"
+import { Cause, Context, Effect, Layer, Option } from "effect"
 import { Api } from "../../rpc/Api.ts"
 import { ServiceUnavailable } from "../../rpc/Errors.ts"
 import { type PartsOf, type RpcsOf, rpcsOf } from "../../rpc/Operation.ts"
@@ -61,6 +61,23 @@ const withRevisionHeader = (body: unknown) =>
 
 type AnyHandler = (input: object, request: Request) => Effect.Effect<unknown, unknown, unknown>
 
+/** The HttpApi middleware of our guards, which the routes look up in the context they are built in. */
+const GUARDS = new Set(["app/Authentication", "app/OrgAuthorization", "app/PlatformAdmin"])
+
+/**
+ * A context without this application's services and its database (but the guards): what routes and
+ * requests run in. Effect copies a request's context at every merge and `provideService`, so
+ * carrying every service of the node along cost tens of µs a request (bench:http).
+ */
+export const withoutApplicationServices = <In, Out = In>(context: Context.Context<In>): Context.Context<Out> =>
+  Context.unsafeMake(
+    new Map(
+      [...context.unsafeMap].filter(
+        ([key]) => GUARDS.has(key) || !(key.startsWith("app/") || key.startsWith("@effect/sql"))
+      )
+    )
+  )
+
 /**
  * SQLSTATE classes that mean the statement or its data was wrong (22 data exception, 23 integrity
  * constraint, 42 syntax or access rule): a fault of ours to fix, not the database being away.
@@ -102,6 +119,18 @@ const unavailableOnDatabaseLoss = <A, E, R>(answer: Effect.Effect<A, E, R>) =>
       : Effect.failCause(cause)
   })
 
+/**
+ * `layer`, built in a context without this application's services (but the guards): HttpApi groups
+ * and `addHttpApi` keep the context they are built in and merge it into every request's. Built with
+ * the application's memo map, so the router the routes go into is the shared one.
+ */
+export const builtLean = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+  Layer.scopedContext(
+    Effect.flatMap(Effect.all([Layer.CurrentMemoMap, Effect.scope]), ([memoMap, scope]) =>
+      Layer.buildWithMemoMap(layer, memoMap, scope)
+    ).pipe(Effect.mapInputContext((context: Context.Context<R>) => withoutApplicationServices(context)))
+  )
+
 /** Both doors of group `G` (its HttpApi handlers and the handlers of `rpcsOf(G)`) from one implementation. */
 export const implement = <G extends HttpApiGroup.HttpApiGroup.Any, E, RMake>(
   group: G,
@@ -112,25 +141,34 @@ export const implement = <G extends HttpApiGroup.HttpApiGroup.Any, E, RMake>(
 } => {
   const g = group as unknown as HttpApiGroup.HttpApiGroup.AnyWithProps
   const names = Object.keys(g.endpoints)
-  const group_ = HttpApiBuilder.group as (api: unknown, name: string, build: (handlers: any) => unknown) => unknown
-  const http = group_(Api, g.identifier, (handlers: any) =>
+  const group_ = HttpApiBuilder.group as (
+    api: unknown,
+    name: string,
+    build: (handlers: any) => unknown
+  ) => Layer.Layer<unknown, unknown, unknown>
+  const http = Layer.unwrapScoped(
     Effect.map(make, (implementation) => {
       const byName = implementation as unknown as Record<string, AnyHandler>
-      return names.reduce(
-        (acc, name) =>
-          acc.handle(name, ({ path, urlParams, payload }: Record<string, object | undefined>) =>
-            Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-              const answer = unavailableOnDatabaseLoss(
-                byName[name]!(
-                  { ...path, ...urlParams, ...payload },
-                  { meta: requestMeta(request.headers), http: Option.some(request) }
+      const routes = group_(Api, g.identifier, (handlers: any) =>
+        names.reduce(
+          (acc, name) =>
+            acc.handle(name, ({ path, urlParams, payload }: Record<string, object | undefined>) =>
+              Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+                const answer = unavailableOnDatabaseLoss(
+                  byName[name]!(
+                    { ...path, ...urlParams, ...payload },
+                    { meta: requestMeta(request.headers), http: Option.some(request) }
+                  )
                 )
-              )
-              return request.method === "GET" ? answer : Effect.flatMap(answer, withRevisionHeader)
-            })
-          ),
-        handlers
+                return request.method === "GET" ? answer : Effect.flatMap(answer, withRevisionHeader)
+              })
+            ),
+          handlers
+        )
       )
+      // The group keeps the context it is built in and merges it into every request's: built in one
+      // without this application's services (its handlers hold what they use), that copy is small.
+      return builtLean(routes)
     })
   )
   const rpc = (rpcsOf(group) as RpcGroup.RpcGroup<any>).toLayer(
