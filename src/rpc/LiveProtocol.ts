@@ -13,7 +13,7 @@
  * Revisions are strings holding integers (they outgrow JavaScript numbers); a session's revision
  * never goes backwards.
  */
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 
 const Revision = Schema.String.pipe(Schema.pattern(/^\d+$/))
 const Id = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100))
@@ -203,7 +203,17 @@ export const UpgradeRefusal = {
   failed: refusal(500, "Internal Server Error", "internal_error", "Upgrade failed")
 } as const
 
-export const decodeClientMessage = Schema.decodeUnknownEither(Schema.parseJson(ClientMessage))
+const decodeMessage = Schema.decodeUnknownEither(ClientMessage)
+/** A client frame's message; `Left` for text that is not JSON or not a message (the same Schema). */
+export const decodeClientMessage = (text: string): Either.Either<ClientMessage, unknown> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (error) {
+    return Either.left(error)
+  }
+  return decodeMessage(json)
+}
 export const decodeServerMessage = Schema.decodeUnknownEither(Schema.parseJson(ServerMessage))
 export const encodeServerMessage = (message: ServerMessage) => JSON.stringify(message)
 export const encodeClientMessage = (message: ClientMessage) => JSON.stringify(message)

@@ -163,7 +163,7 @@ export const make = Effect.gen(function* () {
   ) => {
     if (minRevision === undefined && consistency !== "cached") return undefined
     try {
-      const users = [...new Set(checks.map((check) => check.userId))]
+      const users = checks.length === 1 ? [checks[0]!.userId] : [...new Set(checks.map((check) => check.userId))]
       const v = cache.peek(organizationId, users, minRevision === undefined ? 0n : BigInt(minRevision))
       if (v === undefined) return undefined
       const now = clock.unsafeCurrentTimeMillis()
