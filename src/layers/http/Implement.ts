@@ -10,7 +10,7 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApp from "@effect/platform/HttpApp"
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type { Rpc, RpcGroup } from "@effect/rpc"
 import { SqlError } from "@effect/sql/SqlError"
@@ -60,22 +60,6 @@ const withRevisionHeader = (body: unknown) =>
     : Effect.succeed(body)
 
 type AnyHandler = (input: object, request: Request) => Effect.Effect<unknown, unknown, unknown>
-
-/** What HttpApi hands an endpoint's handler: the decoded parts and the request itself. */
-interface Handled {
-  readonly path?: object
-  readonly urlParams?: object
-  readonly payload?: object
-  readonly request: HttpServerRequest.HttpServerRequest
-}
-
-/** The handler's view of an HTTP request; the audit metadata is read only by the handlers that record it. */
-const from = (request: HttpServerRequest.HttpServerRequest): Request => ({
-  get meta() {
-    return requestMeta(request.headers)
-  },
-  http: Option.some(request)
-})
 
 /** The HttpApi middleware of our guards, which the routes look up in the context they are built in. */
 const GUARDS = new Set(["app/Authentication", "app/OrgAuthorization", "app/PlatformAdmin"])
@@ -168,12 +152,17 @@ export const implement = <G extends HttpApiGroup.HttpApiGroup.Any, E, RMake>(
       const routes = group_(Api, g.identifier, (handlers: any) =>
         names.reduce(
           (acc, name) =>
-            acc.handle(name, ({ path, urlParams, payload, request }: Handled) => {
-              const answer = unavailableOnDatabaseLoss(
-                byName[name]!({ ...path, ...urlParams, ...payload }, from(request))
-              )
-              return request.method === "GET" ? answer : Effect.flatMap(answer, withRevisionHeader)
-            }),
+            acc.handle(name, ({ path, urlParams, payload }: Record<string, object | undefined>) =>
+              Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+                const answer = unavailableOnDatabaseLoss(
+                  byName[name]!(
+                    { ...path, ...urlParams, ...payload },
+                    { meta: requestMeta(request.headers), http: Option.some(request) }
+                  )
+                )
+                return request.method === "GET" ? answer : Effect.flatMap(answer, withRevisionHeader)
+              })
+            ),
           handlers
         )
       )
