@@ -29,6 +29,8 @@ import {
   cpuModel,
   freePort,
   loadAverage,
+  OUR_SERVER_LABEL,
+  ourServer,
   positiveInt,
   ratio,
   revision,
@@ -79,7 +81,7 @@ const main = async () => {
       servers.push(server)
       return server
     }
-    const ours = await start("ours", "src/main.ts", {
+    const ours = await start("ours", ourServer(), {
       WS_PORT: String(await freePort()),
       DATA_DIR: dataDir,
       DATABASE_URL: process.env.BENCH_DATABASE_URL ?? postgres!.url,
@@ -123,7 +125,7 @@ const main = async () => {
         `machine: ${cpuModel()}, ${availableParallelism()} cores, Node ${process.version}; ` +
           `load average ${loadBefore} before, ${loadAverage()} after`,
         `versions: effect ${version("effect")}, jose ${version("jose")}, @node-rs/argon2 ${version("@node-rs/argon2")}`,
-        `ours: node --import tsx src/main.ts at ${code}, Postgres ${process.env.BENCH_DATABASE_URL ? "(given)" : "(throwaway, fsync off)"}, ` +
+        `ours: ${OUR_SERVER_LABEL} at ${code}, Postgres ${process.env.BENCH_DATABASE_URL ? "(given)" : "(throwaway, fsync off)"}, ` +
           `Redis ${process.env.BENCH_REDIS_URL ? "(given)" : "(throwaway)"}, LOG_LEVEL=warning; the same token on every request`,
         "bare HttpApi: bench/servers/effect-http.ts on NodeHttpServer, GET /v1/me reads `authorization` and answers a constant Me",
         `load: autocannon in its own process, pipelining 1; every case warmed ${WARMUP} s, then ${ROUNDS} rounds of ` +

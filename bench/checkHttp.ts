@@ -23,7 +23,7 @@ import type { Assignment, CheckInput, Role } from "../src/domain/Decision.ts"
 import { waitForMail } from "../test/support/Mailbox.ts"
 import { startPostgres, startRedis } from "../test/support/Servers.ts"
 import { openLive } from "./checkLive.ts"
-import { freePort, num, positiveInt, table, tempDirs } from "./harness.ts"
+import { freePort, num, ourServer, positiveInt, table, tempDirs } from "./harness.ts"
 import {
   type Case,
   cheaper,
@@ -145,7 +145,7 @@ export const httpPart = async (policy: HttpPolicy, plan: Rounds) => {
     const dataDir = mkdtempSync(join(tmpdir(), "bench-check-"))
     tempDirs.push(dataDir)
     const wsPort = await freePort()
-    const ours = await startServer("ours", "src/main.ts", await freePort(), {
+    const ours = await startServer("ours", ourServer(), await freePort(), {
       WS_PORT: String(wsPort),
       DATA_DIR: dataDir,
       DATABASE_URL: process.env.BENCH_DATABASE_URL ?? postgres!.url,

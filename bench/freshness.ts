@@ -3,7 +3,7 @@
  * holds N other live sessions (issue #11: p99 ≤ 20 ms from the write's answer to the frame, on real
  * Postgres and Redis), beside baselines measured in the same run.
  *
- * Ours: one server process (src/main.ts) on throwaway Postgres and Redis (or BENCH_DATABASE_URL /
+ * Ours: one server process (dist/src/main.js, built first) on throwaway Postgres and Redis (or BENCH_DATABASE_URL /
  * BENCH_REDIS_URL). An organization is built through the API (bench/live/stack.ts): members holding
  * the role `reader` (docs:read) with BENCH_SOCKETS_PER_USER live sessions each, N = BENCH_SESSIONS
  * sessions in all, opened from BENCH_WORKERS client processes (bench/live/clients.ts); plus

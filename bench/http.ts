@@ -4,7 +4,7 @@
  * NodeHttpServer, the same app on UwsHttpServer (src/layers/http/UwsHttpServer.ts), bare node:http,
  * bare uWebSockets.js and Fastify 5.
  *
- * Every server starts once, in its own process (ours: src/main.ts on the embedded PGlite, idle here),
+ * Every server starts once, in its own process (ours: dist/src/main.js, built first, on the embedded PGlite, idle here),
  * and is warmed up; then the servers take turns, round after round with the order rotating
  * (bench/rounds.ts), so a busy moment on this shared machine lands on all of them alike. autocannon
  * runs in another process (bench/load.ts); one server is under load at a time. The figure that
@@ -22,6 +22,8 @@ import {
   cpuModel,
   freePort,
   loadAverage,
+  OUR_SERVER_LABEL,
+  ourServer,
   positiveInt,
   probe,
   revision,
@@ -55,15 +57,16 @@ interface Variant {
   readonly env: () => Promise<Record<string, string>>
 }
 
-const OURS = "ours (src/main.ts)"
+const OURS = "ours (dist/src/main.js)"
 const BARE_NODE = "HttpApi on NodeHttpServer"
 const BARE_UWS = "HttpApi on UwsHttpServer"
 
 const all: ReadonlyArray<Variant> = [
   {
     name: OURS,
-    script: "src/main.ts",
+    script: "dist/src/main.js",
     env: async () => {
+      ourServer()
       const dir = mkdtempSync(join(tmpdir(), "bench-http-"))
       tempDirs.push(dir)
       return { WS_PORT: String(await freePort()), DATA_DIR: dir, LOG_LEVEL }
@@ -120,7 +123,7 @@ const main = async () => {
         `versions: effect ${version("effect")}, @effect/platform ${version("@effect/platform")}, ` +
           `@effect/platform-node ${version("@effect/platform-node")}, uWebSockets.js ${version("uWebSockets.js")}, ` +
           `fastify ${version("fastify")}, autocannon ${version("autocannon")}`,
-        `code at ${code}; ours: node --import tsx src/main.ts, embedded PGlite (idle), LOG_LEVEL=${LOG_LEVEL}; ` +
+        `code at ${code}; ours: ${OUR_SERVER_LABEL}, embedded PGlite (idle), LOG_LEVEL=${LOG_LEVEL}; ` +
           "bare HttpApi: bench/servers/effect-http.ts (no middleware, no logger, no tracer)",
         `load: autocannon in its own process, ${CONNECTIONS} connections, pipelining 1; every server warmed ${WARMUP} s, ` +
           `then ${ROUNDS} rounds of ${DURATION} s each, servers taking turns (order rotating each round)`,

@@ -2,7 +2,7 @@
  * bench:push — one role change fanned out to N live sessions on one node, beside the same fan-out of
  * an equal-size JSON message through a plain `ws` server and a Socket.IO server.
  *
- * Ours: one server process (src/main.ts) on throwaway Postgres and Redis (or BENCH_DATABASE_URL /
+ * Ours: one server process (dist/src/main.js, built first) on throwaway Postgres and Redis (or BENCH_DATABASE_URL /
  * BENCH_REDIS_URL). An organization is built through the API (bench/live/stack.ts): members who
  * hold the role `reader` (docs:read), BENCH_SOCKETS_PER_USER live sessions each (MAX_SOCKETS_PER_USER
  * is set to the same). N sessions are opened from BENCH_WORKERS client processes (bench/live/clients.ts),
@@ -29,6 +29,7 @@ import {
   isRunning,
   loadAverage,
   num,
+  OUR_SERVER_LABEL,
   positiveInt,
   probe,
   revision,
@@ -448,7 +449,7 @@ const main = async () => {
         `load average ${loadBefore} before, ${loadAverage()} after`,
       `versions: effect ${version("effect")}, uWebSockets.js (${version("uWebSockets.js")}), ws ${version("ws")}, ` +
         `socket.io ${version("socket.io")}, socket.io-client ${version("socket.io-client")}`,
-      `ours: node --import tsx src/main.ts at ${code}, one node, Postgres ${process.env.BENCH_DATABASE_URL ? "(given)" : "(throwaway, fsync off)"}, ` +
+      `ours: ${OUR_SERVER_LABEL} at ${code}, one node, Postgres ${process.env.BENCH_DATABASE_URL ? "(given)" : "(throwaway, fsync off)"}, ` +
         `Redis ${process.env.BENCH_REDIS_URL ? "(given)" : "(throwaway)"}, LOG_LEVEL=warning, MAX_SOCKETS_PER_USER=${PER_USER}`,
       `sessions: ${num(N)} = ${num(mine.users)} members × ${PER_USER} (set up through the API in ${mine.setupSeconds.toFixed(0)} s), ` +
         `all holding the role reader; one ticket per session`,

@@ -2,7 +2,7 @@
  * bench:sessions — how many authenticated live sessions one node holds, and how fast they all come
  * back after dropping at once.
  *
- * One server process (src/main.ts) on throwaway Postgres and Redis (or BENCH_DATABASE_URL /
+ * One server process (dist/src/main.js, built first) on throwaway Postgres and Redis (or BENCH_DATABASE_URL /
  * BENCH_REDIS_URL); an organization built through the API (bench/live/stack.ts) whose members hold
  * BENCH_SOCKETS_PER_USER sessions each (MAX_SOCKETS_PER_USER is set to the same); the clients in
  * BENCH_WORKERS processes (bench/live/clients.ts), each on its own loopback source address.
@@ -32,6 +32,7 @@ import {
   isRunning,
   loadAverage,
   num,
+  OUR_SERVER_LABEL,
   positiveInt,
   revision,
   runBench,
@@ -306,7 +307,7 @@ const main = async () => {
         `machine: ${cpuModel()}, ${availableParallelism()} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; ` +
           `load average ${loadBefore} before, ${loadAverage()} after`,
         `versions: effect ${version("effect")}, uWebSockets.js (${version("uWebSockets.js")}), ws ${version("ws")} (clients)`,
-        `ours: node --import tsx src/main.ts at ${code}, one node, Postgres ${process.env.BENCH_DATABASE_URL ? "(given)" : "(throwaway, fsync off)"}, ` +
+        `ours: ${OUR_SERVER_LABEL} at ${code}, one node, Postgres ${process.env.BENCH_DATABASE_URL ? "(given)" : "(throwaway, fsync off)"}, ` +
           `Redis ${process.env.BENCH_REDIS_URL ? "(given)" : "(throwaway)"}, LOG_LEVEL=warning, MAX_SOCKETS_PER_USER=${PER_USER}`,
         `sessions: up to ${num(MAX)} = ${num(users)} members × ${PER_USER} (set up through the API in ${org.seconds.toFixed(0)} s); ` +
           `one ticket per session; ${WORKERS} client processes on 127.0.0.2–127.0.0.${1 + WORKERS}`,

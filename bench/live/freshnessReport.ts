@@ -6,7 +6,7 @@
  */
 import { availableParallelism, totalmem } from "node:os"
 import { LiveLimits } from "../../src/rpc/LiveProtocol.ts"
-import { CLK_TCK, cpuModel, cpuUs, loadAverage, num, version } from "../harness.ts"
+import { CLK_TCK, cpuModel, cpuUs, loadAverage, num, OUR_SERVER_LABEL, version } from "../harness.ts"
 import { PAUSE_MS, type Plan, REVISIT_MS, type Stats, stats, type WsBaseline } from "./freshnessTaps.ts"
 import { fmtMs, grid, machineCpu, now, treeCpu, treeCpuSinceMs } from "./workers.ts"
 
@@ -148,7 +148,7 @@ export const report = (run: Run, mine: Ours, ws: WsBaseline) => {
     `machine: ${cpuModel()}, ${availableParallelism()} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; ` +
       `load average ${run.loadBefore} before, ${loadAverage()} after`,
     `versions: effect ${version("effect")}, uWebSockets.js (${version("uWebSockets.js")}), ioredis ${version("ioredis")}, ws ${version("ws")}`,
-    `ours: node --import tsx src/main.ts at ${run.code}, one node, Postgres ${givenPg ? "(given)" : "(throwaway, fsync off)"}, ` +
+    `ours: ${OUR_SERVER_LABEL} at ${run.code}, one node, Postgres ${givenPg ? "(given)" : "(throwaway, fsync off)"}, ` +
       `Redis ${givenRedis ? "(given)" : "(throwaway)"}, LOG_LEVEL=warning, MAX_SOCKETS_PER_USER=${PER_USER}`,
     `sessions: ${num(N)} = ${num(mine.users)} members × ${PER_USER} (reader), from ${plan.workers} client processes ` +
       `(opened in ${mine.openSeconds.toFixed(0)} s; ${mine.reopened} dropped right after the upgrade and reopened), ` +

@@ -11,7 +11,7 @@ import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { readMailbox, tokenIn } from "../../test/support/Mailbox.ts"
 import { startPostgres, startRedis } from "../../test/support/Servers.ts"
-import { freePort, isRunning, probe, startNode, stop, tempDirs } from "../harness.ts"
+import { freePort, isRunning, ourServer, probe, startNode, stop, tempDirs } from "../harness.ts"
 import { processTree } from "./workers.ts"
 
 export const PASSWORD = "a benchmark passphrase"
@@ -140,7 +140,7 @@ export const startStack = async (env: Record<string, string>): Promise<Stack> =>
     const wsPort = await freePort()
     const base = `http://127.0.0.1:${port}`
     const wsBase = `http://127.0.0.1:${wsPort}`
-    const server = startNode(["src/main.ts"], {
+    const server = startNode([ourServer()], {
       PORT: String(port),
       WS_PORT: String(wsPort),
       HOST: "127.0.0.1",
