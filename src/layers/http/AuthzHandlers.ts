@@ -17,16 +17,28 @@ import { actingFor } from "./OrgAuthorization.ts"
 
 const noSuchMember = new NotFound({ message: "No such member" })
 
+/** The store's question for one check by `member` (shared with the hot paths, HotPaths.ts). */
+export const checkQuestion = (member: Member, request: typeof CheckRequest.Type) => ({
+  organizationId: member.organizationId,
+  userId: request.userId ?? member.userId,
+  permission: request.permission,
+  resource: request.resource,
+  minRevision: atLeast(request.minRevision, member.revision),
+  consistency: request.consistency
+})
+
+/** The store's questions for a batch by `member`, all at one revision (shared with the hot paths). */
+export const batchQuestions = (member: Member, request: typeof BatchCheckRequest.Type) =>
+  [
+    member.organizationId,
+    request.checks.map((c) => ({ userId: c.userId ?? member.userId, permission: c.permission, resource: c.resource })),
+    atLeast(request.minRevision, member.revision),
+    request.consistency
+  ] as const
+
 /** The store's question for one check by `member`, after the guard's second half for other users. */
 const asked = (store: PermissionStoreShape, member: Member, request: typeof CheckRequest.Type) =>
-  Effect.as(actingFor(store, member, [request.userId]), {
-    organizationId: member.organizationId,
-    userId: request.userId ?? member.userId,
-    permission: request.permission,
-    resource: request.resource,
-    minRevision: atLeast(request.minRevision, member.revision),
-    consistency: request.consistency
-  })
+  Effect.as(actingFor(store, member, [request.userId]), checkQuestion(member, request))
 
 /** The later of the caller's `minRevision` and the guard's revision: the handler reads nothing again. */
 export const atLeast = (asked: string | undefined, guard: string | undefined) =>
@@ -53,16 +65,7 @@ const make = Effect.gen(function* () {
         member,
         request.checks.map((c) => c.userId)
       )
-      const answers = yield* store.checkMany(
-        member.organizationId,
-        request.checks.map((c) => ({
-          userId: c.userId ?? member.userId,
-          permission: c.permission,
-          resource: c.resource
-        })),
-        atLeast(request.minRevision, member.revision),
-        request.consistency
-      )
+      const answers = yield* store.checkMany(...batchQuestions(member, request))
       if (answers.some((answer) => !answer.member)) return yield* noSuchMember
       return new BatchCheckResult({
         revision: answers[0]?.revision ?? "0",

@@ -18,7 +18,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { PassThrough } from "node:stream"
-import { Effect, Either, Exit, Option, Runtime, Schema } from "effect"
+import { Effect, Either, FiberSet, Option, Schema } from "effect"
 import { Me } from "../../rpc/Auth.ts"
 import { BatchCheckRequest, type BatchCheckResult, CheckRequest, type CheckResult } from "../../rpc/Authz.ts"
 import { Id } from "../../rpc/Ids.ts"
@@ -30,8 +30,8 @@ import { Realtime } from "../../services/Realtime.ts"
 import { Revocations } from "../../services/Revocations.ts"
 import { ProfileCache } from "../auth/ProfileCache.ts"
 import { Settings } from "../Settings.ts"
-import { atLeast } from "./AuthzHandlers.ts"
-import { type Declared, declaredPermissions } from "./OrgAuthorization.ts"
+import { batchQuestions, checkQuestion } from "./AuthzHandlers.ts"
+import { admitted, type Declared, declaredPermissions, othersIn } from "./OrgAuthorization.ts"
 import { bearerToken } from "./RequestMeta.ts"
 
 /** Hands a request (its body replayed, if it was read) to the HttpApi routes. */
@@ -100,8 +100,8 @@ export const makeHotPaths = Effect.gen(function* () {
   const store = yield* PermissionStore
   const realtime = yield* Realtime
   const maxBodySize = yield* Settings.maxBodySize
-  const runtime = yield* Effect.runtime<never>()
-  const runCallback = Runtime.runCallback(runtime)
+  // Ticket writes run as fibers of this scope: a shutdown interrupts the ones in flight.
+  const runFork = yield* FiberSet.makeRuntime<never>()
   const declared = declaredPermissions()
   const checkGuard = declared.get("POST /v1/orgs/:organizationId/check")
   const batchGuard = declared.get("POST /v1/orgs/:organizationId/check/batch")
@@ -119,23 +119,19 @@ export const makeHotPaths = Effect.gen(function* () {
   const guard = (user: SignedIn, org: string, declaration: Declared | undefined, cached: boolean) => {
     const organizationId = canonicalId(org)
     if (declaration === undefined || Option.isNone(organizationId)) return undefined
-    const { permission, selfService } = declaration
     const answer = store.checkNow({
       organizationId: organizationId.value,
       userId: user.userId,
-      permission,
+      permission: declaration.permission,
       consistency: cached ? "cached" : undefined
     })
-    if (answer === undefined || !answer.member) return undefined
-    const base = { ...user, organizationId: organizationId.value, revision: answer.revision }
-    if (selfService)
-      return answer.blocked === true ? undefined : ({ ...base, aboutOthers: permission } satisfies Member)
-    return answer.allowed ? (base satisfies Member) : undefined
+    if (answer === undefined) return undefined
+    return Either.getOrUndefined(admitted(user, organizationId.value, declaration, answer))
   }
 
   /** The guard's second half (`actingFor`): asking about someone else needs the declared permission. */
   const mayAskAbout = (member: Member, userIds: ReadonlyArray<string | undefined>) => {
-    if (userIds.every((id) => id === undefined || id === member.userId)) return true
+    if (othersIn(member, userIds).length === 0) return true
     if (member.aboutOthers === undefined) return false
     const { organizationId, userId, aboutOthers: permission, revision: minRevision } = member
     return store.checkNow({ organizationId, userId, permission, minRevision })?.allowed === true
@@ -147,14 +143,7 @@ export const makeHotPaths = Effect.gen(function* () {
     const request = decoded.right
     const member = guard(user, org, checkGuard, request.consistency === "cached")
     if (member === undefined || !mayAskAbout(member, [request.userId])) return undefined
-    const answer = store.checkNow({
-      organizationId: member.organizationId,
-      userId: request.userId ?? member.userId,
-      permission: request.permission,
-      resource: request.resource,
-      minRevision: atLeast(request.minRevision, member.revision),
-      consistency: request.consistency
-    })
+    const answer = store.checkNow(checkQuestion(member, request))
     if (answer === undefined || !answer.member) return undefined
     const { allowed, reason, revision } = answer
     return { body: { allowed, reason, revision } satisfies typeof CheckResult.Encoded, revision }
@@ -173,16 +162,7 @@ export const makeHotPaths = Effect.gen(function* () {
       )
     )
       return undefined
-    const answers = store.checkManyNow(
-      member.organizationId,
-      request.checks.map((c) => ({
-        userId: c.userId ?? member.userId,
-        permission: c.permission,
-        resource: c.resource
-      })),
-      atLeast(request.minRevision, member.revision),
-      request.consistency
-    )
+    const answers = store.checkManyNow(...batchQuestions(member, request))
     if (answers === undefined || answers.some((answer) => !answer.member)) return undefined
     const revision = answers[0]?.revision ?? "0"
     const results = answers.map(({ allowed, reason }) => ({ allowed, reason }))
@@ -194,10 +174,12 @@ export const makeHotPaths = Effect.gen(function* () {
     const decoded = decodeTicket(body)
     const issuing = Either.isLeft(decoded) ? undefined : realtime.issueTicketNow(user, decoded.right.organizationId)
     if (issuing === undefined) return reply(undefined)
-    runCallback(issuing, {
-      onExit: (exit) =>
-        reply(Exit.isSuccess(exit) ? { status: 201, body: exit.value satisfies typeof Ticket.Encoded } : undefined)
-    })
+    runFork(
+      Effect.match(issuing, {
+        onFailure: () => reply(undefined),
+        onSuccess: (issued) => reply({ status: 201, body: issued satisfies typeof Ticket.Encoded })
+      })
+    )
   }
 
   const me = (user: SignedIn): Answer | undefined => {

@@ -159,7 +159,7 @@ const closeGracefully = (server: Server, timeout: Duration.Duration) =>
     )
   })
 
-export const HttpServerLive = Layer.unwrapEffect(
+export const HttpServerLive = Layer.unwrapScoped(
   Effect.gen(function* () {
     const host = yield* Settings.host
     const port = yield* Settings.port

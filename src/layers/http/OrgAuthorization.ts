@@ -6,8 +6,7 @@
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { spannedGen } from "../../services/Span.ts"
+import { Context, Effect, Either, Layer, Option, Redacted, Schema } from "effect"
 import { Api } from "../../rpc/Api.ts"
 import { Forbidden, NotFound } from "../../rpc/Errors.ts"
 import { Id } from "../../rpc/Ids.ts"
@@ -19,8 +18,14 @@ import {
   SelfService,
   type SignedIn
 } from "../../rpc/Security.ts"
-import { type Consistency, PermissionStore, type PermissionStoreShape } from "../../services/PermissionStore.ts"
+import {
+  type CheckAnswer,
+  type Consistency,
+  PermissionStore,
+  type PermissionStoreShape
+} from "../../services/PermissionStore.ts"
 import { SignIn } from "../../services/SignIn.ts"
+import { spannedGen } from "../../services/Span.ts"
 import { bearerToken } from "./RequestMeta.ts"
 
 /** The route parameter as sent (any case) to its canonical, lowercase form (S49). */
@@ -71,6 +76,31 @@ export const declaredPermissions = () => {
 const forbidden = (permission: string, reason: string) =>
   new Forbidden({ message: `Missing permission ${permission} (${reason})` })
 
+/**
+ * The guard's decision from the store's answer about the caller and the declared permission: the
+ * member the handler acts as, or the refusal. Shared with the hot paths (HotPaths.ts).
+ */
+export const admitted = (
+  user: SignedIn,
+  organizationId: string,
+  { permission, selfService }: Declared,
+  answer: CheckAnswer
+): Either.Either<Member, Forbidden | NotFound> => {
+  if (!answer.member) return Either.left(noSuchOrganization)
+  const { revision } = answer
+  if (selfService) {
+    // About themselves any member may ask, unless the organization or the user is shut out.
+    if (answer.blocked === true) return Either.left(forbidden(permission, answer.reason))
+    return Either.right({ ...user, organizationId, aboutOthers: permission, revision })
+  }
+  if (!answer.allowed) return Either.left(forbidden(permission, answer.reason))
+  return Either.right({ ...user, organizationId, revision })
+}
+
+/** The users other than the member that an operation names. */
+export const othersIn = (member: Member, userIds: ReadonlyArray<string | undefined>) =>
+  userIds.filter((id): id is string => id !== undefined && id !== member.userId)
+
 const authorize = spannedGen(
   "OrgAuthorization.authorize",
   function* (
@@ -85,20 +115,11 @@ const authorize = spannedGen(
     if (Option.isNone(canonical)) return yield* noSuchOrganization
     const organizationId = canonical.value
     const store = yield* PermissionStore
-    const { permission, selfService } = declaration
     // Without minRevision the store never answers `revision_not_reached`.
     const answer = yield* store
-      .check({ organizationId, userId: user.userId, permission, consistency })
+      .check({ organizationId, userId: user.userId, permission: declaration.permission, consistency })
       .pipe(Effect.catchTag("Conflict", Effect.die))
-    if (!answer.member) return yield* noSuchOrganization
-    const { revision } = answer
-    if (selfService) {
-      // About themselves any member may ask, unless the organization or the user is shut out.
-      if (answer.blocked === true) return yield* forbidden(permission, answer.reason)
-      return { ...user, organizationId, aboutOthers: permission, revision } satisfies Member
-    }
-    if (!answer.allowed) return yield* forbidden(permission, answer.reason)
-    return { ...user, organizationId, revision } satisfies Member
+    return yield* admitted(user, organizationId, declaration, answer)
   }
 )
 
@@ -110,8 +131,7 @@ const authorize = spannedGen(
 export const actingFor = spannedGen(
   "OrgAuthorization.actingFor",
   function* (store: PermissionStoreShape, member: Member, userIds: ReadonlyArray<string | undefined>) {
-    const others = userIds.filter((id): id is string => id !== undefined && id !== member.userId)
-    if (others.length === 0) return
+    if (othersIn(member, userIds).length === 0) return
     const permission = member.aboutOthers
     if (permission === undefined) return yield* new Forbidden({ message: "This operation declares no permission" })
     const answer = yield* store
